@@ -1,0 +1,60 @@
+"""The `fhir-module` command: export, validate, serve, cards.
+
+Each subcommand's work lives in the module that owns it; this file only declares the arguments,
+so `fhir-module --help` shows the whole interface in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fhir-module",
+        description="A drug monograph as computable FHIR knowledge, served through CDS Hooks.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the CDS Hooks service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--bundle", help="serve the knowledge in this exported bundle instead of the built-in one")
+
+    export = sub.add_parser("export", help="export the knowledge artifacts as a FHIR bundle or package")
+    export.add_argument("--fhir-version", choices=["R4", "R5"], default="R4")
+    export.add_argument("--type", choices=["collection", "transaction"], default="collection")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.add_argument("--package", metavar="DIR", help="write a FHIR package (package.json + one file per resource)")
+
+    validate = sub.add_parser("validate", help="validate FHIR resources or bundles")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--profile", action="append", help="profile URL to validate against (repeatable)")
+    validate.add_argument("--fhir-version", choices=["R4", "R5"], help="default: from the resource, else R4")
+    validate.add_argument("--format", choices=["text", "json"], default="text")
+
+    cards = sub.add_parser("cards", help="evaluate one CDS Hooks request offline and print the response")
+    cards.add_argument("request", metavar="REQUEST.json")
+    cards.add_argument("--bundle", help="knowledge bundle to apply (default: the built-in one)")
+    cards.add_argument("--service", help="service id (default: the one whose hook matches the request)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Imports are deferred so that `fhir-module validate` does not load FastAPI, and so on.
+    if args.command == "serve":
+        from fhir_module.api.server import serve_command as command
+    elif args.command == "export":
+        from fhir_module.fhir.export import export_command as command
+    elif args.command == "validate":
+        from fhir_module.validation.cli import validate_command as command
+    else:
+        from fhir_module.engine.cli import cards_command as command
+    return command(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -135,7 +135,7 @@ class _Parser:
                 self.fail(f"{what} outside any section (after the title, before the first '###' heading)",
                           lineno)
         if title is None:
-            self.fail("no title: expected a '# Title' heading", start + 1 if start < len(self.lines) else 1)
+            self.fail("no title: expected a '# Title' heading", min(start + 1, len(self.lines)) or 1)
         if not raws:
             self.fail("no sections: expected '### Section' headings after the title", title_line)
         return title, title_line, raws

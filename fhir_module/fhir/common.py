@@ -1,0 +1,65 @@
+"""What every knowledge artifact carries: canonical identity, version, status, date, publisher, profile.
+
+CRMI/CPG conventions: a canonical `url` (base/Type/id), the module's `version`, a computable `name`,
+`status`, `date` from the knowledge version (never the clock, so exports are byte-identical) and
+`publisher`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_module.knowledge import Knowledge
+
+from .canonical import BASE
+
+R4 = "R4"
+R5 = "R5"
+FHIR_VERSIONS = {R4: "4.0.1", R5: "5.0.0"}
+
+
+def canonical_url(resource_type: str, resource_id: str) -> str:
+    return f"{BASE}/{resource_type}/{resource_id}"
+
+
+def valueset_url(vs_id: str) -> str:
+    return canonical_url("ValueSet", vs_id)
+
+
+def computable_name(text: str) -> str:
+    """`levomilnacipran-order-select` → `LevomilnacipranOrderSelect` (CRMI names are identifiers)."""
+    return "".join(part[:1].upper() + part[1:] for part in text.replace("_", "-").split("-") if part)
+
+
+def artifact(
+    knowledge: Knowledge,
+    resource_type: str,
+    resource_id: str,
+    *,
+    title: str,
+    profile: str | None,
+    description: str | None = None,
+    canonical: bool = True,
+) -> dict[str, Any]:
+    """The header of one artifact; builders add their own elements after it."""
+    module = knowledge.module
+    resource: dict[str, Any] = {"resourceType": resource_type, "id": resource_id}
+    if profile:
+        resource["meta"] = {"profile": [profile]}
+    if canonical:
+        resource["url"] = canonical_url(resource_type, resource_id)
+        resource["version"] = module["version"]
+        resource["name"] = computable_name(resource_id)
+        resource["title"] = title
+    resource["status"] = module["status"]
+    if canonical:
+        resource["date"] = module["date"]
+        resource["publisher"] = module["publisher"]
+        if description:
+            resource["description"] = description
+    return resource
+
+
+def monograph_url(knowledge: Knowledge, section_id: str | None = None) -> str:
+    url = knowledge.module["monograph"]["url"]
+    return f"{url}#{section_id}" if section_id else url

@@ -1,0 +1,107 @@
+"""The FastAPI application: `create_app(settings, engine)`.
+
+The app holds its collaborators on `app.state`: `engine` (the knowledge), `settings`, `http` (one
+shared httpx.AsyncClient for FHIR and JWKS fetches), `store` (feedback) and `authenticator`.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from fhir_module.config import Settings, load_settings
+from fhir_module.feedback import FeedbackStore, store_from_url
+
+from .auth import Authenticator
+from .body import BodySizeLimit
+from .errors import install_error_handlers
+from .openapi import build_openapi
+from .routes import discovery, feedback, health, services
+
+log = logging.getLogger("fhir_module.api")
+
+DESCRIPTION = (
+    "CDS Hooks 2.0 services built from FHIR knowledge artifacts. Errors answer FHIR "
+    "OperationOutcome bodies (application/fhir+json)."
+)
+
+
+def load_engine(settings: Settings) -> Any:
+    """The engine for these settings: the configured bundle, else the built-in knowledge."""
+    from fhir_module.engine import Engine
+
+    if settings.bundle_path:
+        return Engine.from_bundle_file(settings.bundle_path)
+    return Engine.default()
+
+
+def create_app(
+    settings: Settings | None = None,
+    engine: Any = None,
+    *,
+    store: FeedbackStore | None = None,
+) -> FastAPI:
+    """Build the service. Missing arguments come from the environment (`load_settings`), the
+    configured bundle or built-in knowledge, and the configured feedback database."""
+    settings = settings or load_settings()
+    engine = engine if engine is not None else load_engine(settings)
+    store = store if store is not None else store_from_url(settings.database_url)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.fetch_timeout),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,  # a redirect could lead the bearer token off the allowed server
+        trust_env=False,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await http.aclose()
+            store.close()
+
+    app = FastAPI(
+        title="fhir_module CDS Hooks service",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.http = http
+    app.state.store = store
+    app.state.authenticator = Authenticator(settings, http)
+    if not settings.auth_enabled:
+        log.warning("authentication is OFF: no trusted clients configured; serve on loopback only")
+
+    install_error_handlers(app)
+    for module in (discovery, services, feedback, health):
+        app.include_router(module.router)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+
+    # Added last = outermost: CORS headers also go on 413 answers from the size limit.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        allow_credentials=False,
+        max_age=600,
+    )
+    return app
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("fhir-module")
+    except Exception:  # not installed as a distribution (running from a source tree)
+        return "0"

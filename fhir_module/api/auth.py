@@ -1,0 +1,225 @@
+"""Authentication of CDS clients by signed JWT (CDS Hooks 2.0, "Trusting CDS Clients").
+
+With trusted clients configured, discovery, service calls and feedback all need
+`Authorization: Bearer <JWT>` (the spec says the JWT accompanies every call, discovery included;
+we follow it so that the list of services and their prefetch templates is not public either).
+`/healthz` and the OpenAPI document stay open: they reveal nothing about patients or clients.
+
+A JWT is accepted when:
+
+- its header `alg` is ES384 or RS384 (`none`, HMAC and everything else are refused) and names a
+  `kid` found in the issuer's JWK Set, whose key type fits the algorithm;
+- `iss` is a trusted client; `jku`, if sent, equals that client's configured `jwks_url` (keys are
+  never fetched from a URL the token itself names);
+- `aud` is the URL of the endpoint being called (the configured public base URL + path, else the
+  URL the request arrived at);
+- `exp`, `iat` and `jti` are present, `exp` is in the future and at most an hour ahead;
+- the `jti` has not been seen before from that issuer while still valid (replay);
+- `tenant` equals the client's configured tenant, when one is configured.
+
+Replay protection is kept in memory: run one worker process per service, or put a shared
+store behind `ReplayCache` before scaling out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+from fastapi import Request
+
+from fhir_module.config import Settings, TrustedClient
+
+from .errors import ApiError
+
+log = logging.getLogger("fhir_module.api.auth")
+
+ALLOWED_ALGORITHMS = {"ES384": ("EC", "P-384"), "RS384": ("RSA", None)}
+CLOCK_SKEW_SECONDS = 30
+MAX_LIFETIME_SECONDS = 3600
+# After a JWKS fetch, an unknown kid triggers no new fetch for this long (rate limit).
+MIN_REFETCH_SECONDS = 10.0
+
+
+def _unauthorized(reason: str) -> ApiError:
+    # The reason is safe to return: it describes the token's shape, never its content.
+    description = reason.replace('"', "'")
+    return ApiError(
+        401,
+        f"authentication failed: {reason}",
+        code="login",
+        headers={"WWW-Authenticate": f'Bearer realm="cds-services", error="invalid_token", '
+                                     f'error_description="{description}"'},
+    )
+
+
+@dataclass
+class _KeySet:
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fetched_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class JwksCache:
+    """Public keys per trusted client: inline sets as given, URLs fetched and cached with a TTL."""
+
+    def __init__(self, client: httpx.AsyncClient, ttl: float, timeout: float) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._timeout = timeout
+        self._sets: dict[str, _KeySet] = {}
+
+    @staticmethod
+    def _index(jwks: Any) -> dict[str, dict[str, Any]]:
+        keys = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(keys, list):
+            raise ValueError("not a JWK Set")
+        return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+
+    async def _fetch(self, client: TrustedClient) -> dict[str, dict[str, Any]]:
+        assert client.jwks_url is not None
+        try:
+            response = await self._client.get(client.jwks_url, timeout=self._timeout)
+            response.raise_for_status()
+            return self._index(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("JWK Set of issuer %s could not be fetched: %s", client.iss, type(exc).__name__)
+            raise _unauthorized("the client's public keys could not be obtained") from None
+
+    async def key(self, client: TrustedClient, kid: str) -> dict[str, Any] | None:
+        if client.jwks is not None:
+            return self._index(client.jwks).get(kid)
+        entry = self._sets.setdefault(client.iss, _KeySet())
+        async with entry.lock:
+            age = time.monotonic() - entry.fetched_at
+            stale = not entry.fetched_at or age > self._ttl
+            unknown = kid not in entry.keys and age > MIN_REFETCH_SECONDS
+            if stale or unknown:
+                entry.keys = await self._fetch(client)
+                entry.fetched_at = time.monotonic()
+            return entry.keys.get(kid)
+
+
+class ReplayCache:
+    """JWT ids already used, remembered until the token would have expired anyway."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], float] = {}
+
+    def first_use(self, iss: str, jti: str, exp: float) -> bool:
+        now = time.time()
+        if len(self._seen) > 1000:
+            self._seen = {k: v for k, v in self._seen.items() if v + CLOCK_SKEW_SECONDS > now}
+        key = (iss, jti)
+        if key in self._seen and self._seen[key] + CLOCK_SKEW_SECONDS > now:
+            return False
+        self._seen[key] = exp
+        return True
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated CDS client of one request."""
+
+    iss: str
+    tenant: str | None
+    jti: str
+
+
+class Authenticator:
+    """Checks the bearer JWT of a request against the trusted clients."""
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._clients = {c.iss: c for c in settings.trusted_clients}
+        self._keys = JwksCache(client, settings.jwks_cache_seconds, settings.fetch_timeout)
+        self._replay = ReplayCache()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._clients)
+
+    def audience(self, request: Request) -> str:
+        """The endpoint URL a JWT for this request must be addressed to."""
+        path = request.url.path
+        if self._settings.public_base_url:
+            return self._settings.public_base_url + path
+        return f"{request.url.scheme}://{request.url.netloc}{path}"
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        if not self.enabled:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized("a Bearer JWT is required")
+        return await self.verify(token.strip(), self.audience(request))
+
+    async def verify(self, token: str, audience: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise _unauthorized("the token is not a well-formed JWT") from None
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise _unauthorized(f"algorithm {alg!r} is not accepted (ES384 or RS384)")
+        if "typ" in header and str(header["typ"]).upper() != "JWT":
+            raise _unauthorized("typ must be JWT")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _unauthorized("the JWT header has no kid")
+        iss = unverified.get("iss")
+        client = self._clients.get(iss) if isinstance(iss, str) else None
+        if client is None:
+            raise _unauthorized("the issuer is not a trusted client")
+        if "jku" in header and header["jku"] != client.jwks_url:
+            raise _unauthorized("jku is not the client's registered JWK Set URL")
+        jwk = await self._keys.key(client, kid)
+        if jwk is None:
+            raise _unauthorized("unknown key id")
+        kty, crv = ALLOWED_ALGORITHMS[alg]
+        if jwk.get("kty") != kty or (crv and jwk.get("crv") != crv) or jwk.get("alg", alg) != alg:
+            raise _unauthorized("the key does not fit the algorithm")
+        try:
+            key = jwt.PyJWK(jwk, algorithm=alg)
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=[audience, audience + "/"],
+                issuer=client.iss,
+                leeway=CLOCK_SKEW_SECONDS,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("the token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise _unauthorized("aud is not this endpoint's URL") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _unauthorized(f"the token has no {exc.claim!r} claim") from None
+        except jwt.InvalidSignatureError:
+            raise _unauthorized("the signature does not verify") from None
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"the token is invalid ({type(exc).__name__})") from None
+        exp, jti = claims["exp"], claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise _unauthorized("jti must be a non-empty string")
+        if exp - time.time() > MAX_LIFETIME_SECONDS:
+            raise _unauthorized(f"exp is more than {MAX_LIFETIME_SECONDS} s ahead")
+        if client.tenant is not None and claims.get("tenant") != client.tenant:
+            raise _unauthorized("tenant does not match the client's registration")
+        if not self._replay.first_use(client.iss, jti, float(exp)):
+            raise _unauthorized("the token was already used (jti replay)")
+        return Principal(iss=client.iss, tenant=claims.get("tenant"), jti=jti)
+
+
+async def require_client(request: Request) -> Principal | None:
+    """FastAPI dependency: the authenticated client, or None when authentication is off."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(request)

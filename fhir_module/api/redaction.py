@@ -1,0 +1,60 @@
+"""Keep bearer tokens out of the logs.
+
+JWTs from CDS clients and `fhirAuthorization.access_token`s are credentials: whoever reads a log
+line holding one could call the EHR's FHIR server as the user. `RedactingFilter` rewrites each
+record's message (after formatting its arguments) and exception text, replacing the secret part.
+`install_log_redaction()` attaches it to every handler of the root and uvicorn loggers, which is
+where all records end up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+REDACTED = "[REDACTED]"
+
+_PATTERNS = [
+    # Authorization: Bearer <token>
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1" + REDACTED),
+    # "access_token": "..." (JSON) and access_token=... / access_token: ... (forms, reprs)
+    (re.compile(r"""(?i)(["']?access_token["']?\s*[:=]\s*["']?)[^"'\s,&}]+"""), r"\1" + REDACTED),
+    # A bare JWT anywhere (three base64url parts, the first starting with '{"' encoded)
+    (re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), REDACTED),
+]
+
+
+def redact(text: str) -> str:
+    """`text` with bearer tokens, access tokens and JWTs replaced by [REDACTED]."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that redacts secrets from the message and any exception text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the formatter to report
+            return True
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "fhir_module", "httpx")
+
+
+def install_log_redaction() -> None:
+    """Attach one RedactingFilter to every handler of the loggers the service writes through."""
+    for name in _LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())

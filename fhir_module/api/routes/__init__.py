@@ -1,0 +1,1 @@
+"""One router per concern: discovery, service calls, feedback, health."""

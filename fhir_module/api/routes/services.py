@@ -1,0 +1,104 @@
+"""`POST /cds-services/{id}`: check the request, complete its prefetch, let the engine decide.
+
+The order of checks is the order of what a client can get wrong: who it is (401), what it calls
+(404), how it sends (415, 400 malformed JSON, 400 wire format), whether the call fits the service
+(400 wrong hook), whether the data can be had (412), and finally what the engine says (cards, or
+its own 400 for context it cannot use).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+try:  # TEMP until the engine lands
+    from fhir_module.engine import RequestError
+except ImportError:  # pragma: no cover
+    class RequestError(Exception):  # type: ignore[no-redef]
+        status = 400; message = ""; expression: list = []
+
+from ..auth import require_client
+from ..body import read_json_object, require_json_content_type
+from ..errors import ApiError, validation_issues
+from ..models import CdsServiceRequest, CdsServiceResponse
+from ..openapi import ERROR_RESPONSES, json_request_body
+from ..prefetch import allowed_source, complete_prefetch
+
+log = logging.getLogger("fhir_module.api.services")
+
+router = APIRouter(tags=["services"])
+
+ServiceId = Path(description="The service id from discovery", min_length=1, max_length=200)
+
+
+def known_service(request: Request, service_id: str) -> dict[str, Any]:
+    """The discovery entry of `service_id`, or 404."""
+    service = request.app.state.engine.service(service_id)
+    if service is None:
+        raise ApiError(404, f"no CDS service with id {service_id!r}", expression=["id"])
+    return service
+
+
+def parse_request(body: dict[str, Any]) -> CdsServiceRequest:
+    try:
+        return CdsServiceRequest.model_validate(body)
+    except ValidationError as exc:
+        issues = validation_issues(exc.errors(include_url=False))
+        raise ApiError(400, issues[0]["diagnostics"], issues=issues) from None
+
+
+@router.post(
+    "/cds-services/{service_id}",
+    response_model=CdsServiceResponse,
+    responses=ERROR_RESPONSES(400, 401, 404, 412, 413, 415, 422),
+    summary="Call a CDS service with a hook request",
+    openapi_extra=json_request_body(CdsServiceRequest),
+    dependencies=[Depends(require_client)],
+)
+async def call_service(request: Request, service_id: str = ServiceId) -> JSONResponse:
+    state = request.app.state
+    service = known_service(request, service_id)
+    require_json_content_type(request)
+    body = await read_json_object(request)
+    hook_request = parse_request(body)
+    if hook_request.hook != service["hook"]:
+        raise ApiError(
+            400,
+            f"service {service_id!r} answers the {service['hook']!r} hook, not {hook_request.hook!r}",
+            code="invalid",
+            expression=["hook"],
+        )
+    settings = state.settings
+    sent = body.get("prefetch") or {}
+    missing = state.engine.missing_prefetch(service_id, sent)
+    authorization = hook_request.fhirAuthorization
+    source = allowed_source(
+        hook_request.fhirServer,
+        authorization.access_token if authorization else None,
+        settings.allowed_fhir_servers,
+    )
+    if hook_request.fhirServer and source is None and missing:
+        log.warning("service %s: fhirServer of the request is not on the allow-list", service_id)
+    prefetch = await complete_prefetch(
+        templates=service.get("prefetch") or {},
+        sent=sent,
+        missing=missing,
+        context=hook_request.context,
+        fhir_server=hook_request.fhirServer,
+        source=source,
+        client=state.http,
+        timeout=settings.fetch_timeout,
+        max_pages=settings.max_prefetch_pages,
+    )
+    # The engine gets the request without the access token: it never needs it.
+    engine_request = {k: v for k, v in body.items() if k != "fhirAuthorization"}
+    engine_request["prefetch"] = prefetch
+    try:
+        response = state.engine.evaluate(service_id, engine_request)
+    except RequestError as exc:
+        raise ApiError(exc.status, exc.message, expression=exc.expression) from None
+    return JSONResponse(response)

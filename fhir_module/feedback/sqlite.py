@@ -1,0 +1,124 @@
+"""Feedback in SQLite (the default store).
+
+Rollback journal with `synchronous=FULL`: a committed transaction is on disk before `add`
+returns, so feedback the service acknowledged survives a crash or power loss. One connection,
+serialised by a lock, so the store also works for `:memory:` and from FastAPI's thread pool.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from .records import FeedbackEntry, StoredFeedback, utc
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cds_feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service_id TEXT NOT NULL,
+    card_uuid TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'overridden')),
+    accepted_suggestions TEXT NOT NULL,
+    override_system TEXT,
+    override_code TEXT,
+    override_display TEXT,
+    user_comment TEXT,
+    outcome_timestamp TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    item_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cds_feedback_service ON cds_feedback (service_id, id);
+"""
+
+
+class SqliteFeedbackStore:
+    kind = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ValueError(f"feedback database directory {str(parent)!r} does not exist")
+            path = str(Path(path).expanduser())
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=DELETE")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+
+    def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> int:
+        rows = [
+            (
+                service_id,
+                e.card,
+                e.outcome,
+                json.dumps(list(e.accepted_suggestions)),
+                e.override_system,
+                e.override_code,
+                e.override_display,
+                e.user_comment,
+                utc(e.outcome_timestamp).isoformat(),
+                utc(received_at).isoformat(),
+                e.raw_json(),
+            )
+            for e in entries
+        ]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions,"
+                    " override_system, override_code, override_display, user_comment,"
+                    " outcome_timestamp, received_at, item_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def list(self, service_id: str | None = None) -> list[StoredFeedback]:
+        query = (
+            "SELECT id, service_id, card_uuid, outcome, accepted_suggestions, override_system,"
+            " override_code, override_display, user_comment, outcome_timestamp, received_at, item_json"
+            " FROM cds_feedback"
+        )
+        params: tuple[str, ...] = ()
+        if service_id is not None:
+            query += " WHERE service_id = ?"
+            params = (service_id,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY id", params).fetchall()
+        return [
+            StoredFeedback(
+                id=row[0],
+                service_id=row[1],
+                received_at=_dt.datetime.fromisoformat(row[10]),
+                entry=FeedbackEntry(
+                    card=row[2],
+                    outcome=row[3],
+                    accepted_suggestions=tuple(json.loads(row[4])),
+                    override_system=row[5],
+                    override_code=row[6],
+                    override_display=row[7],
+                    user_comment=row[8],
+                    outcome_timestamp=_dt.datetime.fromisoformat(row[9]),
+                    raw=json.loads(row[11]),
+                ),
+            )
+            for row in rows
+        ]
+
+    def ping(self) -> None:
+        with self._lock:
+            self._db.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,42 @@
+"""The FeedbackStore protocol and the choice of implementation by database URL."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Protocol, Sequence
+
+from .records import FeedbackEntry, StoredFeedback
+
+
+class FeedbackStore(Protocol):
+    """Durable storage of feedback: `add` returns only after the rows are committed."""
+
+    kind: str
+
+    def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> int:
+        """Store every entry as one row (all or none); the number stored."""
+        ...
+
+    def list(self, service_id: str | None = None) -> list[StoredFeedback]:
+        """Stored rows in insertion order, optionally of one service."""
+        ...
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def store_from_url(url: str) -> FeedbackStore:
+    """`sqlite:///path` (`sqlite:////abs/path`) or `postgresql://...`."""
+    if url.startswith("sqlite:///"):
+        from .sqlite import SqliteFeedbackStore
+
+        return SqliteFeedbackStore(url[len("sqlite:///"):])
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresFeedbackStore
+
+        return PostgresFeedbackStore(url)
+    raise ValueError(f"unsupported feedback database URL {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql://")

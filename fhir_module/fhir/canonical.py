@@ -24,8 +24,7 @@ PROFILE_CLINICAL_USE_DEFINITION = structure_definition("monograph-clinicalusedef
 # Extensions of the module's own.
 EXT_RECOGNITION_NAME = structure_definition("recognition-name")  # ValueSet: names that identify a member
 EXT_MONOGRAPH_QUOTE = structure_definition("monograph-quote")  # where a rule's sentence sits
-EXT_CARD_TEMPLATE = structure_definition("card-template")  # PlanDefinition.action: card text parts
-EXT_DOSE_LIMIT = structure_definition("dose-limit")  # PlanDefinition.action: the limit it sets
+EXT_CARD_TEMPLATE = structure_definition("card-template")  # PlanDefinition.action: summary, detail, reason, merge
 
 # Standard extension (R4 through hl7.fhir.uv.extensions.r4) for named FHIRPath variables.
 EXT_VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
@@ -33,3 +32,5 @@ EXT_VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
 # The module's CodeSystem of rule topics and override reasons.
 CODE_SYSTEM_TOPICS = f"{BASE}/CodeSystem/rule-topic"
 CODE_SYSTEM_OVERRIDE_REASONS = f"{BASE}/CodeSystem/override-reason"
+EXT_CARD_NOTE = structure_definition("card-note")  # PlanDefinition.action: a note said on every card when it holds
+EXT_FOR_EACH = structure_definition("for-each")  # suggestion action: one suggestion per item of the expression

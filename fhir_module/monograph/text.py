@@ -90,9 +90,11 @@ _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
 }
-# A number not glued to a letter on its left (so identifiers such as "CYP3A4" or "P450" are not
-# quantities); thousands separators only in groups of exactly three digits.
-_NUMBER = re.compile(r"(?<![A-Za-z0-9.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)")
+# A number not glued to a letter on its left nor followed by letters then digits, so identifiers
+# such as "CYP3A4", "3A4" or "P450" are not quantities while "120mg" is; thousands separators only
+# in groups of exactly three digits.
+_NUMBER = re.compile(
+    r"(?<![A-Za-z0-9.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d.,]*[A-Za-z]+\d)")
 _WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 

@@ -269,17 +269,16 @@ class _Parser:
 
     def _faq(self, chunk: _Chunk) -> FAQ:
         match = _FAQ.match(chunk.text)
-        answer = (match.group("a") if match and match.group("q") else match.group("pa") if match else "")
-        if not match or not strip_emphasis(answer or ""):
+        # The bold form fills groups q/a, the plain "Q: ...? A: ..." form pq/pa.
+        q, a = ("q", "a") if match and match.group("q") else ("pq", "pa")
+        if not match or not strip_emphasis(match.group(a)):
             self.fail("FAQ item without an answer: expected '* **Q: question?** A: answer'", chunk.line)
-        question = strip_emphasis(match.group("q") or match.group("pq"))
-        a_start = match.start("a") if match.group("q") else match.start("pa")
+        question, answer = strip_emphasis(match.group(q)), strip_emphasis(match.group(a))
         self.count += 1
         first = Sentence(id=f"{self.section_id}.{self.count}", section_id=self.section_id,
                          text=question, line=chunk.line, label=question)
-        rest = self._sentences(chunk, a_start, question)
-        return FAQ(question=question, answer=strip_emphasis(answer), line=chunk.line,
-                   sentences=(first,) + rest)
+        rest = self._sentences(chunk, match.start(a), question)
+        return FAQ(question=question, answer=answer, line=chunk.line, sentences=(first,) + rest)
 
 
 def _block_sentences(block: Block) -> tuple[Sentence, ...]:

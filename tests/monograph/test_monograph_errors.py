@@ -149,3 +149,39 @@ def test_all_cases_really_change_the_text() -> None:
     parse_monograph(unchanged)
     for name, change, *_ in CASES:
         assert edit(change) != unchanged, name
+
+
+# --- fuzzing: any text either parses or fails with a MonographError ---------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+LINE_PARTS = ["---", "# T", "### S", "* ", "- ", "**L:**", "**Q: q?**", " A: a.", "Cat: x, y", "text.",
+              "  ", "(e.g., a)", "*", "**", "1. ", "| ", "title: T", ": :", "[", "Dr. X", "(>10%)", "…"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(LINE_PARTS), max_size=4).map("".join), max_size=25))
+def test_any_text_parses_or_fails_cleanly(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    try:
+        mono = parse_monograph(text)
+    except MonographError as error:
+        assert error.line is None or 1 <= error.line <= max(len(lines), 1)
+    else:
+        assert mono.sections
+        for sentence in mono.sentences():
+            assert sentence.text and 1 <= sentence.line <= len(lines)
+            assert mono.find(sentence.text) is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, REAL.count("\n")), st.sampled_from(["", "* ", "**", "### ", "# X", "Q: ", "---"]))
+def test_real_monograph_with_a_line_damaged(index: int, prefix: str) -> None:
+    lines = REAL.splitlines()
+    if index < len(lines):
+        lines[index] = prefix + lines[index]
+    try:
+        parse_monograph("\n".join(lines))
+    except MonographError as error:
+        assert error.line is not None

@@ -130,3 +130,14 @@ def test_generated_monographs_round_trip(title: str, sections) -> None:
         for n, sentence in enumerate(section.sentences, 1):
             assert sentence.id == f"{section.id}.{n}"
             assert mono.find(sentence.text) is not None
+
+
+def test_plain_faq_form_and_plain_categories() -> None:
+    mono = parse_monograph("# D\n### FAQs\n* Q: Plain form? A: Yes. Sure.\n* **Q: Bold?**  A: No.\n"
+                           "### Notes\n* Note: one, two\n* 20 mg: not a category\n")
+    plain, bold = mono.section("faqs").blocks
+    assert (plain.question, plain.answer, len(plain.sentences)) == ("Plain form?", "Yes. Sure.", 3)
+    assert (bold.question, bold.answer, bold.sentences[-1].id) == ("Bold?", "No.", "faqs.5")
+    note, number = mono.section("notes").blocks[0].items
+    assert (note.category, note.terms) == ("Note", ("one", "two"))
+    assert (number.category, number.text) == (None, "20 mg: not a category")

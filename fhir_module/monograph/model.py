@@ -159,9 +159,14 @@ class Monograph:
 
         Whitespace is collapsed and `*` markers removed on both sides; "..." or "…" in the quote
         stands for any text between its parts, which must appear in order within one sentence.
+        A quote that is exactly a block label or category (e.g. "Pregnancy and Lactation") and
+        is in no sentence gives the first sentence under that label.
         """
         found = self.find_all(quote)
-        return found[0] if found else None
+        if found:
+            return found[0]
+        label = normalise_quote(quote)
+        return next((s for s in self.sentences() if s.label == label), None)
 
 
 def _contains_in_order(text: str, parts: list[str]) -> bool:

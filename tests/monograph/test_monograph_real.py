@@ -142,6 +142,8 @@ def test_faqs(mono: Monograph) -> None:
     ("It's not known whether Levomilnacipran is excreted in human milk.", "precautions.6"),
     ("Nausea", "side-effects.2"),
     ("Do not take a double dose", "faqs.7"),
+    ("Pregnancy and Lactation", "precautions.4"),  # a category: its first sentence
+    ("**Renal Impairment**", "dosage.9"),
 ])
 def test_find_by_quote(mono: Monograph, quote: str, sid: str) -> None:
     found = mono.find(quote)
@@ -154,6 +156,7 @@ def test_find_by_quote(mono: Monograph, quote: str, sid: str) -> None:
     "then increased to 40 mg ... The usual starting dose",  # parts out of order
     "Levomilnacipran is administered orally. The usual",  # crosses a sentence boundary
     "approved for the treatment of depression",
+    "Pregnancy and",  # part of a label is not a label
 ])
 def test_find_misses(mono: Monograph, quote: str) -> None:
     assert mono.find(quote) is None

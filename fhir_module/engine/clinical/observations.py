@@ -1,0 +1,310 @@
+"""Observations, Conditions and AllergyIntolerances: which count, their dates and values.
+
+Observation rules shared by every fact the engine reads:
+- status final, amended, corrected or preliminary counts; registered, cancelled,
+  entered-in-error, unknown or a missing status does not (no result, or a withdrawn one);
+- the clinical date is effectiveDateTime, effectiveInstant, effectivePeriod (end, else start),
+  else issued; a result dated after today is ignored;
+- codes match on any coding of Observation.code (or of a component's code);
+- a value comparator ("<0.5") is kept and shown in the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Iterable
+
+from ._json import as_dict, as_number, as_str, codings, concept_has_code, dicts, fmt_number, has_type, reference_of
+from .dates import parse_fhir_date
+from .units import pressure_mmhg
+
+USABLE_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
+
+_COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+
+
+@dataclass(frozen=True)
+class ObservationValue:
+    """The value of one observation (or component): a quantity, a coded value or text."""
+
+    value: float | None  # valueQuantity.value (or valueInteger)
+    unit: str | None  # the UCUM code if given, else the unit text
+    comparator: str | None  # "<", "<=", ">=", ">" when the value is a bound
+    concept: tuple[tuple[str, str, str | None], ...]  # valueCodeableConcept codings
+    text: str | None  # valueString, valueBoolean ("true"/"false") or the concept's text
+    date: date
+    reference: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class BloodPressure:
+    """Newest systolic and newest diastolic readings (each may come from its own observation)."""
+
+    systolic: float | None
+    diastolic: float | None
+    systolic_date: date | None
+    diastolic_date: date | None
+    date: date  # the newer of the two dates
+    references: tuple[str, ...]
+    evidence: str
+
+
+def observation_usable(observation: Any) -> bool:
+    """True for an Observation whose status says it holds a result."""
+    return has_type(observation, "Observation") and observation.get("status") in USABLE_OBSERVATION_STATUSES
+
+
+def observation_date(observation: Any) -> date | None:
+    """The clinically relevant date of an observation (see module docstring)."""
+    obs = as_dict(observation)
+    for key in ("effectiveDateTime", "effectiveInstant"):
+        day = parse_fhir_date(obs.get(key))
+        if day is not None:
+            return day
+    period = as_dict(obs.get("effectivePeriod"))
+    day = parse_fhir_date(period.get("end")) or parse_fhir_date(period.get("start"))
+    return day or parse_fhir_date(obs.get("issued"))
+
+
+def window_start(today: date, within_days: int | None) -> date | None:
+    """First day inside a look-back window of *within_days* days (inclusive); None = no limit."""
+    if within_days is None:
+        return None
+    return today - timedelta(days=within_days)
+
+
+def quantity(value: Any) -> tuple[float, str | None, str | None] | None:
+    """(value, unit, comparator) of a Quantity; unit is the code if given, else the text."""
+    q = as_dict(value)
+    number = as_number(q.get("value"))
+    if number is None:
+        return None
+    unit = as_str(q.get("code")) or as_str(q.get("unit"))
+    comparator = q.get("comparator") if q.get("comparator") in _COMPARATORS else None
+    return number, unit, comparator
+
+
+def quantity_units(value: Any) -> list[str]:
+    """The unit code and unit text of a Quantity, code first (either may convert)."""
+    q = as_dict(value)
+    return [u for u in (as_str(q.get("code")), as_str(q.get("unit"))) if u]
+
+
+def describe_quantity(number: float, unit: str | None, comparator: str | None) -> str:
+    """"<0.5 mg/dL" style text."""
+    return f"{comparator or ''}{fmt_number(number)}{' ' + unit if unit else ''}"
+
+
+def _label(concept: Any, codes: frozenset[tuple[str, str]]) -> str:
+    """The display of the matched coding, else the concept text, else the code."""
+    matched = [(code, display) for system, code, display in codings(concept) if (system, code) in codes]
+    for _, display in matched:
+        if display:
+            return display
+    return as_str(as_dict(concept).get("text")) or (matched[0][0] if matched else "observation")
+
+
+def _value_of(holder: dict, label: str, day: date, ref: str) -> ObservationValue | None:
+    """The value[x] of an observation or component, or None when it holds none."""
+    q = quantity(holder.get("valueQuantity"))
+    if q is not None:
+        number, unit, comparator = q
+        text = f"{label} {describe_quantity(number, unit, comparator)} on {day.isoformat()} ({ref})"
+        return ObservationValue(number, unit, comparator, (), None, day, ref, text)
+    integer = as_number(holder.get("valueInteger"))
+    if integer is not None:
+        text = f"{label} {fmt_number(integer)} on {day.isoformat()} ({ref})"
+        return ObservationValue(integer, None, None, (), None, day, ref, text)
+    concept = holder.get("valueCodeableConcept")
+    if isinstance(concept, dict) and (codings(concept) or as_str(concept.get("text"))):
+        found = tuple(codings(concept))
+        shown = as_str(concept.get("text")) or next((d for _, _, d in found if d), None) or found[0][1]
+        text = f"{label} {shown} on {day.isoformat()} ({ref})"
+        return ObservationValue(None, None, None, found, as_str(concept.get("text")), day, ref, text)
+    for key in ("valueString", "valueBoolean"):
+        raw = holder.get(key)
+        if isinstance(raw, bool):
+            raw = "true" if raw else "false"
+        if as_str(raw):
+            text = f"{label} {raw} on {day.isoformat()} ({ref})"
+            return ObservationValue(None, None, None, (), raw, day, ref, text)
+    return None
+
+
+def _dated_usable(observations: Any, today: date, start: date | None) -> Iterable[tuple[dict, date]]:
+    """Usable observations dated inside [start, today], with their dates."""
+    for obs in dicts(observations) if isinstance(observations, list) else []:
+        if not observation_usable(obs):
+            continue
+        day = observation_date(obs)
+        if day is None or day > today or (start is not None and day < start):
+            continue
+        yield obs, day
+
+
+def _valid_window(today: Any, within_days: Any) -> bool:
+    return isinstance(today, date) and (
+        within_days is None or (isinstance(within_days, int) and not isinstance(within_days, bool) and within_days >= 0)
+    )
+
+
+def latest_observation(
+    observations: Any,
+    codes: frozenset[tuple[str, str]],
+    today: date,
+    within_days: int | None,
+) -> ObservationValue | None:
+    """The newest value with one of *codes* (on Observation.code or a component's code) dated
+    within *within_days* days before *today* (inclusive; None = any date), or None."""
+    if not _valid_window(today, within_days):
+        return None
+    codes = frozenset(codes)
+    best: ObservationValue | None = None
+    for obs, day in _dated_usable(observations, today, window_start(today, within_days)):
+        if best is not None and day <= best.date:
+            continue
+        ref = reference_of(obs)
+        found = None
+        if concept_has_code(obs.get("code"), codes):
+            found = _value_of(obs, _label(obs.get("code"), codes), day, ref)
+        if found is None:
+            for component in dicts(obs.get("component")):
+                if concept_has_code(component.get("code"), codes):
+                    found = _value_of(component, _label(component.get("code"), codes), day, ref)
+                    if found is not None:
+                        break
+        if found is not None:
+            best = found
+    return best
+
+
+def _pressure(holder: dict) -> tuple[float, str | None] | None:
+    """A blood pressure value in mmHg (comparator kept) from a valueQuantity."""
+    q = as_dict(holder.get("valueQuantity"))
+    for unit in quantity_units(q):
+        mmhg = pressure_mmhg(q.get("value"), unit)
+        if mmhg is not None:
+            comparator = q.get("comparator") if q.get("comparator") in _COMPARATORS else None
+            return mmhg, comparator
+    return None
+
+
+def blood_pressure(
+    observations: Any,
+    panel_codes: frozenset[tuple[str, str]],
+    systolic_codes: frozenset[tuple[str, str]],
+    diastolic_codes: frozenset[tuple[str, str]],
+    today: date,
+    within_days: int | None,
+) -> BloodPressure | None:
+    """The newest systolic and the newest diastolic pressure within the window, or None.
+
+    Readings come from panels (*panel_codes*, values in components coded *systolic_codes* /
+    *diastolic_codes*) and from separate systolic or diastolic observations. Values need a
+    pressure unit (mm[Hg], mmHg, kPa); a value without one is not read.
+    """
+    if not _valid_window(today, within_days):
+        return None
+    panel_codes, systolic_codes, diastolic_codes = map(frozenset, (panel_codes, systolic_codes, diastolic_codes))
+    newest: dict[str, tuple[date, float, str | None, str]] = {}
+
+    def offer(kind: str, holder: dict, day: date, ref: str) -> None:
+        reading = _pressure(holder)
+        if reading is not None and (kind not in newest or day > newest[kind][0]):
+            newest[kind] = (day, reading[0], reading[1], ref)
+
+    for obs, day in _dated_usable(observations, today, window_start(today, within_days)):
+        ref = reference_of(obs)
+        code = obs.get("code")
+        if concept_has_code(code, panel_codes):
+            for component in dicts(obs.get("component")):
+                if concept_has_code(component.get("code"), systolic_codes):
+                    offer("systolic", component, day, ref)
+                if concept_has_code(component.get("code"), diastolic_codes):
+                    offer("diastolic", component, day, ref)
+        if concept_has_code(code, systolic_codes):
+            offer("systolic", obs, day, ref)
+        if concept_has_code(code, diastolic_codes):
+            offer("diastolic", obs, day, ref)
+    if not newest:
+        return None
+    sys_reading, dia_reading = newest.get("systolic"), newest.get("diastolic")
+    refs = tuple(dict.fromkeys(r[3] for r in (sys_reading, dia_reading) if r))
+    latest = max(r[0] for r in (sys_reading, dia_reading) if r)
+
+    def value_text(reading: tuple[date, float, str | None, str]) -> str:
+        return f"{reading[2] or ''}{fmt_number(reading[1])}"
+
+    if sys_reading and dia_reading and sys_reading[0] == dia_reading[0] and sys_reading[3] == dia_reading[3]:
+        evidence = f"BP {value_text(sys_reading)}/{value_text(dia_reading)} mmHg on {latest.isoformat()} ({refs[0]})"
+    else:
+        parts = []
+        for kind, reading in (("systolic", sys_reading), ("diastolic", dia_reading)):
+            if reading:
+                parts.append(f"{kind} {value_text(reading)} mmHg on {reading[0].isoformat()} ({reading[3]})")
+            else:
+                parts.append(f"no {kind} reading")
+        evidence = "BP " + ", ".join(parts)
+    return BloodPressure(
+        systolic=sys_reading[1] if sys_reading else None,
+        diastolic=dia_reading[1] if dia_reading else None,
+        systolic_date=sys_reading[0] if sys_reading else None,
+        diastolic_date=dia_reading[0] if dia_reading else None,
+        date=latest,
+        references=refs,
+        evidence=evidence,
+    )
+
+
+def _status_codes(concept: Any) -> set[str]:
+    """Codes of a status CodeableConcept (its text when it has no coding), lower-case."""
+    found = {code.lower() for _, code, _ in codings(concept)}
+    text = as_str(as_dict(concept).get("text"))
+    if not found and text:
+        found.add(text.lower())
+    return found
+
+
+_ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+_INACTIVE_CLINICAL = frozenset({"inactive", "remission", "resolved"})
+_REJECTED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+
+
+def _verification_ok(resource: dict) -> bool:
+    return not (_status_codes(resource.get("verificationStatus")) & _REJECTED_VERIFICATION)
+
+
+def condition_counts(condition: Any, *, include_inactive: bool = False) -> bool:
+    """True when a Condition counts: clinicalStatus active, recurrence or relapse (or absent),
+    plus inactive, remission and resolved with *include_inactive*; verificationStatus not
+    refuted or entered-in-error. An unrecognised clinical status does not count."""
+    if not has_type(condition, "Condition"):
+        return False
+    if not _verification_ok(condition):
+        return False
+    if "clinicalStatus" not in condition or condition.get("clinicalStatus") is None:
+        return True
+    status = _status_codes(condition.get("clinicalStatus"))
+    allowed = _ACTIVE_CLINICAL | (_INACTIVE_CLINICAL if include_inactive else frozenset())
+    return bool(status & allowed)
+
+
+def condition_date(condition: Any) -> date | None:
+    """onsetDateTime, else onsetPeriod.start, else recordedDate."""
+    dates = condition_dates(condition)
+    return dates[0] if dates else None
+
+
+def condition_dates(condition: Any) -> tuple[date, ...]:
+    """Every known date of a Condition, in the order onsetDateTime, onsetPeriod.start,
+    recordedDate (for rules that accept an onset *or* a record date)."""
+    c = as_dict(condition)
+    candidates = (c.get("onsetDateTime"), as_dict(c.get("onsetPeriod")).get("start"), c.get("recordedDate"))
+    return tuple(d for d in (parse_fhir_date(v) for v in candidates) if d is not None)
+
+
+def allergy_counts(allergy: Any) -> bool:
+    """True for an AllergyIntolerance whose verificationStatus is not refuted or entered-in-error."""
+    return has_type(allergy, "AllergyIntolerance") and _verification_ok(allergy)

@@ -1,0 +1,126 @@
+"""Therapy timeline: is a MedicationRequest/MedicationStatement current, or when did it end?
+
+Per the clinical rules:
+- current: a MedicationRequest `active` or `on-hold`, or a MedicationStatement `active`,
+  `intended` or `on-hold`, whose end date is not in the past;
+- end date: the earliest of MedicationStatement.effectivePeriod.end,
+  dosageInstruction.timing.repeat.boundsPeriod.end and dispenseRequest.validityPeriod.end;
+  a current-status resource whose end date is past ended on that date;
+- `stopped` or `completed` with an end date ended then (a future planned end of a stopped
+  therapy is read as "ended today at the latest"); without one, at its last known date: the
+  latest of authoredOn, effectivePeriod.start, effectiveDateTime and meta.lastUpdated (the
+  latest, because a washout counted from too early a date would end too soon);
+- `entered-in-error`, `cancelled`, `not-taken`, `draft`, `unknown`, a missing status and a
+  MedicationRequest with doNotPerform never count (draft orders are judged by the caller).
+
+Two readings keep the rules on the safe side: a partial end date ("2026-11") stands for its
+last possible day, and the dosage end counts only when every dosage instruction has one (the
+therapy runs until its last instruction ends).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ._json import as_dict, as_str, dicts, reference_of
+from .dates import parse_fhir_date_latest
+
+_CURRENT = {
+    "MedicationRequest": frozenset({"active", "on-hold"}),
+    "MedicationStatement": frozenset({"active", "intended", "on-hold"}),
+}
+_ENDED = frozenset({"stopped", "completed"})
+
+
+@dataclass(frozen=True)
+class TherapyStatus:
+    """Whether a therapy counts, is current, or the date it ended (None if unknown/current)."""
+
+    counts: bool
+    current: bool
+    ended: date | None
+    evidence: str
+
+
+def days_since(d: date, today: date) -> int:
+    """Whole days from *d* to *today* (negative when *d* is in the future)."""
+    return (today - d).days
+
+
+def _dosage_end(resource: dict) -> date | None:
+    """The end of the last dosage instruction, if every instruction has a bounds end."""
+    ends = []
+    instructions = dicts(resource.get("dosageInstruction"))
+    for entry in instructions:
+        bounds = as_dict(as_dict(as_dict(entry.get("timing")).get("repeat")).get("boundsPeriod"))
+        end = parse_fhir_date_latest(bounds.get("end"))
+        if end is None:
+            return None
+        ends.append(end)
+    return max(ends) if ends else None
+
+
+def _end_date(resource: dict) -> tuple[date, str] | None:
+    """The earliest recorded end date and the field it came from."""
+    found = []
+    if resource.get("resourceType") == "MedicationStatement":
+        end = parse_fhir_date_latest(as_dict(resource.get("effectivePeriod")).get("end"))
+        if end:
+            found.append((end, "effectivePeriod.end"))
+    end = _dosage_end(resource)
+    if end:
+        found.append((end, "dosage boundsPeriod.end"))
+    end = parse_fhir_date_latest(as_dict(as_dict(resource.get("dispenseRequest")).get("validityPeriod")).get("end"))
+    if end:
+        found.append((end, "dispenseRequest.validityPeriod.end"))
+    return min(found, key=lambda f: f[0]) if found else None
+
+
+def _last_known_date(resource: dict) -> tuple[date, str] | None:
+    candidates = [
+        ("authoredOn", resource.get("authoredOn")),
+        ("effectivePeriod.start", as_dict(resource.get("effectivePeriod")).get("start")),
+        ("effectiveDateTime", resource.get("effectiveDateTime")),
+        ("meta.lastUpdated", as_dict(resource.get("meta")).get("lastUpdated")),
+    ]
+    found = [(d, name) for name, d in ((n, parse_fhir_date_latest(v)) for n, v in candidates) if d]
+    return max(found, key=lambda f: f[0]) if found else None
+
+
+def therapy_status(resource: Any, today: date) -> TherapyStatus:
+    """Where a MedicationRequest or MedicationStatement stands on *today* (see module docstring)."""
+    if not isinstance(resource, dict) or resource.get("resourceType") not in _CURRENT:
+        return TherapyStatus(False, False, None, "not a MedicationRequest or MedicationStatement")
+    if not isinstance(today, date):
+        return TherapyStatus(False, False, None, "no date to judge the therapy against")
+    rtype = resource["resourceType"]
+    ref = reference_of(resource)
+    status = as_str(resource.get("status"))
+    if rtype == "MedicationRequest" and resource.get("doNotPerform") is True:
+        return TherapyStatus(False, False, None, f"{ref} is an order not to give the medication")
+    end = _end_date(resource)
+    if status in _CURRENT[rtype]:
+        if end and end[0] < today:
+            text = f"{ref} {status}, {end[1]} {end[0].isoformat()} is past: ended {end[0].isoformat()}"
+            return TherapyStatus(True, False, end[0], text)
+        until = f" until {end[0].isoformat()} ({end[1]})" if end else ", no end date"
+        return TherapyStatus(True, True, None, f"{ref} {status}{until}: current")
+    if status in _ENDED:
+        if end:
+            if end[0] <= today:
+                return TherapyStatus(True, False, end[0], f"{ref} {status}, ended {end[0].isoformat()} ({end[1]})")
+            text = (
+                f"{ref} {status} before its planned end {end[0].isoformat()} ({end[1]}): "
+                f"taken as ended {today.isoformat()} at the latest"
+            )
+            return TherapyStatus(True, False, today, text)
+        last = _last_known_date(resource)
+        if last:
+            ended = min(last[0], today)
+            text = f"{ref} {status} with no end date: ended at its last known date {ended.isoformat()} ({last[1]})"
+            return TherapyStatus(True, False, ended, text)
+        return TherapyStatus(True, False, None, f"{ref} {status} with no date: end date unknown")
+    shown = status or "missing"
+    return TherapyStatus(False, False, None, f"{ref} status {shown}: does not count")

@@ -59,6 +59,12 @@ class FhirAuthorization(_Open):
     patient: str | None = None
 
 
+class FhirResource(_Open):
+    """Any FHIR resource (JSON): only `resourceType` is checked here, the engine reads the rest."""
+
+    resourceType: str = Field(min_length=1, pattern=r"^[A-Z][A-Za-z]+$")
+
+
 class CdsServiceRequest(_Open):
     """The body a CDS client POSTs to `/cds-services/{id}`."""
 
@@ -67,18 +73,11 @@ class CdsServiceRequest(_Open):
     fhirServer: str | None = Field(default=None, min_length=1)
     fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
-    prefetch: dict[str, dict[str, Any] | None] | None = None
+    prefetch: dict[str, FhirResource | None] | None = Field(
+        default=None,
+        description="Prefetch key -> FHIR resource or searchset Bundle; null when the client has no data",
+    )
     extension: dict[str, Any] | None = None
-
-    @field_validator("prefetch")
-    @classmethod
-    def _prefetch_values_are_resources(
-        cls, value: dict[str, dict[str, Any] | None] | None
-    ) -> dict[str, dict[str, Any] | None] | None:
-        for key, item in (value or {}).items():
-            if item is not None and not isinstance(item.get("resourceType"), str):
-                raise ValueError(f"prefetch[{key!r}] is not a FHIR resource (no resourceType)")
-        return value
 
     @model_validator(mode="after")
     def _server_with_authorization(self) -> "CdsServiceRequest":

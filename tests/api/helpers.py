@@ -1,0 +1,200 @@
+"""Helpers for the HTTP service tests: the real engine, the app under real uvicorn on a loopback
+port, and a small FHIR JSON server (http.server) that answers from a scenario's chart."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+
+from fhir_module.api import create_app
+from fhir_module.config import Settings
+from tests.support.scenarios import answer_query, build_request, load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios" / "public"
+
+
+def make_engine() -> Any:
+    try:
+        from fhir_module.engine import Engine
+    except ImportError:  # TEMP: until the engine lands
+        return _TempEngine()
+    return Engine.default()
+
+
+class _TempEngine:  # TEMP: removed once fhir_module.engine exists
+    def services(self) -> list[dict[str, Any]]:
+        prefetch = {"patient": "Patient/{{context.patientId}}",
+                    "medications": "MedicationRequest?patient={{context.patientId}}"}
+        return [{"hook": h, "id": f"levo-{h}", "title": h, "description": h, "prefetch": prefetch}
+                for h in ("order-select", "order-sign")]
+
+    def service(self, sid: str) -> dict[str, Any] | None:
+        return next((s for s in self.services() if s["id"] == sid), None)
+
+    def missing_prefetch(self, sid: str, p: dict[str, Any]) -> list[str]:
+        return [k for k in self.service(sid)["prefetch"]
+                if not isinstance(p.get(k), dict) or p[k].get("resourceType") == "OperationOutcome"]
+
+    def evaluate(self, sid: str, req: dict[str, Any], *, today: Any = None) -> dict[str, Any]:
+        from fhir_module.api.routes.services import RequestError
+        if not isinstance(req["context"].get("draftOrders"), dict):
+            e = RequestError("x"); e.status = 400; e.message = "context.draftOrders is required"
+            e.expression = ["context.draftOrders"]; raise e
+        meds = req["prefetch"].get("medications") or {}
+        n = len(meds.get("entry", []))
+        return {"cards": [{"summary": f"{n} meds", "indicator": "info", "source": {"label": "x"},
+                           "uuid": "u1"}]}
+
+
+
+
+
+
+
+
+def service_for(discovery: dict[str, Any], hook: str) -> dict[str, Any]:
+    return next(s for s in discovery["services"] if s["hook"] == hook)
+
+
+def scenario_request(name: str, discovery: dict[str, Any], *, fhir_server: str | None = None,
+                     prefetch: bool = True) -> tuple[str, dict[str, Any]]:
+    """(service id, request body) for a public scenario."""
+    scenario = load_scenario(SCENARIOS / f"{name}.json")
+    service = service_for(discovery, scenario.hook)
+    return service["id"], build_request(scenario, service, fhir_server=fhir_server, prefetch=prefetch)
+
+
+# -- the app under uvicorn ---------------------------------------------------------------------
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Runs `app` under uvicorn in a thread on a free loopback port; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+
+
+
+
+
+
+
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- a FHIR JSON server ------------------------------------------------------------------------
+
+
+@dataclass
+class FhirJsonServer:
+    """Answers FHIR reads and searches from `record` (via the scenario harness's query logic).
+
+    `page_size` splits searchsets into pages linked by `next`; `fail` maps a resource type to an
+    HTTP status to answer instead; `requests` records (path+query, Authorization header).
+    """
+
+    record: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int | None = None
+    fail: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    next_link_base: str | None = None  # where `next` links point (default: this server)
+
+    def start(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                owner.requests.append((self.path, self.headers.get("Authorization")))
+                if owner.delay:
+                    time.sleep(owner.delay)
+                status, body = owner.answer(self.path)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/fhir"
+
+    def answer(self, raw_path: str) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        relative = parts.path[len("/fhir/"):] + (f"?{parts.query}" if parts.query else "")
+        resource_type = relative.split("?")[0].split("/")[0]
+        if resource_type in self.fail:
+            status = self.fail[resource_type]
+            return status, {"resourceType": "OperationOutcome",
+                            "issue": [{"severity": "error", "code": "exception", "diagnostics": "failed"}]}
+        page = 0
+        query = [q for q in parts.query.split("&") if q and not q.startswith("__page=")]
+        for q in parts.query.split("&"):
+            if q.startswith("__page="):
+                page = int(q.split("=", 1)[1])
+        clean = relative.split("?")[0] + ("?" + "&".join(query) if query else "")
+        result = answer_query(clean, self.record, self.base)
+        if result is None:
+            return 404, {"resourceType": "OperationOutcome",
+                         "issue": [{"severity": "error", "code": "not-found", "diagnostics": "gone"}]}
+        if self.page_size and result.get("resourceType") == "Bundle":
+            entries = result.get("entry", [])
+            chunk = entries[page * self.page_size:(page + 1) * self.page_size]
+            result = {**result, "entry": chunk}
+            if (page + 1) * self.page_size < len(entries):
+                base = self.next_link_base or self.base
+                sep = "&" if "?" in clean else "?"
+                result["link"] = [{"relation": "next", "url": f"{base}/{clean}{sep}__page={page + 1}"}]
+        return 200, result
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+
+
+
+def post(url: str, body: Any, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, json=body, timeout=30, **kwargs)

@@ -1,0 +1,98 @@
+"""Layer 2: the official FHIR JSON schema of the content's version (draft-06).
+
+The schema is loaded and its validators compiled once per resource type and cached. Each resource,
+including each resource nested in a Bundle entry, a `contained` list or a Parameters, is checked against
+its own type's definition: the schema's `ResourceList` (a `oneOf` over every resource type) would
+otherwise turn one wrong element of an entry into a hundred-odd unreadable alternatives.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Iterator
+
+from jsonschema import Draft6Validator
+from jsonschema.exceptions import ValidationError
+
+from fhir_module.validation.outcome import SCHEMA, Issue, fhirpath_location
+
+SCHEMA_FILES = {"R4": "fhir.r4.schema.json", "R5": "fhir.r5.schema.json"}
+
+
+class FhirSchema:
+    """One version's schema, with a compiled validator per resource type."""
+
+    def __init__(self, version: str) -> None:
+        path = resources.files("fhir_module.data.schemas").joinpath(SCHEMA_FILES[version])
+        root = json.loads(path.read_text(encoding="utf-8"))
+        self.version = version
+        self.resource_types: frozenset[str] = frozenset(root["discriminator"]["mapping"])
+        self._definitions = dict(root["definitions"])
+        # Nested resources are validated on their own (see module docstring).
+        self._definitions["ResourceList"] = {"type": "object", "required": ["resourceType"]}
+        # Which named definition a failing subschema is, to say "not a valid date" rather than quote a regex.
+        self._names = {id(schema): name for name, schema in self._definitions.items()}
+        self._validators: dict[str, Draft6Validator] = {}
+
+    def _validator(self, resource_type: str) -> Draft6Validator:
+        validator = self._validators.get(resource_type)
+        if validator is None:
+            schema = {"$ref": f"#/definitions/{resource_type}", "definitions": self._definitions}
+            validator = self._validators[resource_type] = Draft6Validator(schema)
+        return validator
+
+    def check(self, resource: dict[str, Any], location: str) -> list[Issue]:
+        """Schema issues of one resource (not of the resources nested in it), located from `location`."""
+        rtype = resource.get("resourceType")
+        if rtype not in self.resource_types:
+            return [Issue("error", "structure", f"Unknown resource type '{rtype}' in FHIR {self.version}", location, SCHEMA)]
+        issues: list[Issue] = []
+        for error in self._validator(rtype).iter_errors(resource):
+            issues.extend(self._issues(error, location))
+        return issues
+
+    def _issues(self, error: ValidationError, base: str) -> Iterator[Issue]:
+        path = list(error.absolute_path)
+        where = fhirpath_location(base, path)
+        kind = error.validator
+        if kind == "additionalProperties":
+            known = error.schema.get("properties", {})
+            for key in error.instance:
+                if key not in known:
+                    yield Issue("error", "structure", f"Unknown element '{key}'", fhirpath_location(base, path + [key]), SCHEMA)
+        elif kind == "type":
+            yield Issue("error", "structure", f"Wrong JSON type: expected {error.validator_value}, found {_json_type(error.instance)}", where, SCHEMA)
+        elif kind == "pattern":
+            name = self._names.get(id(error.schema), "value")
+            yield Issue("error", "value", f"{error.instance!r} is not a valid {name}", where, SCHEMA)
+        elif kind == "enum":
+            allowed = ", ".join(map(str, error.validator_value))
+            yield Issue("error", "code-invalid", f"Code {error.instance!r} is not one of: {allowed}", where, SCHEMA)
+        elif kind == "const":
+            yield Issue("error", "value", f"Expected {error.validator_value!r}, found {error.instance!r}", where, SCHEMA)
+        elif kind == "required":
+            yield Issue("error", "required", error.message, where, SCHEMA)
+        else:
+            yield Issue("error", "structure", error.message, where, SCHEMA)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+@lru_cache(maxsize=None)
+def fhir_schema(version: str) -> FhirSchema:
+    """The cached schema of FHIR `version` ("R4" or "R5")."""
+    return FhirSchema(version)

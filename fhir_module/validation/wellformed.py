@@ -1,0 +1,98 @@
+"""Layer 1: is it well-formed FHIR JSON at all?
+
+Parses bytes or text as JSON (rejecting duplicate keys, which `json` silently merges) and applies the
+JSON representation rules the schema cannot express: no `null` outside primitive arrays, no empty
+objects, arrays or strings. Content that fails here is not looked at by the later layers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fhir_module.validation.outcome import JSON, Issue, fhirpath_location
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def parse(data: dict | str | bytes) -> tuple[dict | None, list[Issue]]:
+    """The resource as a dict, or None with the fatal issues that say why it cannot be one."""
+    if isinstance(data, dict):
+        doc: Any = data
+    else:
+        if isinstance(data, (bytes, bytearray)):
+            try:
+                text = bytes(data).decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                return None, [Issue("fatal", "invalid", f"Content is not UTF-8: {exc}", None, JSON)]
+        elif isinstance(data, str):
+            text = data
+        else:
+            return None, [Issue("fatal", "invalid", f"Cannot validate a {type(data).__name__}", None, JSON)]
+        try:
+            doc = json.loads(text, object_pairs_hook=_no_duplicates)
+        except _DuplicateKey as exc:
+            return None, [Issue("fatal", "invalid", f"Duplicate JSON property '{exc}'", None, JSON)]
+        except json.JSONDecodeError as exc:
+            msg = f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            return None, [Issue("fatal", "invalid", msg, None, JSON)]
+    if not isinstance(doc, dict):
+        return None, [Issue("fatal", "invalid", f"A FHIR resource is a JSON object, not {_json_type(doc)}", None, JSON)]
+    rtype = doc.get("resourceType")
+    if not isinstance(rtype, str) or not rtype:
+        return None, [Issue("fatal", "required", "The JSON object has no resourceType", None, JSON)]
+    return doc, []
+
+
+def representation_issues(resource: dict[str, Any]) -> list[Issue]:
+    """Violations of the FHIR JSON rules (null, empty values) anywhere in the resource."""
+    issues: list[Issue] = []
+    _walk(resource, resource["resourceType"], [], issues, in_primitive_array=False)
+    return issues
+
+
+def _walk(value: Any, base: str, path: list, issues: list[Issue], in_primitive_array: bool) -> None:
+    where = fhirpath_location(base, path)
+    if value is None:
+        if not in_primitive_array:
+            issues.append(Issue("error", "invalid", "null is not allowed here in FHIR JSON", where, JSON))
+    elif isinstance(value, str):
+        if value == "":
+            issues.append(Issue("error", "invalid", "Empty strings are not allowed in FHIR JSON", where, JSON))
+    elif isinstance(value, list):
+        if not value:
+            issues.append(Issue("error", "invalid", "Empty arrays are not allowed in FHIR JSON", where, JSON))
+        # null is how FHIR JSON aligns a primitive array with its `_name` extension array.
+        primitive = any(not isinstance(v, (dict, list)) for v in value) or (path and str(path[-1]).startswith("_"))
+        for i, item in enumerate(value):
+            _walk(item, base, path + [i], issues, in_primitive_array=bool(primitive))
+    elif isinstance(value, dict):
+        if not value:
+            issues.append(Issue("error", "invalid", "Empty objects are not allowed in FHIR JSON", where, JSON))
+        for key, item in value.items():
+            if key == "resourceType" and path:
+                continue
+            _walk(item, base, path + [key], issues, in_primitive_array=False)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"

@@ -1,0 +1,105 @@
+"""The patient's chart as one request shows it: prefetch, fetched data and the draft orders.
+
+Resources are gathered from every prefetch value whatever its key (a resource, a searchset
+Bundle, nested Bundles), de-duplicated by type and id, and indexed by type. References to
+Medication resolve against contained resources, the draft orders, the prefetch and fullUrls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .errors import RequestError
+
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
+
+
+def _resources(value: Any) -> Iterable[tuple[str | None, dict[str, Any]]]:
+    """(fullUrl, resource) pairs from a resource or a Bundle, depth first."""
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        return
+    if value["resourceType"] == "Bundle":
+        for entry in value.get("entry") or []:
+            if isinstance(entry, dict):
+                resource = entry.get("resource")
+                if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
+                    yield from _resources(resource)
+                elif isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+                    yield (entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None), resource
+        return
+    yield None, value
+
+
+def ref(resource: dict[str, Any]) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
+@dataclass
+class Chart:
+    patient_id: str
+    patient: dict[str, Any] | None
+    by_type: dict[str, list[dict[str, Any]]]
+    drafts: list[dict[str, Any]]
+    by_reference: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_request(cls, context: dict[str, Any], prefetch: dict[str, Any]) -> "Chart":
+        patient_id = context["patientId"]
+        drafts = [resource for _, resource in _resources(context.get("draftOrders"))]
+        by_reference: dict[str, dict[str, Any]] = {}
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        seen: set[str] = set()
+        draft_refs = {ref(draft) for draft in drafts}
+        for full_url, resource in [*(pair for value in prefetch.values() for pair in _resources(value)),
+                                   *_resources(context.get("draftOrders"))]:
+            key = ref(resource)
+            if full_url:
+                by_reference.setdefault(full_url, resource)
+            by_reference.setdefault(key, resource)
+            if key in seen or key in draft_refs:
+                continue  # a chart copy of a draft order is the draft
+            seen.add(key)
+            by_type.setdefault(resource["resourceType"], []).append(resource)
+        patients = [p for p in by_type.get("Patient", []) if p.get("id") == patient_id] or by_type.get("Patient", [])[:1]
+        return cls(patient_id, patients[0] if patients else None, by_type, drafts, by_reference)
+
+    def of_type(self, *types: str) -> list[dict[str, Any]]:
+        return [resource for t in types for resource in self.by_type.get(t, [])]
+
+    def for_patient(self, *types: str) -> list[dict[str, Any]]:
+        """Resources of the types that belong to this patient (or name no patient at all)."""
+        wanted = {f"Patient/{self.patient_id}", self.patient_id}
+        result = []
+        for resource in self.of_type(*types):
+            subject = resource.get("subject") or resource.get("patient")
+            reference = subject.get("reference") if isinstance(subject, dict) else None
+            if reference is None or reference in wanted or reference.endswith(f"/Patient/{self.patient_id}"):
+                result.append(resource)
+        return result
+
+    def resolver(self, holder: dict[str, Any]):
+        """A function resolving references made from `holder` (contained first, then the chart)."""
+
+        def resolve(reference: str) -> dict[str, Any] | None:
+            if not isinstance(reference, str):
+                return None
+            if reference.startswith("#"):
+                for contained in holder.get("contained") or []:
+                    if isinstance(contained, dict) and contained.get("id") == reference[1:]:
+                        return contained
+                return None
+            if reference in self.by_reference:
+                return self.by_reference[reference]
+            parts = reference.rstrip("/").split("/")
+            if len(parts) >= 2:
+                return self.by_reference.get(f"{parts[-2]}/{parts[-1]}")
+            return None
+
+        return resolve
+
+    def draft(self, reference: str) -> dict[str, Any]:
+        for draft in self.drafts:
+            if ref(draft) == reference:
+                return draft
+        raise RequestError(400, f"selection {reference!r} is not among context.draftOrders", ["context.selections"])

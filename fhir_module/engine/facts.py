@@ -1,0 +1,240 @@
+"""The generic functions that knowledge expressions call, over one request's chart.
+
+Each returns plain dicts (FHIRPath sees them as objects) with the values a rule compares and an
+`evidence` text naming values, dates and resources, for the card detail. Value sets are named by
+id (resolved against the module's canonical base) or by canonical URL. Nothing here knows a drug.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+from typing import Any
+
+from .chart import MEDICATION_TYPES, Chart, ref
+from .clinical._json import codings as codings_of
+from .clinical._json import fmt_rounded
+from .clinical.age import age_years
+from .clinical.dates import parse_fhir_date
+from .clinical.dose import DoseResult, daily_dose
+from .clinical.medication import MedicationConcepts, medication_concepts
+from .clinical.observations import (
+    allergy_counts,
+    blood_pressure,
+    condition_counts,
+    condition_dates,
+    latest_observation,
+)
+from .clinical.renal import RenalCodes, renal_function
+from .clinical.timeline import days_since, therapy_status
+from .knowledgebase import KnowledgeBase
+
+
+def _first(values: list[Any]) -> Any:
+    return values[0] if values else None
+
+
+def _display(concepts: MedicationConcepts) -> str:
+    for _, _, display in concepts.codings:
+        if display:
+            return display
+    if concepts.names:
+        return concepts.names[0]
+    return next((f"{system}|{code}" for system, code, _ in concepts.codings), "unnamed medication")
+
+
+class ChartFacts:
+    """Answers the knowledge's functions for one request; the evaluator sets `order` per order."""
+
+    def __init__(self, kb: KnowledgeBase, chart: Chart, today: date) -> None:
+        self.kb = kb
+        self.chart = chart
+        self.today = today
+        self.order: dict[str, Any] | None = None
+        self._therapies: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    # --- medications -------------------------------------------------------------------------
+
+    def concepts(self, resource: dict[str, Any]) -> MedicationConcepts:
+        return medication_concepts(resource, self.chart.resolver(resource))
+
+    def match(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
+        concepts = self.concepts(resource)
+        found = self.kb.match(vs, concepts)
+        if found is None:
+            return None
+        how, what = found
+        return {"how": how, "text": what, "name": _display(concepts)}
+
+    def medication_match(self, inputs: list[Any], vs: str) -> list[dict[str, Any]]:
+        return [m for resource in inputs if isinstance(resource, dict) and (m := self.match(vs, resource))]
+
+    def dose_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        result = daily_dose(resource, lambda request: self.kb.strength_mg(self.concepts(request)))
+        if isinstance(result, DoseResult):
+            return {
+                "mgPerDay": result.mg_per_day,
+                "perAdministrationMg": result.per_administration_mg,
+                "administrationsPerDay": result.administrations_per_day,
+                "evidence": result.evidence,
+            }
+        return {"reason": result.reason}
+
+    def daily_dose(self, inputs: list[Any]) -> list[dict[str, Any]]:
+        return [self.dose_of(r) for r in inputs if isinstance(r, dict) and r.get("resourceType") == "MedicationRequest"]
+
+    def therapies(self, inputs: list[Any], vs: str) -> list[dict[str, Any]]:
+        """Every medication in the chart or among the other drafts whose drug is in the value set."""
+        order_ref = ref(self.order) if self.order else None
+        key = (vs, order_ref or "")
+        if key not in self._therapies:
+            facts = []
+            for resource in [*self.chart.for_patient(*MEDICATION_TYPES), *self.chart.drafts]:
+                if ref(resource) == order_ref:
+                    continue
+                fact = self._therapy(vs, resource)
+                if fact is not None:
+                    facts.append(fact)
+            self._therapies[key] = facts
+        return self._therapies[key]
+
+    @cached_property
+    def _replaced(self) -> set[str]:
+        """Chart orders that a draft replaces (names as its prior prescription)."""
+        replaced = set()
+        for draft in self.chart.drafts:
+            prior = draft.get("priorPrescription")
+            if isinstance(prior, dict) and isinstance(prior.get("reference"), str):
+                replaced.add(prior["reference"].rstrip("/").split("/", len(prior["reference"].split("/")) - 2)[-1])
+        return replaced
+
+    def _therapy(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
+        found = self.match(vs, resource)
+        if found is None:
+            return None
+        reference = ref(resource)
+        is_draft = resource in self.chart.drafts
+        fact: dict[str, Any] = {"id": reference, "name": found["name"], "draft": is_draft, "current": False,
+                                "replaced": reference in self._replaced}
+        recognised = f", recognised by name '{found['text']}'" if found["how"] == "name" else ""
+        if is_draft:
+            fact["evidence"] = f"{found['name']} (draft order {reference}{recognised})"
+        else:
+            status = therapy_status(resource, self.today)
+            if not status.counts:
+                return None
+            fact["current"] = status.current
+            if status.ended is not None:
+                fact["endedDaysAgo"] = days_since(status.ended, self.today)
+            fact["evidence"] = f"{found['name']} ({status.evidence}{recognised})"
+        if resource.get("resourceType") == "MedicationRequest":
+            dose = self.dose_of(resource)
+            if "mgPerDay" in dose:
+                fact["mgPerDay"] = dose["mgPerDay"]
+        return fact
+
+    # --- patient ----------------------------------------------------------------------------
+
+    def age_years(self, inputs: list[Any]) -> list[int]:
+        ages = [age_years(p.get("birthDate"), self.today) for p in inputs if isinstance(p, dict)]
+        return [age for age in ages if age is not None]
+
+    def ref(self, inputs: list[Any]) -> list[str]:
+        return [ref(r) for r in inputs if isinstance(r, dict) and r.get("resourceType") and r.get("id")]
+
+    def renal_function(self, inputs: list[Any], crcl: str, mass: str, molar: str, weight: str, egfr: str):
+        codes = RenalCodes(*(self.kb.codes(vs) for vs in (crcl, mass, molar, weight, egfr)))
+        result = renal_function(self.chart.for_patient("Observation"), self.chart.patient or {}, self.today, codes)
+        if result is None:
+            return []
+        return [{"mlMin": result.ml_min, "method": result.method, "date": result.date.isoformat(),
+                 "evidence": result.evidence}]
+
+    def _condition_fact(self, condition: dict[str, Any], vs: str) -> dict[str, Any] | None:
+        concept = condition.get("code")
+        if not isinstance(concept, dict) or self.kb.match(vs, concept) is None:
+            return None
+        name = (concept or {}).get("text") or next((d for _, _, d in codings_of(concept) if d), "condition")
+        codes = ", ".join(code for _, code, _ in codings_of(concept))
+        dates = condition_dates(condition)
+        status = _first([c.get("code") for c in codings_of_status(condition)]) or "status not given"
+        fact: dict[str, Any] = {"id": ref(condition), "name": name}
+        text = f"{name} ({codes}; {ref(condition)}, {status}"
+        if dates:
+            newest = max(dates)
+            fact["date"] = newest.isoformat()
+            fact["daysAgo"] = min(days_since(d, self.today) for d in dates)
+            text += f", {newest.isoformat()}"
+        fact["evidence"] = text + ")"
+        return fact
+
+    def conditions(self, inputs: list[Any], vs: str, include_inactive: bool = False) -> list[dict[str, Any]]:
+        return [
+            fact
+            for condition in self.chart.for_patient("Condition")
+            if condition_counts(condition, include_inactive=bool(include_inactive))
+            and (fact := self._condition_fact(condition, vs))
+        ]
+
+    def allergies(self, inputs: list[Any], *vs_ids: str) -> list[dict[str, Any]]:
+        facts = []
+        for allergy in self.chart.for_patient("AllergyIntolerance"):
+            if not allergy_counts(allergy):
+                continue
+            concept = allergy.get("code")
+            names = [concept.get("text")] if isinstance(concept, dict) and concept.get("text") else []
+            names += [d for _, _, d in codings_of(concept) if d]
+            for vs in vs_ids:
+                found = self.kb.match(vs, [concept, *names]) if isinstance(concept, dict) else None
+                if found:
+                    name = names[0] if names else found[1]
+                    how = f", recognised by name '{found[1]}'" if found[0] == "name" else ""
+                    facts.append({"id": ref(allergy), "name": name,
+                                  "evidence": f"{name} ({ref(allergy)}{how})"})
+                    break
+        return facts
+
+    def latest_observation(self, inputs: list[Any], vs: str, days: float) -> list[dict[str, Any]]:
+        found = latest_observation(self.chart.for_patient("Observation"), self.kb.codes(vs), self.today, int(days))
+        if found is None:
+            return []
+        fact = {"value": found.value, "unit": found.unit, "date": found.date.isoformat(), "evidence": found.evidence}
+        return [{k: v for k, v in fact.items() if v is not None}]
+
+    def latest_observation_with_value(self, inputs: list[Any], vs: str, value_vs: str, days: float):
+        found = latest_observation(self.chart.for_patient("Observation"), self.kb.codes(vs), self.today, int(days))
+        if found is None:
+            return []
+        if not any(self.kb.contains(value_vs, system, code) for system, code, _ in found.concept):
+            return []
+        return [{"date": found.date.isoformat(), "evidence": found.evidence, "name": found.text or "positive"}]
+
+    def blood_pressure(self, inputs: list[Any], panel: str, systolic: str, diastolic: str, days: float):
+        found = blood_pressure(self.chart.for_patient("Observation"), self.kb.codes(panel), self.kb.codes(systolic),
+                               self.kb.codes(diastolic), self.today, int(days))
+        if found is None:
+            return []
+        text = f"{fmt_rounded(found.systolic) if found.systolic is not None else '?'}/" \
+               f"{fmt_rounded(found.diastolic) if found.diastolic is not None else '?'}"
+        fact = {"systolic": found.systolic, "diastolic": found.diastolic, "text": text,
+                "date": found.date.isoformat(), "evidence": found.evidence}
+        return [{k: v for k, v in fact.items() if v is not None}]
+
+    def concept_in(self, inputs: list[Any], vs: str) -> list[bool]:
+        return [any(self.kb.match(vs, concept) is not None for concept in inputs if isinstance(concept, dict))]
+
+    def resolve_in(self, inputs: list[Any], vs: str) -> list[dict[str, Any]]:
+        facts = []
+        for reference in inputs:
+            target = self.chart.resolver(self.order or {})(reference.get("reference")) if isinstance(reference, dict) else None
+            if target and target.get("resourceType") == "Condition" and (fact := self._condition_fact(target, vs)):
+                facts.append(fact)
+        return facts
+
+
+def codings_of_status(condition: dict[str, Any]) -> list[dict[str, Any]]:
+    status = condition.get("clinicalStatus")
+    return [c for c in (status.get("coding") or []) if isinstance(c, dict)] if isinstance(status, dict) else []
+
+
+__all__ = ["ChartFacts", "parse_fhir_date"]

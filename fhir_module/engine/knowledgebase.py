@@ -1,0 +1,159 @@
+"""The knowledge the engine applies, read from FHIR artifacts (a bundle or the built-in build).
+
+Everything drug-specific the engine uses comes from here: PlanDefinitions by hook, value sets,
+product strengths (MedicationKnowledge), the ActivityDefinitions that suggestions use, the topic
+and override-reason CodeSystems. Reading is done once; requests only look things up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .clinical._json import as_number, codings
+from .clinical.medication import MedicationConcepts
+from .clinical.units import mass_mg
+from .clinical.valueset import ValueSetIndex
+
+OVERRIDE_REASON_SYSTEM_SUFFIX = "/CodeSystem/override-reason"
+TOPIC_SYSTEM_SUFFIX = "/CodeSystem/rule-topic"
+
+
+class KnowledgeLoadError(ValueError):
+    """The knowledge bundle cannot be used (unreadable, or missing what the service needs)."""
+
+
+@dataclass(frozen=True)
+class Product:
+    system: str
+    code: str
+    display: str
+    strength_mg: float
+
+
+def _strength_mg(knowledge: dict[str, Any]) -> float | None:
+    """Strength per unit dose of a product MedicationKnowledge (R4 `ingredient.strength`, or R5)."""
+    ratios = [i.get("strength") for i in knowledge.get("ingredient") or [] if isinstance(i, dict)]
+    for definitional in [knowledge.get("definitional")] if isinstance(knowledge.get("definitional"), dict) else []:
+        for ingredient in definitional.get("ingredient") or []:
+            if isinstance(ingredient, dict):
+                ratios.append(ingredient.get("strengthRatio"))
+    for ratio in ratios:
+        if not isinstance(ratio, dict):
+            continue
+        numerator, denominator = ratio.get("numerator") or {}, ratio.get("denominator") or {}
+        mg = mass_mg(numerator.get("value"), numerator.get("code") or numerator.get("unit"))
+        per = as_number(denominator.get("value")) or 1.0
+        if mg is not None and per > 0:
+            return mg / per
+    return None
+
+
+class KnowledgeBase:
+    def __init__(self, resources: Iterable[dict[str, Any]]) -> None:
+        self.resources = [r for r in resources if isinstance(r, dict)]
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        for resource in self.resources:
+            by_type.setdefault(resource.get("resourceType", ""), []).append(resource)
+        self.plan_definitions = [pd for pd in by_type.get("PlanDefinition", []) if _is_eca_rule(pd)]
+        if not self.plan_definitions:
+            raise KnowledgeLoadError("the knowledge holds no eca-rule PlanDefinition")
+        self.valuesets = ValueSetIndex(by_type.get("ValueSet", []))
+        self.activity_definitions = {ad.get("url"): ad for ad in by_type.get("ActivityDefinition", []) if ad.get("url")}
+        self.products: list[Product] = []
+        for knowledge in by_type.get("MedicationKnowledge", []):
+            strength = _strength_mg(knowledge)
+            if strength is None:
+                continue
+            for system, code, display in codings(knowledge.get("code")):
+                self.products.append(Product(system, code, display or (knowledge.get("code") or {}).get("text", ""), strength))
+        code_systems = by_type.get("CodeSystem", [])
+        self.override_reasons = [
+            {"system": cs["url"], "code": c["code"], "display": c.get("display", c["code"])}
+            for cs in code_systems if str(cs.get("url", "")).endswith(OVERRIDE_REASON_SYSTEM_SUFFIX)
+            for c in cs.get("concept") or []
+        ]
+        self.topic_displays = {
+            c["code"]: c.get("display", c["code"])
+            for cs in code_systems if str(cs.get("url", "")).endswith(TOPIC_SYSTEM_SUFFIX)
+            for c in cs.get("concept") or []
+        }
+        first = self.plan_definitions[0]
+        self.base = first.get("url", "").rsplit("/PlanDefinition/", 1)[0]
+        self.version = first.get("version", "")
+        self._codes: dict[str, frozenset[tuple[str, str]]] = {}
+
+    @classmethod
+    def from_bundle(cls, bundle: dict[str, Any]) -> "KnowledgeBase":
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise KnowledgeLoadError("the knowledge file is not a FHIR Bundle")
+        return cls(entry.get("resource") for entry in bundle.get("entry") or [] if isinstance(entry, dict))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "KnowledgeBase":
+        try:
+            bundle = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise KnowledgeLoadError(f"{path}: cannot read the knowledge bundle: {error}") from error
+        return cls.from_bundle(bundle)
+
+    def valueset_url(self, vs: str) -> str:
+        return vs if "/" in vs else f"{self.base}/ValueSet/{vs}"
+
+    def codes(self, vs: str) -> frozenset[tuple[str, str]]:
+        """The codes a value set lists (for searching observations by code)."""
+        url = self.valueset_url(vs)
+        if url not in self._codes:
+            found: set[tuple[str, str]] = set()
+            for valueset in self.resources:
+                if valueset.get("resourceType") == "ValueSet" and valueset.get("url") == url:
+                    for include in (valueset.get("compose") or {}).get("include") or []:
+                        for concept in include.get("concept") or []:
+                            found.add((include.get("system", ""), concept.get("code", "")))
+            self._codes[url] = frozenset(found)
+        return self._codes[url]
+
+    def match(self, vs: str, concepts: Any) -> tuple[str, str] | None:
+        """(how, what) when the concepts are in the value set: by code, ingredient or name."""
+        found = self.valuesets.match(self.valueset_url(vs), concepts)
+        if found is None:
+            return None
+        if found.how == "name":
+            return "name", found.name or ""
+        coding = found.coding or ("", "", None)
+        return found.how, coding[2] or coding[1]
+
+    def contains(self, vs: str, system: str, code: str) -> bool:
+        return self.valuesets.contains(self.valueset_url(vs), system, code)
+
+    def strength_mg(self, concepts: MedicationConcepts) -> float | None:
+        for system, code, _ in concepts.codings:
+            for product in self.products:
+                if product.system == system and product.code == code:
+                    return product.strength_mg
+        return None
+
+    def product_of_strength(self, system: str, strength_mg: float) -> Product | None:
+        for product in self.products:
+            if product.system == system and abs(product.strength_mg - strength_mg) < 1e-9:
+                return product
+        return None
+
+    def plan_definitions_for(self, hook: str) -> list[dict[str, Any]]:
+        return [pd for pd in self.plan_definitions if hook in hooks_of(pd)]
+
+
+def _is_eca_rule(pd: dict[str, Any]) -> bool:
+    return any(c.get("code") == "eca-rule" for c in (pd.get("type") or {}).get("coding") or [] if isinstance(c, dict))
+
+
+def hooks_of(pd: dict[str, Any]) -> list[str]:
+    """The named events that trigger the PlanDefinition's top-level actions."""
+    return list(dict.fromkeys(
+        trigger.get("name")
+        for action in pd.get("action") or []
+        for trigger in action.get("trigger") or []
+        if trigger.get("type") == "named-event" and trigger.get("name")
+    ))

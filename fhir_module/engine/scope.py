@@ -1,0 +1,62 @@
+"""Variables in scope while an action is applied: defined by FHIRPath, evaluated on first use.
+
+A scope chains to its parent (request → order kind → rule → suggestion), so a rule sees its own
+parameters and variables, the patient facts of its order kind, and the request's %order, %patient,
+%today. Evaluation is lazy: a fact no condition reads is never computed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .expressions import Expression, Template, compiled, template
+
+
+class Scope:
+    def __init__(
+        self,
+        parent: "Scope | None" = None,
+        definitions: dict[str, str] | None = None,
+        values: dict[str, list[Any]] | None = None,
+    ) -> None:
+        self.parent = parent
+        self.definitions = {name: compiled(text) for name, text in (definitions or {}).items()}
+        self.values: dict[str, list[Any]] = dict(values or {})
+        self._evaluating: set[str] = set()
+
+    def child(self, definitions: dict[str, str] | None = None, values: dict[str, list[Any]] | None = None) -> "Scope":
+        return Scope(self, definitions, values)
+
+    def value(self, name: str) -> list[Any]:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.values:
+                return scope.values[name]
+            if name in scope.definitions:
+                return scope._define(name)
+            scope = scope.parent
+        return []  # an unknown variable is empty, as FHIRPath treats missing data
+
+    def _define(self, name: str) -> list[Any]:
+        if name in self._evaluating:  # a definition that reads itself is empty, not a hang
+            return []
+        self._evaluating.add(name)
+        try:
+            self.values[name] = self.evaluate(self.definitions[name])
+        finally:
+            self._evaluating.discard(name)
+        return self.values[name]
+
+    def evaluate(self, expression: Expression | str) -> list[Any]:
+        if isinstance(expression, str):
+            expression = compiled(expression)
+        variables = {name: self.value(name) for name in expression.variables}
+        root = self.value("order")
+        return expression.evaluate(root[0] if root else {}, variables)
+
+    def render(self, text: str | Template | None) -> str:
+        if not text:
+            return ""
+        if isinstance(text, str):
+            text = template(text)
+        return text.render(self.evaluate)

@@ -1,0 +1,153 @@
+"""The engine's face: CDS Hooks services derived from the PlanDefinitions, and request evaluation.
+
+No HTTP here: the API (fhir_module/api) and the offline `fhir-module cards` both call this.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from .apply import PlanApplier
+from .chart import Chart, ref
+from .errors import RequestError
+from .knowledgebase import KnowledgeBase, hooks_of
+
+_PLURAL_KEYS = {"AllergyIntolerance": "allergyIntolerances"}
+
+
+def _prefetch_key(resource_type: str) -> str:
+    if resource_type == "Patient":
+        return "patient"
+    return _PLURAL_KEYS.get(resource_type, resource_type[:1].lower() + resource_type[1:] + "s")
+
+
+def _prefetch_template(requirement: dict[str, Any]) -> str:
+    resource_type = requirement["type"]
+    if resource_type == "Patient":
+        return "Patient/{{context.patientId}}"
+    query = f"{resource_type}?patient={{{{context.patientId}}}}"
+    codes = [
+        f"{coding.get('system')}|{coding.get('code')}"
+        for code_filter in requirement.get("codeFilter") or []
+        for coding in code_filter.get("code") or []
+        if coding.get("code")
+    ]
+    if codes:
+        query += "&code=" + ",".join(codes)
+    return query + "&_count=100"
+
+
+def _requirements(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for action in plan.get("action") or []:
+        for item in action.get("input") or []:
+            requirement = item.get("requirement", item)  # R5 wraps the DataRequirement
+            if isinstance(requirement, dict) and requirement.get("type"):
+                found.append(requirement)
+    return found
+
+
+class Engine:
+    """Applies a knowledge base to CDS Hooks requests."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self._services: dict[str, dict[str, Any]] = {}
+        self._plans: dict[str, dict[str, Any]] = {}
+        for plan in kb.plan_definitions:
+            for hook in hooks_of(plan):
+                service_id = plan["id"] if len(hooks_of(plan)) == 1 else f"{plan['id']}-{hook}"
+                prefetch: dict[str, str] = {}
+                for requirement in _requirements(plan):
+                    prefetch.setdefault(_prefetch_key(requirement["type"]), _prefetch_template(requirement))
+                self._services[service_id] = {
+                    "hook": hook,
+                    "id": service_id,
+                    "title": plan.get("title", service_id),
+                    "description": plan.get("description", ""),
+                    "prefetch": prefetch,
+                }
+                self._plans[service_id] = plan
+
+    @classmethod
+    def default(cls) -> "Engine":
+        """The built-in knowledge, built in memory from the packaged knowledge definition."""
+        from fhir_module.fhir.builtin import built_in_resources
+
+        return cls(KnowledgeBase(built_in_resources()))
+
+    @classmethod
+    def from_bundle(cls, bundle: dict[str, Any]) -> "Engine":
+        return cls(KnowledgeBase.from_bundle(bundle))
+
+    @classmethod
+    def from_bundle_file(cls, path: str | Path) -> "Engine":
+        return cls(KnowledgeBase.from_file(path))
+
+    def services(self) -> list[dict[str, Any]]:
+        return [dict(service) for service in self._services.values()]
+
+    def service(self, service_id: str) -> dict[str, Any] | None:
+        return self._services.get(service_id)
+
+    def missing_prefetch(self, service_id: str, prefetch: Any) -> list[str]:
+        """Keys of the service's prefetch that the client did not fill (absent, null, an OperationOutcome)."""
+        service = self._services.get(service_id)
+        if service is None:
+            return []
+        prefetch = prefetch if isinstance(prefetch, dict) else {}
+        missing = []
+        for key in service["prefetch"]:
+            value = prefetch.get(key)
+            if not isinstance(value, dict) or value.get("resourceType") in (None, "OperationOutcome"):
+                missing.append(key)
+        return missing
+
+    def evaluate(self, service_id: str, request: Any, *, today: date | None = None) -> dict[str, Any]:
+        service = self._services.get(service_id)
+        if service is None:
+            raise RequestError(404, f"no CDS service {service_id!r}")
+        context, orders = self._checked_orders(service, request)
+        prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
+        chart = Chart.from_request(context, prefetch)
+        selected = orders(chart)
+        applier = PlanApplier(self.kb, chart, today or date.today(), context, str(request.get("hookInstance", "")))
+        cards = applier.apply(self._plans[service_id], service["hook"], selected)
+        return {"cards": applier.finish(cards)}
+
+    @staticmethod
+    def _checked_orders(service: dict[str, Any], request: Any):
+        """Validate what the hook requires, and say which draft orders to check."""
+        if not isinstance(request, dict):
+            raise RequestError(400, "the request body must be a JSON object")
+        hook = request.get("hook")
+        if hook != service["hook"]:
+            raise RequestError(400, f"service {service['id']!r} answers hook {service['hook']!r}, not {hook!r}", ["hook"])
+        context = request.get("context")
+        if not isinstance(context, dict):
+            raise RequestError(400, "context is required and must be an object", ["context"])
+        if not isinstance(context.get("patientId"), str) or not context["patientId"]:
+            raise RequestError(400, "context.patientId is required", ["context.patientId"])
+        drafts = context.get("draftOrders")
+        if not isinstance(drafts, dict) or drafts.get("resourceType") != "Bundle":
+            raise RequestError(400, "context.draftOrders must be a FHIR Bundle", ["context.draftOrders"])
+        if not isinstance(drafts.get("entry", []), list):
+            raise RequestError(400, "context.draftOrders.entry must be a list", ["context.draftOrders.entry"])
+        if hook == "order-select":
+            selections = context.get("selections")
+            if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
+                raise RequestError(400, "context.selections must be a list of references", ["context.selections"])
+
+            def orders(chart: Chart) -> list[dict[str, Any]]:
+                return [chart.draft(selection) for selection in dict.fromkeys(selections)]
+        else:
+
+            def orders(chart: Chart) -> list[dict[str, Any]]:
+                return [d for d in chart.drafts if d.get("resourceType") == "MedicationRequest"]
+
+        return context, orders
+
+
+__all__ = ["Engine", "RequestError", "ref"]

@@ -86,6 +86,8 @@ class Settings:
     # Pages of a searchset Bundle followed through `link[next]` before giving up (412).
     max_prefetch_pages: int = 20
     jwks_cache_seconds: float = 300.0
+    # After a JWKS fetch, a token with an unknown kid causes no new fetch for this long.
+    jwks_refetch_interval: float = 10.0
 
     @property
     def auth_enabled(self) -> bool:

@@ -42,8 +42,6 @@ log = logging.getLogger("fhir_module.api.auth")
 ALLOWED_ALGORITHMS = {"ES384": ("EC", "P-384"), "RS384": ("RSA", None)}
 CLOCK_SKEW_SECONDS = 30
 MAX_LIFETIME_SECONDS = 3600
-# After a JWKS fetch, an unknown kid triggers no new fetch for this long (rate limit).
-MIN_REFETCH_SECONDS = 10.0
 
 
 def _unauthorized(reason: str) -> ApiError:
@@ -68,9 +66,10 @@ class _KeySet:
 class JwksCache:
     """Public keys per trusted client: inline sets as given, URLs fetched and cached with a TTL."""
 
-    def __init__(self, client: httpx.AsyncClient, ttl: float, timeout: float) -> None:
+    def __init__(self, client: httpx.AsyncClient, ttl: float, timeout: float, refetch_interval: float) -> None:
         self._client = client
         self._ttl = ttl
+        self._refetch_interval = refetch_interval
         self._timeout = timeout
         self._sets: dict[str, _KeySet] = {}
 
@@ -98,7 +97,7 @@ class JwksCache:
         async with entry.lock:
             age = time.monotonic() - entry.fetched_at
             stale = not entry.fetched_at or age > self._ttl
-            unknown = kid not in entry.keys and age > MIN_REFETCH_SECONDS
+            unknown = kid not in entry.keys and age > self._refetch_interval  # rate limit
             if stale or unknown:
                 entry.keys = await self._fetch(client)
                 entry.fetched_at = time.monotonic()
@@ -137,7 +136,9 @@ class Authenticator:
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
         self._settings = settings
         self._clients = {c.iss: c for c in settings.trusted_clients}
-        self._keys = JwksCache(client, settings.jwks_cache_seconds, settings.fetch_timeout)
+        self._keys = JwksCache(
+            client, settings.jwks_cache_seconds, settings.fetch_timeout, settings.jwks_refetch_interval
+        )
         self._replay = ReplayCache()
 
     @property

@@ -27,42 +27,10 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios" / "public"
 
 
 def make_engine() -> Any:
-    try:
-        from fhir_module.engine import Engine
-    except ImportError:  # TEMP: until the engine lands
-        return _TempEngine()
+    """The real engine with its built-in knowledge."""
+    from fhir_module.engine import Engine
+
     return Engine.default()
-
-
-class _TempEngine:  # TEMP: removed once fhir_module.engine exists
-    def services(self) -> list[dict[str, Any]]:
-        prefetch = {"patient": "Patient/{{context.patientId}}",
-                    "medications": "MedicationRequest?patient={{context.patientId}}"}
-        return [{"hook": h, "id": f"levo-{h}", "title": h, "description": h, "prefetch": prefetch}
-                for h in ("order-select", "order-sign")]
-
-    def service(self, sid: str) -> dict[str, Any] | None:
-        return next((s for s in self.services() if s["id"] == sid), None)
-
-    def missing_prefetch(self, sid: str, p: dict[str, Any]) -> list[str]:
-        return [k for k in self.service(sid)["prefetch"]
-                if not isinstance(p.get(k), dict) or p[k].get("resourceType") == "OperationOutcome"]
-
-    def evaluate(self, sid: str, req: dict[str, Any], *, today: Any = None) -> dict[str, Any]:
-        from fhir_module.api.routes.services import RequestError
-        if not isinstance(req["context"].get("draftOrders"), dict):
-            e = RequestError("x"); e.status = 400; e.message = "context.draftOrders is required"
-            e.expression = ["context.draftOrders"]; raise e
-        meds = req["prefetch"].get("medications") or {}
-        n = len(meds.get("entry", []))
-        return {"cards": [{"summary": f"{n} meds", "indicator": "info", "source": {"label": "x"},
-                           "uuid": "u1"}]}
-
-
-
-
-
-
 
 
 def service_for(discovery: dict[str, Any], hook: str) -> dict[str, Any]:

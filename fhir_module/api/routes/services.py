@@ -15,11 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-try:  # TEMP until the engine lands
-    from fhir_module.engine import RequestError
-except ImportError:  # pragma: no cover
-    class RequestError(Exception):  # type: ignore[no-redef]
-        status = 400; message = ""; expression: list = []
+from fhir_module.engine import RequestError
 
 from ..auth import require_client
 from ..body import read_json_object, require_json_content_type

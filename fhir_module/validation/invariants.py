@@ -8,6 +8,7 @@ as an information issue that it was not checked, never as a pass or a crash.
 from __future__ import annotations
 
 from typing import Any, Callable
+from xml.etree import ElementTree
 
 import fhirpathpy
 from fhirpathpy.engine.nodes import ResourceNode
@@ -24,11 +25,49 @@ def _silent_trace(label: str, value: Any) -> None:
     """Core invariants (ref-1) call trace(); fhirpathpy would print to standard output."""
 
 
+def _has_value(inputs: list[Any]) -> list[bool]:
+    """FHIRPath hasValue(), which fhirpathpy lacks: a single primitive with an actual value."""
+    return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], (dict, list))]
+
+
+_XHTML = "{http://www.w3.org/1999/xhtml}"
+# Elements and attributes the FHIR narrative rules (txt-1) forbid: active content and document-level markup.
+_FORBIDDEN_TAGS = frozenset("script object applet embed form iframe input button base link meta style head body html".split())
+
+
+def _html_checks(inputs: list[Any]) -> list[bool]:
+    """FHIRPath htmlChecks() (txt-1, txt-2), which fhirpathpy lacks: the narrative is an XHTML div with
+    only basic formatting (no scripts, forms, event attributes) and some content."""
+    if len(inputs) != 1 or not isinstance(inputs[0], str):
+        return [False]
+    try:
+        root = ElementTree.fromstring(inputs[0])
+    except ElementTree.ParseError:
+        return [False]
+    if root.tag != f"{_XHTML}div":
+        return [False]
+    for element in root.iter():
+        tag = element.tag.removeprefix(_XHTML)
+        if tag in _FORBIDDEN_TAGS or any(name.lower().startswith("on") for name in element.attrib):
+            return [False]
+    has_content = "".join(root.itertext()).strip() != "" or any(e.tag == f"{_XHTML}img" for e in root.iter())
+    return [has_content]
+
+
+_OPTIONS = {
+    "traceFn": _silent_trace,
+    "userInvocationTable": {
+        "hasValue": {"fn": _has_value, "arity": {0: []}},
+        "htmlChecks": {"fn": _html_checks, "arity": {0: []}},
+    },
+}
+
+
 def _compile(expression: str) -> Callable[..., Any] | Exception:
     fn = _compiled.get(expression)
     if fn is None:
         try:
-            fn = fhirpathpy.compile(expression, models["r4"], options={"traceFn": _silent_trace})
+            fn = fhirpathpy.compile(expression, models["r4"], options=_OPTIONS)
         except Exception as exc:  # noqa: BLE001 - any parser failure means "cannot evaluate"
             fn = exc
         _compiled[expression] = fn

@@ -47,7 +47,7 @@ def _issue(error: Any, base: str) -> Issue:
     where = fhirpath_location(base, loc)
     kind = error.get("type", "")
     msg = error.get("msg", "invalid")
-    if kind == "missing":
+    if kind == "missing" or "is required" in msg:
         return Issue("error", "required", f"Required element missing: {msg}", where, MODEL)
     if kind == "extra_forbidden":
         return Issue("error", "structure", f"Unknown element: {msg}", where, MODEL)

@@ -1,0 +1,73 @@
+"""All artifacts of the module, and the Bundle that carries them (collection or transaction).
+
+Output is deterministic: resources sorted by (resourceType, id), ids derived from the knowledge, no
+timestamps (dates come from the knowledge version), and `dumps` writes sorted keys. Two exports of the
+same knowledge are byte-identical, whatever the day.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fhir_module.knowledge import Knowledge
+
+from .common import FHIR_VERSIONS
+from .library import absolute_url, build_library
+
+BUNDLE_TYPES = ("collection", "transaction")
+
+
+def _check_version(version: str) -> None:
+    if version not in FHIR_VERSIONS:
+        raise ValueError(f"unsupported FHIR version {version!r}: use one of {', '.join(FHIR_VERSIONS)}")
+
+
+def build_resources(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
+    """Every artifact of the module for one FHIR version, the manifest Library included, sorted."""
+    _check_version(version)
+    # Imported here so that each builder module stays importable on its own.
+    from .activitydefinitions import build_activitydefinitions
+    from .clinicalusedefinition import build_clinical_use_definitions
+    from .codesystems import build_codesystems
+    from .documentreference import build_document_reference
+    from .medicationknowledge import build_medication_knowledge
+    from .plandefinitions import build_plandefinitions
+    from .valuesets import build_valuesets
+
+    resources: list[dict[str, Any]] = []
+    for build in (build_plandefinitions, build_activitydefinitions, build_valuesets, build_codesystems,
+                  build_medication_knowledge, build_document_reference, build_clinical_use_definitions):
+        resources += build(knowledge, version)
+    resources.append(build_library(knowledge, version, resources))
+    resources.sort(key=lambda r: (r["resourceType"], r["id"]))
+    seen: set[tuple[str, str]] = set()
+    for resource in resources:
+        key = (resource["resourceType"], resource["id"])
+        if key in seen:  # two builders chose the same id: one would silently replace the other on a server
+            raise ValueError(f"two artifacts share the id {key[0]}/{key[1]}")
+        seen.add(key)
+    return resources
+
+
+def build_bundle(knowledge: Knowledge, version: str, bundle_type: str = "collection") -> dict[str, Any]:
+    """A Bundle of every artifact; a transaction PUTs each one at `Type/id` so ids are kept."""
+    if bundle_type not in BUNDLE_TYPES:
+        raise ValueError(f"unsupported bundle type {bundle_type!r}: use one of {', '.join(BUNDLE_TYPES)}")
+    entries = []
+    for resource in build_resources(knowledge, version):
+        entry: dict[str, Any] = {"fullUrl": absolute_url(resource), "resource": resource}
+        if bundle_type == "transaction":
+            entry["request"] = {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
+        entries.append(entry)
+    return {
+        "resourceType": "Bundle",
+        "id": f"{knowledge.module['id']}-{version.lower()}-{bundle_type}",
+        "type": bundle_type,
+        "entry": entries,
+    }
+
+
+def dumps(resource: Any) -> str:
+    """The one JSON form of every export: sorted keys, two-space indent, UTF-8 text, final newline."""
+    return json.dumps(resource, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,107 @@
+"""The module as a FHIR NPM package: `package/package.json`, `package/.index.json`, one file per resource.
+
+`write_package(k, version, DIR)` writes the folder `DIR/package/`, the layout inside a FHIR package
+tarball: `tar czf module.tgz -C DIR package` gives a package that FHIR tools (SUSHI, the IG publisher,
+validators) can load. An earlier export in `DIR/package/` is replaced; any other non-empty folder is
+left alone and reported, so an export never deletes files it did not write.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fhir_module.knowledge import Knowledge
+
+from .bundle import build_resources, dumps
+from .canonical import BASE
+from .common import FHIR_VERSIONS
+
+PACKAGE_PREFIX = "fhir-module."
+CORE_PACKAGES = {"R4": "hl7.fhir.r4.core", "R5": "hl7.fhir.r5.core"}
+
+
+class PackageError(RuntimeError):
+    """The package folder cannot be written (occupied by other files, or an I/O error)."""
+
+
+def package_name(knowledge: Knowledge, version: str) -> str:
+    """`fhir-module.<module id>.r4` / `.r5`: one package per FHIR version, as HL7 names its own."""
+    return f"{PACKAGE_PREFIX}{knowledge.module['id']}.{version.lower()}"
+
+
+def resource_filename(resource: dict[str, Any]) -> str:
+    return f"{resource['resourceType']}-{resource['id']}.json"
+
+
+def package_manifest(knowledge: Knowledge, version: str) -> dict[str, Any]:
+    module = knowledge.module
+    return {
+        "name": package_name(knowledge, version),
+        "version": module["version"],
+        "title": module["title"],
+        "description": module.get("description", module["title"]),
+        "author": module["publisher"],
+        "canonical": BASE,
+        "fhirVersions": [FHIR_VERSIONS[version]],
+        "dependencies": {CORE_PACKAGES[version]: FHIR_VERSIONS[version]},
+    }
+
+
+def package_index(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """`.index.json` (index-version 2): what each file holds, so tools need not open them all."""
+    files = []
+    for resource in resources:
+        entry: dict[str, Any] = {
+            "filename": resource_filename(resource),
+            "resourceType": resource["resourceType"],
+            "id": resource["id"],
+        }
+        for key in ("url", "version"):
+            if isinstance(resource.get(key), str):
+                entry[key] = resource[key]
+        if resource["resourceType"] == "CodeSystem" and "content" in resource:
+            entry["content"] = resource["content"]
+        files.append(entry)
+    return {"index-version": 2, "files": files}
+
+
+def _prepare(folder: Path) -> None:
+    """Empty a previous export of ours; refuse a folder that holds anything else."""
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        return
+    if not folder.is_dir():
+        raise PackageError(f"{folder} exists and is not a folder")
+    entries = list(folder.iterdir())
+    if not entries:
+        return
+    manifest = folder / "package.json"
+    ours = False
+    if manifest.is_file():
+        try:
+            ours = str(json.loads(manifest.read_text("utf-8")).get("name", "")).startswith(PACKAGE_PREFIX)
+        except (ValueError, OSError, AttributeError):
+            ours = False
+    foreign = [e for e in entries if not (e.is_file() and e.suffix == ".json")]
+    if not ours or foreign:
+        raise PackageError(f"{folder} is not empty and does not hold an earlier export of this module; "
+                           "choose an empty or new folder")
+    for entry in entries:
+        entry.unlink()
+
+
+def write_package(knowledge: Knowledge, version: str, directory: str | Path) -> Path:
+    """Write the package under `directory/package/` and return that folder."""
+    resources = build_resources(knowledge, version)
+    folder = Path(directory) / "package"
+    try:
+        _prepare(folder)
+        (folder / "package.json").write_text(dumps(package_manifest(knowledge, version)), encoding="utf-8")
+        (folder / ".index.json").write_text(dumps(package_index(resources)), encoding="utf-8")
+        for resource in resources:
+            (folder / resource_filename(resource)).write_text(dumps(resource), encoding="utf-8")
+    except OSError as error:
+        raise PackageError(f"cannot write the package in {folder}: {error}") from error
+    return folder

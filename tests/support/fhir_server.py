@@ -9,9 +9,11 @@ If ``node`` or ``npm`` is missing, starting the server raises :class:`FhirServer
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -50,13 +52,18 @@ def ensure_node_modules(server_dir: Path = SERVER_DIR) -> None:
     if marker.exists():
         return
     npm = _require_tool("npm")
-    proc = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=server_dir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # Two test sessions starting at once must not run `npm ci` over each other.
+    with open(Path(tempfile.gettempdir()) / "fhir-module-npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return
+        proc = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=server_dir,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     if proc.returncode != 0 or not marker.exists():
         raise FhirServerUnavailable(
             f"`npm ci` in {server_dir} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.fhir_server import FhirServer, FhirServerError
+from tests.support.fhir_server import (
+    SERVER_DIR,
+    FhirServer,
+    FhirServerError,
+    FhirServerUnavailable,
+    ensure_node_modules,
+    start_fhir_server,
+)
 
 PATIENT = {"resourceType": "Patient", "id": "sup-p1", "birthDate": "1970-05-01", "gender": "female"}
 OTHER_PATIENT = {"resourceType": "Patient", "id": "sup-p2", "birthDate": "1980-01-01"}
@@ -144,3 +153,16 @@ def test_post_search_with_form_body(loaded: FhirServer) -> None:
     )
     assert response.status_code == 200, response.text
     assert [e["resource"]["id"] for e in response.json()["entry"]] == ["sup-mr-new"]
+
+
+def test_npm_ci_installs_a_fresh_copy(tmp_path: Path) -> None:
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(SERVER_DIR / name, tmp_path / name)
+    ensure_node_modules(tmp_path)
+    assert (tmp_path / "node_modules" / "@medplum" / "fhir-router" / "package.json").exists()
+
+
+def test_missing_node_fails_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(FhirServerUnavailable, match="'node' is not on PATH"):
+        start_fhir_server()

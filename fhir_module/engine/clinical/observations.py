@@ -53,7 +53,7 @@ class BloodPressure:
 
 def observation_usable(observation: Any) -> bool:
     """True for an Observation whose status says it holds a result."""
-    return has_type(observation, "Observation") and observation.get("status") in USABLE_OBSERVATION_STATUSES
+    return has_type(observation, "Observation") and as_str(observation.get("status")) in USABLE_OBSERVATION_STATUSES
 
 
 def observation_date(observation: Any) -> date | None:
@@ -82,7 +82,7 @@ def quantity(value: Any) -> tuple[float, str | None, str | None] | None:
     if number is None:
         return None
     unit = as_str(q.get("code")) or as_str(q.get("unit"))
-    comparator = q.get("comparator") if q.get("comparator") in _COMPARATORS else None
+    comparator = as_str(q.get("comparator")) if as_str(q.get("comparator")) in _COMPARATORS else None
     return number, unit, comparator
 
 
@@ -186,7 +186,7 @@ def _pressure(holder: dict) -> tuple[float, str | None] | None:
     for unit in quantity_units(q):
         mmhg = pressure_mmhg(q.get("value"), unit)
         if mmhg is not None:
-            comparator = q.get("comparator") if q.get("comparator") in _COMPARATORS else None
+            comparator = as_str(q.get("comparator")) if as_str(q.get("comparator")) in _COMPARATORS else None
             return mmhg, comparator
     return None
 

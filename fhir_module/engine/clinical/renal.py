@@ -149,10 +149,10 @@ def _cockcroft_gault(
         sex_text = f"sex {gender or 'not recorded'} (x 0.85 applied, as for a female, to stay on the safe side)"
     creat_text = describe_quantity(*creat_q)
     if normalise_unit(creat_q[1]) not in ("mg/dl",):
-        creat_text += f" = {fmt_rounded(creat_mg_dl)} mg/dL"
+        creat_text += f" = {fmt_number(round(creat_mg_dl, 2))} mg/dL"
     weight_text = describe_quantity(*weight_q)
     if normalise_unit(weight_q[1]) not in ("kg",):
-        weight_text += f" = {fmt_rounded(kg)} kg"
+        weight_text += f" = {fmt_number(round(kg, 1))} kg"
     creat_ref, weight_ref, patient_ref = reference_of(creat_obs), reference_of(weight_obs), reference_of(pat or {"resourceType": "Patient"})
     evidence = (
         f"CrCl {fmt_rounded(value)} mL/min, Cockcroft-Gault from serum creatinine {creat_text}"

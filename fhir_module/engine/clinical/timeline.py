@@ -91,7 +91,7 @@ def _last_known_date(resource: dict) -> tuple[date, str] | None:
 
 def therapy_status(resource: Any, today: date) -> TherapyStatus:
     """Where a MedicationRequest or MedicationStatement stands on *today* (see module docstring)."""
-    if not isinstance(resource, dict) or resource.get("resourceType") not in _CURRENT:
+    if not isinstance(resource, dict) or as_str(resource.get("resourceType")) not in _CURRENT:
         return TherapyStatus(False, False, None, "not a MedicationRequest or MedicationStatement")
     if not isinstance(today, date):
         return TherapyStatus(False, False, None, "no date to judge the therapy against")

@@ -61,7 +61,7 @@ def normalise_code(system: Any, code: Any) -> str | None:
     text = "".join(code.split())
     if not text:
         return None
-    if system in ICD10_SYSTEMS:
+    if isinstance(system, str) and system in ICD10_SYSTEMS:
         text = text.upper()
         if len(text) > 3 and "." not in text:
             text = f"{text[:3]}.{text[3:]}"

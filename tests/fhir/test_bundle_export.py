@@ -1,0 +1,103 @@
+"""Bundles, the manifest Library and determinism: sorted, stable, byte-identical whatever the date."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from fhir_checks import VERSIONS, exported, knowledge
+
+from fhir_module.fhir.bundle import build_bundle, build_resources, dumps
+from fhir_module.fhir.canonical import BASE
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_artifact_type_is_exported(version):
+    types = {r["resourceType"] for r in exported(version)}
+    expected = {"PlanDefinition", "ActivityDefinition", "ValueSet", "CodeSystem", "Library",
+                "MedicationKnowledge", "DocumentReference"}
+    assert expected <= types
+    assert ("ClinicalUseDefinition" in types) == (version == "R5")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_resources_sorted_and_unique(version):
+    keys = [(r["resourceType"], r["id"]) for r in exported(version)]
+    assert keys == sorted(keys) and len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_library_lists_every_other_artifact(version):
+    resources = exported(version)
+    [library] = [r for r in resources if r["resourceType"] == "Library"]
+    assert library["type"]["coding"][0]["code"] == "asset-collection"
+    assert library["url"] == f"{BASE}/Library/{library['id']}"
+    listed = [a["resource"] for a in library["relatedArtifact"]]
+    assert all(a["type"] == "composed-of" for a in library["relatedArtifact"])
+    expected = [f"{r['url']}|{r['version']}" if "url" in r else f"{BASE}/{r['resourceType']}/{r['id']}"
+                for r in resources if r is not library]
+    assert listed == expected
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_collection_and_transaction_entries(version):
+    k = knowledge()
+    collection = build_bundle(k, version, "collection")
+    transaction = build_bundle(k, version, "transaction")
+    assert collection["type"] == "collection" and transaction["type"] == "transaction"
+    assert "timestamp" not in collection and "meta" not in collection
+    for c_entry, t_entry in zip(collection["entry"], transaction["entry"], strict=True):
+        resource = c_entry["resource"]
+        assert c_entry["fullUrl"] == resource.get("url", f"{BASE}/{resource['resourceType']}/{resource['id']}")
+        assert "request" not in c_entry
+        assert t_entry["request"] == {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
+        assert t_entry["resource"] == resource
+
+
+def test_bad_arguments_are_refused_clearly():
+    k = knowledge()
+    with pytest.raises(ValueError, match="bundle type 'batch'"):
+        build_bundle(k, "R4", "batch")
+    with pytest.raises(ValueError, match="FHIR version 'R6'"):
+        build_resources(k, "R6")
+
+
+def test_two_builds_are_byte_identical():
+    k = knowledge()
+    for version in VERSIONS:
+        assert dumps(build_bundle(k, version, "transaction")) == dumps(build_bundle(k, version, "transaction"))
+
+
+# Moves the process clock years ahead (time, datetime, date) before the export runs.
+_SHIFTED_CLOCK = """
+import datetime as _dt, sys, time as _time
+_SHIFT = _dt.timedelta(days=3653)
+class _DateTime(_dt.datetime):
+    @classmethod
+    def now(cls, tz=None): return super().now(tz) + _SHIFT
+    @classmethod
+    def utcnow(cls): return super().utcnow() + _SHIFT
+    @classmethod
+    def today(cls): return super().today() + _SHIFT
+class _Date(_dt.date):
+    @classmethod
+    def today(cls): return super().today() + _SHIFT
+_real_time, _real_gmtime, _real_localtime = _time.time, _time.gmtime, _time.localtime
+_dt.datetime, _dt.date = _DateTime, _Date
+_time.time = lambda: _real_time() + _SHIFT.total_seconds()
+_time.gmtime = lambda s=None: _real_gmtime(_time.time() if s is None else s)
+_time.localtime = lambda s=None: _real_localtime(_time.time() if s is None else s)
+assert _dt.date.today().year >= _Date.fromtimestamp(_real_time()).year + 9
+from fhir_module.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_export_does_not_depend_on_the_date(tmp_path, version):
+    out = tmp_path / "shifted.json"
+    args = ["export", "--fhir-version", version, "--type", "transaction", "-o", str(out)]
+    proc = subprocess.run([sys.executable, "-c", _SHIFTED_CLOCK, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text("utf-8") == dumps(build_bundle(knowledge(), version, "transaction"))

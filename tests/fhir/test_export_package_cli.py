@@ -1,0 +1,104 @@
+"""`fhir-module export` as users run it (a subprocess), and the FHIR package layout it writes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from fhir_checks import exported, knowledge
+
+from fhir_module.fhir.bundle import build_bundle, dumps
+from fhir_module.fhir.export import export_command
+from fhir_module.fhir.package import PackageError, write_package
+from fhir_module.knowledge import default_knowledge_path
+
+FHIR_MODULE = Path("/work/venv/bin/fhir-module")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    assert FHIR_MODULE.exists(), f"{FHIR_MODULE} is not installed (pip install -e .)"
+    return subprocess.run([str(FHIR_MODULE), "export", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_stdout_and_file_are_the_same_bundle(tmp_path):
+    out = tmp_path / "r4.json"
+    to_stdout = run("--fhir-version", "R4")
+    to_file = run("--fhir-version", "R4", "--type", "collection", "-o", str(out))
+    assert to_stdout.returncode == 0 and to_file.returncode == 0, to_stdout.stderr + to_file.stderr
+    assert to_stdout.stdout == out.read_text("utf-8") == dumps(build_bundle(knowledge(), "R4", "collection"))
+    assert json.loads(to_stdout.stdout)["type"] == "collection"
+
+
+def test_r5_transaction(tmp_path):
+    out = tmp_path / "r5.json"
+    proc = run("--fhir-version", "R5", "--type", "transaction", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    bundle = json.loads(out.read_text("utf-8"))
+    assert bundle["type"] == "transaction"
+    assert any(e["resource"]["resourceType"] == "ClinicalUseDefinition" for e in bundle["entry"])
+    assert all(e["request"]["method"] == "PUT" for e in bundle["entry"])
+
+
+def test_bad_arguments_and_unwritable_output(tmp_path):
+    proc = run("--fhir-version", "R6")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr and proc.stdout == ""
+    proc = run("-o", str(tmp_path / "missing-folder" / "x.json"))
+    assert proc.returncode == 1 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_invalid_knowledge_exits_2_with_its_message(tmp_path, capsys):
+    broken = tmp_path / "knowledge.yaml"
+    broken.write_text(default_knowledge_path().read_text("utf-8").replace(
+        "up to a maximum of 120 mg once daily", "up to a maximum of 150 mg once daily"), encoding="utf-8")
+    args = argparse.Namespace(fhir_version="R4", type="collection", output=str(tmp_path / "out.json"),
+                              package=None, knowledge=str(broken))
+    assert export_command(args) == 2
+    err = capsys.readouterr().err
+    assert "invalid knowledge" in err and "not in the monograph" in err
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_package_layout(tmp_path, version):
+    proc = run("--fhir-version", version, "--package", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "package"
+    manifest = json.loads((folder / "package.json").read_text("utf-8"))
+    fhir_version = {"R4": "4.0.1", "R5": "5.0.0"}[version]
+    assert manifest["name"] == f"fhir-module.{knowledge().module['id']}.{version.lower()}"
+    assert manifest["version"] == knowledge().module["version"]
+    assert manifest["fhirVersions"] == [fhir_version]
+    assert manifest["dependencies"] == {f"hl7.fhir.{version.lower()}.core": fhir_version}
+    assert manifest["canonical"] == "http://fhir-module.org/fhir"
+
+    index = json.loads((folder / ".index.json").read_text("utf-8"))
+    assert index["index-version"] == 2
+    resources = exported(version)
+    assert [f["filename"] for f in index["files"]] == [f"{r['resourceType']}-{r['id']}.json" for r in resources]
+    written = sorted(p.name for p in folder.iterdir())
+    assert written == sorted([".index.json", "package.json", *(f["filename"] for f in index["files"])])
+    for entry, resource in zip(index["files"], resources, strict=True):
+        assert json.loads((folder / entry["filename"]).read_text("utf-8")) == resource
+        assert entry["resourceType"] == resource["resourceType"] and entry["id"] == resource["id"]
+        assert entry.get("url") == resource.get("url") and entry.get("version") == resource.get("version")
+
+
+def test_package_replaces_an_earlier_export_but_not_other_files(tmp_path):
+    k = knowledge()
+    folder = write_package(k, "R5", tmp_path)
+    stale = folder / "ValueSet-stale.json"
+    stale.write_text("{}", encoding="utf-8")
+    write_package(k, "R4", tmp_path)  # an earlier export of ours: replaced whole
+    assert not stale.exists() and not list(folder.glob("ClinicalUseDefinition-*.json"))
+
+    other = tmp_path / "other"
+    (other / "package").mkdir(parents=True)
+    (other / "package" / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(PackageError, match="not empty"):
+        write_package(k, "R4", other)
+    assert (other / "package" / "notes.txt").read_text("utf-8") == "keep me"
+    proc = run("--package", str(other))
+    assert proc.returncode == 1 and "not empty" in proc.stderr

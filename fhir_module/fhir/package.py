@@ -4,11 +4,17 @@
 tarball: `tar czf module.tgz -C DIR package` gives a package that FHIR tools (SUSHI, the IG publisher,
 validators) can load. An earlier export in `DIR/package/` is replaced; any other non-empty folder is
 left alone and reported, so an export never deletes files it did not write.
+
+The R4 package also carries the module's conformance resources (the profiles its artifacts declare in
+`meta.profile`, their extensions and bound value sets, from `fhir_module/data/definitions/profiles/`),
+so a validator that loads the package can check the artifacts against them. Those profiles are R4;
+the R5 package has none.
 """
 
 from __future__ import annotations
 
 import json
+from importlib import resources as package_data
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,17 @@ def package_manifest(knowledge: Knowledge, version: str) -> dict[str, Any]:
     }
 
 
+def conformance_resources(version: str) -> list[dict[str, Any]]:
+    """The module's own profiles and what they use (R4 only), sorted like the artifacts."""
+    if version != "R4":
+        return []
+    folder = package_data.files("fhir_module.data").joinpath("definitions/profiles")
+    if not folder.is_dir():
+        return []
+    found = [json.loads(f.read_text("utf-8")) for f in folder.iterdir() if f.name.endswith(".json")]
+    return sorted(found, key=lambda r: (r["resourceType"], r["id"]))
+
+
 def package_index(resources: list[dict[str, Any]]) -> dict[str, Any]:
     """`.index.json` (index-version 2): what each file holds, so tools need not open them all."""
     files = []
@@ -61,6 +78,10 @@ def package_index(resources: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("url", "version"):
             if isinstance(resource.get(key), str):
                 entry[key] = resource[key]
+        if resource["resourceType"] == "StructureDefinition":
+            for key in ("kind", "type", "derivation"):
+                if key in resource:
+                    entry[key] = resource[key]
         if resource["resourceType"] == "CodeSystem" and "content" in resource:
             entry["content"] = resource["content"]
         files.append(entry)
@@ -95,6 +116,12 @@ def _prepare(folder: Path) -> None:
 def write_package(knowledge: Knowledge, version: str, directory: str | Path) -> Path:
     """Write the package under `directory/package/` and return that folder."""
     resources = build_resources(knowledge, version)
+    taken = {(r["resourceType"], r["id"]) for r in resources}
+    for definition in conformance_resources(version):
+        if (definition["resourceType"], definition["id"]) in taken:
+            raise PackageError(f"{definition['resourceType']}/{definition['id']} is both an artifact and a profile resource")
+        resources.append(definition)
+    resources.sort(key=lambda r: (r["resourceType"], r["id"]))
     folder = Path(directory) / "package"
     try:
         _prepare(folder)

@@ -12,7 +12,7 @@ from fhir_checks import exported, knowledge
 
 from fhir_module.fhir.bundle import build_bundle, dumps
 from fhir_module.fhir.export import export_command
-from fhir_module.fhir.package import PackageError, write_package
+from fhir_module.fhir.package import PackageError, conformance_resources, write_package
 from fhir_module.knowledge import default_knowledge_path
 
 FHIR_MODULE = Path("/work/venv/bin/fhir-module")
@@ -76,7 +76,8 @@ def test_package_layout(tmp_path, version):
 
     index = json.loads((folder / ".index.json").read_text("utf-8"))
     assert index["index-version"] == 2
-    resources = exported(version)
+    resources = sorted([*exported(version), *conformance_resources(version)],
+                       key=lambda r: (r["resourceType"], r["id"]))
     assert [f["filename"] for f in index["files"]] == [f"{r['resourceType']}-{r['id']}.json" for r in resources]
     written = sorted(p.name for p in folder.iterdir())
     assert written == sorted([".index.json", "package.json", *(f["filename"] for f in index["files"])])
@@ -84,6 +85,14 @@ def test_package_layout(tmp_path, version):
         assert json.loads((folder / entry["filename"]).read_text("utf-8")) == resource
         assert entry["resourceType"] == resource["resourceType"] and entry["id"] == resource["id"]
         assert entry.get("url") == resource.get("url") and entry.get("version") == resource.get("version")
+    # Every profile an artifact declares is in the R4 package; the R5 package has none (they are R4).
+    declared = {p for r in exported(version) for p in r.get("meta", {}).get("profile", [])}
+    packaged = {f["url"] for f in index["files"] if f["resourceType"] == "StructureDefinition"}
+    if version == "R4":
+        assert declared <= packaged, declared - packaged
+        assert all(f["kind"] and f["type"] for f in index["files"] if f["resourceType"] == "StructureDefinition")
+    else:
+        assert packaged == set()
 
 
 def test_package_replaces_an_earlier_export_but_not_other_files(tmp_path):

@@ -8,7 +8,9 @@ Newest first within the window (default 12 calendar months back from today, incl
 3. else the newest eGFR, used as a proxy for creatinine clearance (and said to be one).
 
 Observation status, dates and codes follow `observations` (final/amended/corrected/preliminary,
-effective date else issued, any coding). The result is not rounded: bands are the caller's.
+effective date else issued, any coding). A value counts only with a unit it can convert
+(mL/min, optionally per 1.73 m2; mg/dL, mg/L, umol/L or mmol/L; kg, g or lb) and when positive.
+The result is not rounded: bands are the caller's (the evidence text rounds for reading).
 """
 
 from __future__ import annotations

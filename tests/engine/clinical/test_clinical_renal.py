@@ -181,3 +181,14 @@ def test_no_rounding_of_the_result():
     result = renal_function([obs("x", "2164-2", 29.96, "mL/min")], patient(), TODAY, CODES)
     assert result.ml_min == 29.96
     assert result.evidence.startswith("CrCl 29.96 mL/min")
+
+
+def test_cockcroft_gault_wins_over_a_newer_egfr():
+    observations = [creat(), weight(), obs("gfr", "98979-8", 90, "mL/min/{1.73_m2}", "2026-11-25")]
+    assert renal_function(observations, patient(), TODAY, CODES).method == "cockcroft-gault"
+
+
+def test_measured_clearance_wins_even_when_older():
+    observations = [creat(when="2026-11-25"), weight(), obs("cl", "2164-2", 70, "mL/min", "2026-03-01")]
+    result = renal_function(observations, patient(), TODAY, CODES)
+    assert (result.method, result.ml_min) == ("measured", 70)

@@ -52,3 +52,28 @@ def test_schema_check_is_not_vacuous(version):
     assert any(e.startswith("status") for e in errors)
     with pytest.raises(ValueError):
         model_class(version, "MedicationKnowledge").model_validate(resource)
+
+
+MY_TYPES = ("MedicationKnowledge", "DocumentReference", "Library", "ClinicalUseDefinition")
+PROFILED = [(v, r) for v, r in CASES if r["resourceType"] in MY_TYPES]
+
+
+@pytest.mark.parametrize(("version", "resource"), PROFILED,
+                         ids=[f"{v}-{r['resourceType']}-{r['id']}" for v, r in PROFILED])
+def test_resource_conforms_to_its_declared_profile(version, resource):
+    """The module's validator (profiles with snapshots, invariants, bindings) finds no error or warning."""
+    from fhir_module.validation import validate
+
+    outcome = validate(resource, fhir_version=version)
+    problems = [i for i in outcome["issue"] if i["severity"] in ("fatal", "error", "warning")]
+    assert problems == []
+
+
+def test_profile_check_is_not_vacuous():
+    """A product MedicationKnowledge without its strength breaks its declared profile."""
+    from fhir_module.validation import validate
+
+    product = next(r for r in exported("R4") if r["resourceType"] == "MedicationKnowledge" and "meta" in r)
+    broken = {**product, "ingredient": [{k: v for k, v in product["ingredient"][0].items() if k != "strength"}]}
+    outcome = validate(broken, fhir_version="R4")
+    assert any(i["severity"] == "error" and "strength" in i.get("diagnostics", "") for i in outcome["issue"])

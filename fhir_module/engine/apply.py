@@ -81,6 +81,11 @@ def _topic(action: dict[str, Any]) -> str | None:
     return next((c.get("code") for concept in concepts for c in concept.get("coding") or []), None)
 
 
+def _doc_url(doc: dict[str, Any]) -> str | None:
+    """A RelatedArtifact's address: `url` in R4, `document.url` in R5."""
+    return doc.get("url") or (doc.get("document") or {}).get("url")
+
+
 def _truncate(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) < SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 2].rstrip() + "…"
@@ -358,8 +363,8 @@ class PlanApplier:
         first = card.documentation[0] if card.documentation else {}
         source: dict[str, Any] = {"label": f"{first.get('display', '').split(',')[0] or 'Knowledge module'} "
                                            f"(fhir_module knowledge {self.kb.version})"}
-        if first.get("url"):
-            source["url"] = first["url"]
+        if _doc_url(first):
+            source["url"] = _doc_url(first)
         source["topic"] = {"system": f"{self.kb.base}/CodeSystem/rule-topic", "code": card.topic,
                            "display": self.kb.topic_displays.get(card.topic, card.topic)}
         result: dict[str, Any] = {
@@ -371,9 +376,10 @@ class PlanApplier:
         }
         links, seen = [], set()
         for doc in card.documentation:
-            if doc.get("url") and doc["url"] not in seen:
-                seen.add(doc["url"])
-                links.append({"label": doc.get("display") or "Monograph", "url": doc["url"], "type": "absolute"})
+            url = _doc_url(doc)
+            if url and url not in seen:
+                seen.add(url)
+                links.append({"label": doc.get("display") or "Monograph", "url": url, "type": "absolute"})
         if links:
             result["links"] = links
         if card.suggestions:

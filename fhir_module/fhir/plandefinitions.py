@@ -69,13 +69,18 @@ def _note(when: str, text: str) -> dict[str, Any]:
     return _complex(EXT_CARD_NOTE, [("when", "valueExpression", _expression(when)), ("text", "valueString", text)])
 
 
-def _citation(knowledge: Knowledge, quote: Quote) -> dict[str, Any]:
+def _link(url: str, version: str) -> dict[str, Any]:
+    """Where a RelatedArtifact points: R4 has `url`, R5 an attachment (`document.url`)."""
+    return {"document": {"url": url}} if version == R5 else {"url": url}
+
+
+def _citation(knowledge: Knowledge, quote: Quote, version: str) -> dict[str, Any]:
     return {
         "type": "citation",
         "label": quote.sentence.id,
         "display": f"{knowledge.drug['name']} monograph, {quote.section_title}",
         "citation": quote.sentence.text,
-        "url": monograph_url(knowledge, quote.section),
+        **_link(monograph_url(knowledge, quote.section), version),
         "extension": [{"url": EXT_MONOGRAPH_QUOTE, "valueString": quote.text}],
     }
 
@@ -117,9 +122,9 @@ def _rule_action(knowledge: Knowledge, rule: Rule, version: str) -> dict[str, An
         ("reason", "valueString", rule.reason),
         ("involves", "valueExpression", _expression(rule.involves) if rule.involves else None),
     ]))
-    documentation = [_citation(knowledge, rule.quote)]
+    documentation = [_citation(knowledge, rule.quote, version)]
     if rule.also_quote:
-        documentation.append(_citation(knowledge, rule.also_quote))
+        documentation.append(_citation(knowledge, rule.also_quote, version))
     action: dict[str, Any] = {
         "id": rule.id,
         "extension": extensions,
@@ -214,7 +219,7 @@ def build_plandefinitions(knowledge: Knowledge, version: str) -> list[dict[str, 
         resource["relatedArtifact"] = [{
             "type": "documentation",
             "display": f"{drug} monograph",
-            "url": monograph_url(knowledge),
+            **_link(monograph_url(knowledge), version),
         }]
         resource["useContext"] = [{
             "code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "task"},

@@ -79,14 +79,22 @@ def _end_date(resource: dict) -> tuple[date, str] | None:
 
 
 def _last_known_date(resource: dict) -> tuple[date, str] | None:
-    candidates = [
+    """The latest clinical date of the therapy; `meta.lastUpdated` only when it has none.
+
+    `meta.lastUpdated` is when a server last stored the record, not when the therapy happened: a
+    FHIR server sets it on every write, so preferring it would make every stopped therapy end
+    "today" once the chart has been copied or migrated.
+    """
+    clinical = [
         ("authoredOn", resource.get("authoredOn")),
         ("effectivePeriod.start", as_dict(resource.get("effectivePeriod")).get("start")),
         ("effectiveDateTime", resource.get("effectiveDateTime")),
-        ("meta.lastUpdated", as_dict(resource.get("meta")).get("lastUpdated")),
     ]
-    found = [(d, name) for name, d in ((n, parse_fhir_date_latest(v)) for n, v in candidates) if d]
-    return max(found, key=lambda f: f[0]) if found else None
+    found = [(d, name) for name, d in ((n, parse_fhir_date_latest(v)) for n, v in clinical) if d]
+    if found:
+        return max(found, key=lambda f: f[0])
+    updated = parse_fhir_date_latest(as_dict(resource.get("meta")).get("lastUpdated"))
+    return (updated, "meta.lastUpdated") if updated else None
 
 
 def therapy_status(resource: Any, today: date) -> TherapyStatus:

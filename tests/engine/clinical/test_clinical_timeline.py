@@ -101,8 +101,10 @@ def test_stopped_before_a_future_planned_end_is_ended_today_at_latest():
     ("resource", "ended", "field"),
     [
         (request("stopped", authoredOn="2026-11-01"), date(2026, 11, 1), "authoredOn"),
+        # A server stamps meta.lastUpdated on every write: the clinical date wins over it.
         (request("completed", authoredOn="2026-10-01", meta={"lastUpdated": "2026-11-15T10:00:00Z"}),
-         date(2026, 11, 15), "meta.lastUpdated"),
+         date(2026, 10, 1), "authoredOn"),
+        (request("completed", meta={"lastUpdated": "2026-11-15T10:00:00Z"}), date(2026, 11, 15), "meta.lastUpdated"),
         (statement("stopped", effectivePeriod={"start": "2026-11-03"}), date(2026, 11, 3), "effectivePeriod.start"),
         (statement("completed", effectiveDateTime="2026-11-04T08:00:00Z"), date(2026, 11, 4), "effectiveDateTime"),
     ],

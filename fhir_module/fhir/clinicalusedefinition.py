@@ -141,8 +141,7 @@ def _ids(knowledge: Knowledge, plan: _Plan) -> list[tuple[str, str, Any]]:
     items += [(_id(knowledge, "contraindication", t), "contraindication", r) for t, r in plan.contraindications.items()]
     items += [(_id(knowledge, "interaction", vs), "interaction", (vs, r)) for vs, r in plan.interactions.items()]
     items += [(_id(knowledge, "warning", c), "warning", (c, text)) for c, text in plan.warnings]
-    items += [(_id(knowledge, "undesirable-effect", term), "undesirable-effect", e) for e in plan.effects
-              for term in [e[0]]]
+    items += [(_id(knowledge, "undesirable-effect", e[0]), "undesirable-effect", e) for e in plan.effects]
     seen: set[str] = set()
     for resource_id, _, _ in items:
         if resource_id in seen:  # two terms that shorten to the same id: stop rather than overwrite

@@ -38,7 +38,18 @@ class Band:
     characteristic: dict[str, Any]
     low: float | None = None
     high: float | None = None
-    kind: str = "range"  # "range" (a measurement) or "state" (a condition or co-medication)
+    kind: str = "range"  # "range" (a measured CrCl), "condition" or "co-medication"
+
+    @property
+    def title(self) -> str:
+        """What the dosing applies to, as the Dosage type says it."""
+        if self.kind == "co-medication":
+            return f"With {self.label[:1].lower()}{self.label[1:]}"
+        return f"Renal impairment: {self.label}"
+
+    @property
+    def characteristic_type(self) -> str:
+        return {"condition": "Condition", "co-medication": "Concomitant medication"}.get(self.kind, self.label)
 
 
 def _sentence(knowledge: Knowledge, path: str) -> str:
@@ -66,14 +77,14 @@ def bands(knowledge: Knowledge) -> list[Band]:
             # A band named by a condition (end-stage renal disease): coded by the value set of that title.
             vs_id = find_valueset(knowledge, title=band["label"])
             concept = valueset_concept(knowledge, vs_id) if vs_id else {"text": band["label"]}
-            result.append(Band(band["label"], text, limit, concept, kind="state"))
+            result.append(Band(band["label"], text, limit, concept, kind="condition"))
     for key, fact in dosing.items():
         if key.endswith(MAX_SUFFIX) and key != MAX_SUFFIX.lstrip("_"):
             prefix = key[: -len(MAX_SUFFIX)]
             vs_id = find_valueset(knowledge, containing=prefix)
             concept = {"text": knowledge.valueset(vs_id).title if vs_id else prefix}
             result.append(Band(concept["text"], _sentence(knowledge, f"dosing.{key}"), fact["value"], concept,
-                               kind="state"))
+                               kind="co-medication"))
     return result
 
 
@@ -134,7 +145,7 @@ def general_dosages(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
 
 
 def band_dosages(knowledge: Knowledge, version: str, band: Band) -> list[dict[str, Any]]:
-    return [{"type": {"text": band.label[:1].upper() + band.label[1:]}, "dosage": [
+    return [{"type": {"text": band.title}, "dosage": [
         _dosage(version, knowledge, text=band.text, max_mg=band.max_daily_mg)
     ]}]
 
@@ -166,6 +177,6 @@ def r5_dosing_guidelines(knowledge: Knowledge, version: str) -> list[dict[str, A
                 value_range["high"] = quantity(band.high, CRCL_UNIT)
             characteristic = {"type": band.characteristic, "valueRange": value_range}
         else:
-            characteristic = {"type": {"text": band.label}, "valueCodeableConcept": band.characteristic}
+            characteristic = {"type": {"text": band.characteristic_type}, "valueCodeableConcept": band.characteristic}
         guidelines.append({"dosage": band_dosages(knowledge, version, band), "patientCharacteristic": [characteristic]})
     return guidelines

@@ -41,7 +41,6 @@ def _attachment(knowledge: Knowledge, version: str) -> dict[str, Any]:
     data = knowledge.monograph.text.encode("utf-8")
     return {
         "contentType": MARKDOWN,
-        "language": "en",
         "data": base64.b64encode(data).decode("ascii"),
         "url": monograph_url(knowledge),
         # R5 types size as integer64, which JSON carries as a string.

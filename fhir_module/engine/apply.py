@@ -323,7 +323,10 @@ class PlanApplier:
         concept = resource.get("medicationCodeableConcept")
         if not isinstance(concept, dict):
             return
-        for coding in concept.get("coding") or []:
+        codings = concept.get("coding")
+        for coding in codings if isinstance(codings, list) else []:
+            if not isinstance(coding, dict):
+                continue
             for product in self.kb.products:
                 if product.system == coding.get("system") and product.code == coding.get("code"):
                     if abs(product.strength_mg - dose_mg) < 1e-9:

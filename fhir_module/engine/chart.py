@@ -15,18 +15,29 @@ from .errors import RequestError
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
 
 
-def _resources(value: Any) -> Iterable[tuple[str | None, dict[str, Any]]]:
-    """(fullUrl, resource) pairs from a resource or a Bundle, depth first."""
-    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+def _is_resource(value: Any) -> bool:
+    """A JSON object that names its type (and, if it has an id, a string one): the least we read."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("resourceType"), str)
+        and isinstance(value.get("id", ""), str)
+    )
+
+
+def _resources(value: Any, depth: int = 0) -> Iterable[tuple[str | None, dict[str, Any]]]:
+    """(fullUrl, resource) pairs from a resource or a Bundle, depth first; anything else is skipped."""
+    if not _is_resource(value) or depth > 3:
         return
     if value["resourceType"] == "Bundle":
-        for entry in value.get("entry") or []:
-            if isinstance(entry, dict):
-                resource = entry.get("resource")
-                if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
-                    yield from _resources(resource)
-                elif isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-                    yield (entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None), resource
+        entries = value.get("entry")
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict) or not _is_resource(entry.get("resource")):
+                continue
+            resource = entry["resource"]
+            if resource["resourceType"] == "Bundle":
+                yield from _resources(resource, depth + 1)
+            else:
+                yield (entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None), resource
         return
     yield None, value
 
@@ -74,7 +85,7 @@ class Chart:
         for resource in self.of_type(*types):
             subject = resource.get("subject") or resource.get("patient")
             reference = subject.get("reference") if isinstance(subject, dict) else None
-            if reference is None or reference in wanted or reference.endswith(f"/Patient/{self.patient_id}"):
+            if not isinstance(reference, str) or reference in wanted or reference.endswith(f"/Patient/{self.patient_id}"):
                 result.append(resource)
         return result
 

@@ -30,9 +30,16 @@ _VARIABLE_REFERENCE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)")
 _TEMPLATE_PART = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
+class FunctionFailure(RuntimeError):
+    """One of the module's own functions failed: a bug to surface, not data to ignore."""
+
+
 def _user_function(method: str) -> Callable[..., Any]:
     def call(inputs: list[Any], *args: Any) -> Any:
-        return getattr(current_facts.get(), method)(inputs, *args)
+        try:
+            return getattr(current_facts.get(), method)(inputs, *args)
+        except Exception as error:
+            raise FunctionFailure(f"{method} failed: {type(error).__name__}: {error}") from error
 
     return call
 
@@ -80,7 +87,9 @@ class Expression:
         """The expression's value; data the expression cannot handle gives an empty result."""
         try:
             return list(self._compiled(resource if resource is not None else {}, variables))
-        except Exception:  # noqa: BLE001 - outside data must never break a request
+        except FunctionFailure:
+            raise
+        except Exception:  # noqa: BLE001 - FHIRPath over odd outside data must not break a request
             log.warning("FHIRPath %r failed on this request's data; treated as empty", self.text, exc_info=True)
             return []
 

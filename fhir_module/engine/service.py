@@ -5,6 +5,7 @@ No HTTP here: the API (fhir_module/api) and the offline `fhir-module cards` both
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ from .apply import PlanApplier
 from .chart import Chart, ref
 from .errors import RequestError
 from .knowledgebase import KnowledgeBase, hooks_of
+
+log = logging.getLogger(__name__)
+
+# Data that passed validation but that the engine still could not evaluate (never a 500).
+UNEVALUABLE = 422
 
 _PLURAL_KEYS = {"AllergyIntolerance": "allergyIntolerances"}
 
@@ -114,8 +120,16 @@ class Engine:
         chart = Chart.from_request(context, prefetch)
         selected = orders(chart)
         applier = PlanApplier(self.kb, chart, today or date.today(), context, str(request.get("hookInstance", "")))
-        cards = applier.apply(self._plans[service_id], service["hook"], selected)
-        return {"cards": applier.finish(cards)}
+        try:
+            cards = applier.apply(self._plans[service_id], service["hook"], selected)
+            return {"cards": applier.finish(cards)}
+        except RequestError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a bug or data we did not foresee: say so, never 500
+            log.exception("evaluation failed for hookInstance %s", request.get("hookInstance"))
+            raise RequestError(
+                UNEVALUABLE, f"the request's data could not be evaluated ({type(error).__name__}); no cards were made"
+            ) from error
 
     @staticmethod
     def _checked_orders(service: dict[str, Any], request: Any):

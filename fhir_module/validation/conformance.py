@@ -70,43 +70,53 @@ class Walker:
 
     # -- elements --------------------------------------------------------------------------------
     def _children(self, index: StructureIndex, element_id: str, node: dict[str, Any], where: str) -> None:
-        for child in index.children.get(element_id, ()):
+        table = index.table(element_id)
+        found = self._keys_by_child(table, node, where)
+        for child in table.children:
+            keys = found.get(child["id"])
+            if keys is None and child["id"] not in table.always:
+                continue
             name = child["path"].rpartition(".")[2]
-            items = list(self._values(child, node, where, name))
-            self._cardinality(child, len(items), f"{where}.{name.removesuffix('[x]')}", name)
+            at = f"{where}.{name.removesuffix('[x]')}"
+            items = [item for key, type_code in keys or () for item in self._items(node, key, at, type_code)]
+            self._cardinality(child, len(items), at, name)
             slices = index.slices.get(child["id"])
             if child.get("slicing") and slices:
-                self._slicing(index, child, slices, items, f"{where}.{name.removesuffix('[x]')}")
+                self._slicing(index, child, slices, items, at)
             for item_where, value, type_code in items:
                 if value is not None:
                     self._element(index, child, value, item_where, type_code)
 
-    def _values(self, element: dict[str, Any], node: dict[str, Any], where: str, name: str) -> Iterator[Item]:
-        """The instance values of one element definition, with their locations and types."""
-        types = [t.get("code") for t in element.get("type", [])]
-        if name.endswith("[x]"):
-            prefix = name[:-3]
-            allowed = set(types)
-            keys = []
-            for key in list(node):
-                bare = key[1:] if key.startswith("_") else key
-                if not bare.startswith(prefix) or bare == prefix:
-                    continue
-                suffix = bare[len(prefix):]
-                type_code = suffix if suffix in self.defs.type_names else suffix[0].lower() + suffix[1:]
-                if type_code not in self.defs.type_names:
-                    continue
-                if type_code not in allowed:
-                    self._add("error", "structure", f"Type {type_code} is not allowed for {name} (allowed: {', '.join(sorted(allowed))})", f"{where}.{prefix}")
-                    continue
-                if bare not in keys:
-                    keys.append(bare)
-            for key in keys:
-                type_code = key[len(prefix):]
-                type_code = type_code if type_code in self.defs.type_names else type_code[0].lower() + type_code[1:]
-                yield from self._items(node, key, f"{where}.{prefix}", type_code)
-        else:
-            yield from self._items(node, name, f"{where}.{name}", types[0] if len(types) == 1 else None)
+    def _keys_by_child(self, table: Any, node: dict[str, Any], where: str) -> dict[str, list[tuple[str, str | None]]]:
+        """Which child definition each instance key belongs to (`_x` primitive extensions go with `x`),
+        with the key's data type; a choice key of a type the definition does not allow is reported."""
+        found: dict[str, list[tuple[str, str | None]]] = {}
+        for key in node:
+            bare = key[1:] if key.startswith("_") else key
+            child = table.by_name.get(bare)
+            if child is not None:
+                types = child.get("type", ())
+                entry = (bare, types[0].get("code") if len(types) == 1 else None)
+            else:
+                entry = None
+                for prefix, choice in table.choices:
+                    if not bare.startswith(prefix) or bare == prefix:
+                        continue
+                    suffix = bare[len(prefix):]
+                    type_code = suffix if suffix in self.defs.type_names else suffix[0].lower() + suffix[1:]
+                    if type_code not in self.defs.type_names:
+                        continue
+                    allowed = {t.get("code") for t in choice.get("type", ())}
+                    if type_code not in allowed:
+                        self._add("error", "structure", f"Type {type_code} is not allowed for {prefix}[x] (allowed: {', '.join(sorted(allowed))})", f"{where}.{prefix}")
+                        break
+                    child, entry = choice, (bare, type_code)
+                    break
+            if child is not None and entry is not None:
+                keys = found.setdefault(child["id"], [])
+                if entry not in keys:
+                    keys.append(entry)
+        return found
 
     @staticmethod
     def _items(node: dict[str, Any], key: str, where: str, type_code: str | None) -> Iterator[Item]:
@@ -136,10 +146,11 @@ class Walker:
 
     def _element(self, index: StructureIndex, element: dict[str, Any], value: Any, where: str, type_code: str | None, descend: bool = True) -> None:
         """Checks one value against its element definition, then walks into it."""
-        for key, fixed in _prefixed(element, "fixed"):
+        facets = index.facets(element)
+        for key, fixed in facets.fixed:
             if value != fixed:
                 self._add("error", "value", f"Value must be exactly {_show(fixed)} (fixed by the profile), found {_show(value)}", where)
-        for key, pattern in _prefixed(element, "pattern"):
+        for key, pattern in facets.patterns:
             if not matches_pattern(value, pattern):
                 self._add("error", "value", f"Value must match the pattern {_show(pattern)}, found {_show(value)}", where)
         binding = element.get("binding")
@@ -148,7 +159,11 @@ class Walker:
         if type_code == "Reference" and isinstance(value, dict):
             self._reference_target(element, type_code, value, where)
         type_path = type_code if type_code and type_code not in ("BackboneElement", "Element") and element is not index.root else element["path"]
-        self._constraints(element.get("constraint", ()), value, where, type_path)
+        constraints = list(element.get("constraint", ()))
+        ref = element.get("contentReference")
+        if ref:  # a recursive element (PlanDefinition.action.action) keeps the rules of the element it repeats
+            constraints += index.by_id.get(ref.partition("#")[2], {}).get("constraint", [])
+        self._constraints(constraints, value, where, type_path)
         if descend and isinstance(value, dict) and "resourceType" not in value:
             self._descend(index, element, value, where, type_code)
 

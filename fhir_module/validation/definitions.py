@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
@@ -24,6 +25,35 @@ PRIMITIVES = frozenset(
 
 def _definitions_dir() -> Any:
     return resources.files("fhir_module.data").joinpath("definitions")
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    """The child definitions of one element, arranged to find an instance's keys quickly.
+
+    `by_name` maps a JSON property to its definition; `choices` lists (prefix, definition) of the
+    `x[x]` elements; `always` holds the definitions to check even when absent (minimum cardinality,
+    required slices).
+    """
+
+    children: tuple[dict[str, Any], ...]
+    by_name: dict[str, dict[str, Any]]
+    choices: tuple[tuple[str, dict[str, Any]], ...]
+    always: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What one element definition asks of a value (extracted once from the element's many keys)."""
+
+    fixed: tuple[tuple[str, Any], ...]
+    patterns: tuple[tuple[str, Any], ...]
+
+
+def _prefixed(element: dict[str, Any], prefix: str) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        (k, v) for k, v in element.items() if k.startswith(prefix) and len(k) > len(prefix) and k[len(prefix)].isupper()
+    )
 
 
 class StructureIndex:
@@ -46,6 +76,32 @@ class StructureIndex:
                 self.slices[f"{parent}.{name}"].append(element)
             else:
                 self.children[parent].append(element)
+        self._tables: dict[str, ChildTable] = {}
+        self._facets: dict[str, Facets] = {}
+
+    def table(self, element_id: str) -> ChildTable:
+        """The children of `element_id`, arranged for lookup by instance key (built once)."""
+        table = self._tables.get(element_id)
+        if table is None:
+            children = tuple(self.children.get(element_id, ()))
+            by_name, choices, always = {}, [], set()
+            for child in children:
+                name = child["path"].rpartition(".")[2]
+                if name.endswith("[x]"):
+                    choices.append((name[:-3], child))
+                else:
+                    by_name[name] = child
+                slices = self.slices.get(child["id"], ())
+                if (child.get("min") or 0) > 0 or any((s.get("min") or 0) > 0 for s in slices):
+                    always.add(child["id"])
+            table = self._tables[element_id] = ChildTable(children, by_name, tuple(choices), frozenset(always))
+        return table
+
+    def facets(self, element: dict[str, Any]) -> Facets:
+        facets = self._facets.get(element["id"])
+        if facets is None:
+            facets = self._facets[element["id"]] = Facets(_prefixed(element, "fixed"), _prefixed(element, "pattern"))
+        return facets
 
 
 class Definitions:

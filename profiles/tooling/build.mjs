@@ -37,7 +37,9 @@ function writePackage(name, version, resources, dependencies = {}) {
   }
 }
 
-// 1. Package cache.
+// 1. Package cache, rebuilt from scratch each run (a stale installer index makes it look for the local
+//    package on packages.fhir.org, which is not reachable here).
+fs.rmSync(cache, { recursive: true, force: true });
 const core = [
   ...entries('profiles-types.json'),
   ...entries('profiles-resources.json'),

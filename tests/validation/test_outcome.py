@@ -49,7 +49,7 @@ def test_each_issue_names_its_layer() -> None:
 def test_bundle_issue_is_located_inside_its_entry() -> None:
     outcome = validate(_load("invalid", "bundle-entry-invalid-resource"))
     locations = [i.get("expression", [None])[0] for i in outcome["issue"] if i["severity"] == "error"]
-    assert locations == ["Bundle.entry[1].resource.action[0].condition"]
+    assert locations == ["Bundle.entry[1].resource.action[0].action[0]"]
 
 
 def test_r5_detected_from_r5_only_type_and_forced_by_argument() -> None:

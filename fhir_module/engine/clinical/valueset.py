@@ -25,6 +25,7 @@ terminology server:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal
@@ -76,6 +77,12 @@ def normalise_name(text: Any) -> str:
     """Lower-case words separated by single spaces, accents, apostrophes and punctuation removed."""
     if not isinstance(text, str):
         return ""
+    return _normalised(text)
+
+
+@lru_cache(maxsize=8192)
+def _normalised(text: str) -> str:
+    # Cached: every request matches the same few drug names against the value sets' names.
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
     return _NON_WORD.sub(" ", _APOSTROPHES.sub("", plain)).strip()

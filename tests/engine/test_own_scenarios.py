@@ -49,6 +49,7 @@ KNOWN_ENGINE_FAILURES: dict[str, str] = {
             "pub-maoi-reverse",
             "own-i2-levo-on-hold",
             "own-i2-levo-stopped-5d",
+            "own-i2-levo-stopped-6d",
             "own-i2-levo-text-sign",
             "own-i2-maoi-text-draft",
             "own-maoi-ingredient-contained",
@@ -56,6 +57,9 @@ KNOWN_ENGINE_FAILURES: dict[str, str] = {
             "own-maoi-statement-ended-10d",
             "own-maoi-statement-intended",
             "own-maoi-stopped-10d",
+            "own-maoi-stopped-13d",
+            "own-no-birthdate-maoi",
+            "own-no-dosage-maoi",
             "own-maoi-text-rasagiline",
             "own-maoi-validity-ended-5d",
             "own-medref-bundle-sign",
@@ -347,3 +351,22 @@ def test_recognised_by_name_is_said(engine: Engine, services: dict[str, dict[str
     scenario = next(s for s in _SCENARIOS if s.id == "own-text-fetzima")
     cards = _run(scenario, engine, services)["cards"]
     assert cards and all("name" in c["detail"].lower() and "Fetzima" in c["detail"] for c in cards), _describe(cards)
+
+
+@pytest.mark.parametrize(
+    ("scenario_id", "words"),
+    [
+        ("own-no-dosage-maoi", ("dose", "not")),
+        ("own-no-birthdate-maoi", ("age", "unknown")),
+    ],
+)
+def test_missing_data_is_said_in_the_cards_that_fire(
+    scenario_id: str, words: tuple[str, ...], engine: Engine, services: dict[str, dict[str, Any]]
+) -> None:
+    """clinical-rules.md: a card never fires on absent data; the cards that do fire mention what is missing."""
+    scenario = next(s for s in _SCENARIOS if s.id == scenario_id)
+    cards = _run(scenario, engine, services)["cards"]
+    assert cards, "the scenario's maoi-washout card should fire"
+    for card in cards:
+        detail = card["detail"].lower()
+        assert all(word in detail for word in words), f"{card_topic(card)} detail does not mention {words}: {detail}"

@@ -13,6 +13,25 @@ from typing import Any
 from fhir_module.validation.outcome import JSON, Issue, fhirpath_location
 
 
+# Real resources nest a few dozen levels at most (Questionnaire items, nested actions); the later layers
+# walk the content recursively, so deeper input is refused here rather than exhausting the stack there.
+MAX_DEPTH = 64
+
+
+def _depth_exceeds(doc: Any, limit: int) -> bool:
+    """Whether the JSON value nests deeper than `limit` (measured without recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+    return False
+
+
 class _DuplicateKey(ValueError):
     pass
 
@@ -47,8 +66,12 @@ def parse(data: dict | str | bytes) -> tuple[dict | None, list[Issue]]:
         except json.JSONDecodeError as exc:
             msg = f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             return None, [Issue("fatal", "invalid", msg, None, JSON)]
+        except RecursionError:
+            return None, [Issue("fatal", "too-costly", f"JSON nested deeper than {MAX_DEPTH} levels", None, JSON)]
     if not isinstance(doc, dict):
         return None, [Issue("fatal", "invalid", f"A FHIR resource is a JSON object, not {_json_type(doc)}", None, JSON)]
+    if _depth_exceeds(doc, MAX_DEPTH):
+        return None, [Issue("fatal", "too-costly", f"JSON nested deeper than {MAX_DEPTH} levels", None, JSON)]
     rtype = doc.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
         return None, [Issue("fatal", "required", "The JSON object has no resourceType", None, JSON)]

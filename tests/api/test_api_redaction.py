@@ -1,0 +1,102 @@
+"""Tokens never reach the logs: the filter itself, and a real server process's log output."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fhir_module.api.redaction import REDACTED, RedactingFilter, redact
+from tests.api.helpers import free_port, scenario_request
+from tests.support.jwt_clients import JwtClient, write_trusted_clients
+
+JWT_LIKE = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
+
+
+def test_redact_replaces_bearer_tokens_access_tokens_and_jwts() -> None:
+    assert redact(f"Authorization: Bearer {JWT_LIKE}") == f"Authorization: Bearer {REDACTED}"
+    assert redact("authorization: bearer abc.DEF-123_x~+/=") == f"authorization: bearer {REDACTED}"
+    assert redact('{"access_token": "s3cr3t-value", "scope": "x"}') == f'{{"access_token": "{REDACTED}", "scope": "x"}}'
+    assert redact("{'access_token': 's3cr3t'}") == f"{{'access_token': '{REDACTED}'}}"
+    assert redact("access_token=s3cr3t&x=1") == f"access_token={REDACTED}&x=1"
+    assert redact(f"token {JWT_LIKE} seen") == f"token {REDACTED} seen"
+    assert redact("patient 123 has 2 cards") == "patient 123 has 2 cards"
+
+
+def test_filter_redacts_arguments_and_exceptions() -> None:
+    logger = logging.getLogger("fhir_module.test.redaction")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    keep = Keep()
+    keep.addFilter(RedactingFilter())
+    logger.addHandler(keep)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.warning("header was %s", f"Bearer {JWT_LIKE}")
+        logger.info("request %r", {"fhirAuthorization": {"access_token": "opaque-123"}})
+        try:
+            raise ValueError(f"bad token Bearer {JWT_LIKE}")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(keep)
+        logger.propagate = True
+    joined = "\n".join(records)
+    assert JWT_LIKE not in joined and "opaque-123" not in joined
+    assert joined.count(REDACTED) >= 3
+    assert "ValueError" in joined  # the exception is still reported
+
+
+def test_a_running_service_logs_no_tokens(discovery: dict[str, Any], jwt_client: JwtClient, tmp_path: Path) -> None:
+    """A real `fhir-module serve` with auth on: bad and good calls, a failing fetch; no secret in the log."""
+    clients = write_trusted_clients(tmp_path / "clients.json", [jwt_client])
+    port = free_port()
+    log = tmp_path / "service.log"
+    env = {**os.environ, "FHIR_MODULE_TRUSTED_CLIENTS": str(clients),
+           "FHIR_MODULE_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.sqlite3'}",
+           # An allowed server nobody listens on: the fetch fails and is logged.
+           "FHIR_MODULE_ALLOWED_FHIR_SERVERS": f"http://127.0.0.1:{free_port()}/fhir"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fhir_module.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        service_id, body = scenario_request("pub-clean", discovery,
+                                            fhir_server=env["FHIR_MODULE_ALLOWED_FHIR_SERVERS"], prefetch=False)
+        secret = "ehr-access-token-must-not-leak"
+        body["fhirAuthorization"] = {"access_token": secret, "token_type": "Bearer", "expires_in": 60,
+                                     "scope": "user/*.read", "subject": "svc"}
+        url = f"{base}/cds-services/{service_id}"
+        token = jwt_client.token(url)
+        assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}).status_code == 412
+        bad = jwt_client.token(f"{base}/elsewhere")
+        assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {bad}"}).status_code == 401
+        assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}).status_code == 401  # replay
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text()
+    assert "client authentication on" in text
+    assert "could not be fetched" in text  # the fetch failure was logged ...
+    for leaked in (secret, token, bad, token.split(".")[2], bad.split(".")[2]):
+        assert leaked not in text  # ... without any secret

@@ -1,0 +1,89 @@
+"""`fhir-module serve`: refuses an open bind without authentication, says where it listens and
+whether authentication is on, and serves the knowledge of `--bundle FILE`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fhir_module.api.server import check_bind
+from fhir_module.config import ConfigError, Settings, TrustedClient
+from tests.api.helpers import free_port
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fhir_module.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_no_auth_refuses_a_non_loopback_bind(tmp_path: Path) -> None:
+    env = {"FHIR_MODULE_DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}"}
+    result = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), env=env)
+    assert result.returncode == 2
+    assert "refusing to listen on '0.0.0.0' without client authentication" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_bind() -> None:
+    check_bind(Settings(), "127.0.0.1")
+    check_bind(Settings(), "::1")
+    check_bind(Settings(), "localhost")
+    with pytest.raises(ConfigError):
+        check_bind(Settings(), "192.168.1.10")
+    check_bind(Settings(trusted_clients=(TrustedClient(iss="x", jwks_url="https://x.example.org/j"),)), "0.0.0.0")
+
+
+def test_configuration_errors_are_reported_without_traceback(tmp_path: Path) -> None:
+    result = run_cli("serve", "--port", str(free_port()),
+                     env={"FHIR_MODULE_ALLOWED_FHIR_SERVERS": "http://ehr.example.org/fhir"})
+    assert result.returncode == 2
+    assert "FHIR_MODULE_ALLOWED_FHIR_SERVERS" in result.stderr and "Traceback" not in result.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"resourceType": "Bundle", "type": "collection", "entry": [')
+    result = run_cli("serve", "--port", str(free_port()), "--bundle", str(broken),
+                     env={"FHIR_MODULE_DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}"})
+    assert result.returncode == 2
+    assert "cannot start" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_a_bundle_and_say_so(tmp_path: Path) -> None:
+    bundle_path = tmp_path / "bundle.json"
+    exported = run_cli("export", "--fhir-version", "R4", "-o", str(bundle_path))
+    assert exported.returncode == 0, exported.stderr
+    bundle = json.loads(bundle_path.read_text())
+    plan = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "PlanDefinition"
+                and "title" in e["resource"])
+    plan["title"] = "Edited title from the served bundle"
+    bundle_path.write_text(json.dumps(bundle))
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "FHIR_MODULE_DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}"}
+    env.pop("FHIR_MODULE_TRUSTED_CLIENTS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fhir_module.cli", "serve", "--port", str(port), "--bundle", str(bundle_path)],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                services = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=1).json()["services"]
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert "Edited title from the served bundle" in [s.get("title") for s in services]
+    text = log.read_text()
+    assert f"serving {bundle_path} at http://127.0.0.1:{port}/cds-services" in text
+    assert "client authentication OFF" in text

@@ -79,6 +79,10 @@ def create_app(
     app.state.authenticator = Authenticator(settings, http)
     if not settings.auth_enabled:
         log.warning("authentication is OFF: no trusted clients configured; serve on loopback only")
+    elif not settings.public_base_url:
+        # Without it, JWT `aud` is checked against the Host header the client sent.
+        log.warning("FHIR_MODULE_PUBLIC_BASE_URL is not set: JWT audiences are checked against the "
+                    "request's Host header; set it in production")
 
     install_error_handlers(app)
     for module in (discovery, services, feedback, health):

@@ -199,25 +199,29 @@ async def complete_prefetch(
     else:
         no_source = "the request's fhirServer is not one this service is allowed to query"
 
-    async def fill(key: str) -> None:
+    # Render every template to fetch first, so a request missing context fails (400) before any
+    # fetch goes out.
+    to_fetch: dict[str, str] = {}
+    for key in (k for k in missing if k in templates):
         value = sent.get(key)
         if fetcher is None:
             if key in sent and value is None:
-                return  # the client says it has no data for this template
+                continue  # the client says it has no data for this template
             if _is_outcome(value):
                 problems[key] = f"the client could not fetch it ({_outcome_text(value)}) and {no_source}"
             else:
                 problems[key] = f"not in the request's prefetch, and {no_source}"
-            prefetch[key] = None
-            return
+            continue
         try:
-            relative = render_template(templates[key], context, today)
+            to_fetch[key] = render_template(templates[key], context, today)
         except TemplateError as exc:
             if exc.token.startswith("context."):
                 raise ApiError(400, f"{exc} (needed for prefetch {key!r})", code="required",
                                expression=[exc.token]) from None
             problems[key] = str(exc)
-            return
+
+    async def fill(key: str, relative: str) -> None:
+        assert fetcher is not None
         try:
             prefetch[key] = await fetcher.fetch(relative)
         except Unavailable as exc:
@@ -237,7 +241,7 @@ async def complete_prefetch(
         key for key in templates
         if key not in missing and isinstance(prefetch.get(key), dict) and _next_link(prefetch[key])
     ]
-    await asyncio.gather(*(fill(k) for k in missing if k in templates), *(follow(k) for k in paged))
+    await asyncio.gather(*(fill(k, rel) for k, rel in to_fetch.items()), *(follow(k) for k in paged))
     if problems:
         issues = [
             {

@@ -8,6 +8,7 @@ shape it reads.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -319,25 +320,27 @@ class PlanApplier:
 
     def _swap_product(self, resource: dict[str, Any], dose_mg: float) -> None:
         """Name the product of the new strength when the ordered product is of another one:
-        extended-release capsules are not split."""
-        concept = resource.get("medicationCodeableConcept")
-        if not isinstance(concept, dict):
+        extended-release capsules are not split. A product named through a Medication reference
+        is replaced by the new product's code (and a contained Medication no longer used is dropped)."""
+        product = self.kb.product_of(self.facts.concepts(resource))
+        if product is None or abs(product.strength_mg - dose_mg) < 1e-9:
             return
-        codings = concept.get("coding")
-        for coding in codings if isinstance(codings, list) else []:
-            if not isinstance(coding, dict):
-                continue
-            for product in self.kb.products:
-                if product.system == coding.get("system") and product.code == coding.get("code"):
-                    if abs(product.strength_mg - dose_mg) < 1e-9:
-                        return
-                    replacement = self.kb.product_of_strength(product.system, dose_mg)
-                    if replacement is not None:
-                        resource["medicationCodeableConcept"] = {
-                            "coding": [{"system": replacement.system, "code": replacement.code, "display": replacement.display}],
-                            "text": replacement.display,
-                        }
-                    return
+        replacement = self.kb.product_of_strength(product.system, dose_mg)
+        if replacement is None:
+            return
+        resource["medicationCodeableConcept"] = {
+            "coding": [{"system": replacement.system, "code": replacement.code, "display": replacement.display}],
+            "text": replacement.display,
+        }
+        reference = resource.pop("medicationReference", None)
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if isinstance(target, str) and target.startswith("#") and isinstance(resource.get("contained"), list):
+            still_used = json.dumps({k: v for k, v in resource.items() if k != "contained"})
+            if f'"{target}"' not in still_used:
+                resource["contained"] = [c for c in resource["contained"]
+                                         if not (isinstance(c, dict) and c.get("id") == target[1:])]
+                if not resource["contained"]:
+                    del resource["contained"]
 
     # --- output -------------------------------------------------------------------------------
 

@@ -128,12 +128,17 @@ class KnowledgeBase:
     def contains(self, vs: str, system: str, code: str) -> bool:
         return self.valuesets.contains(self.valueset_url(vs), system, code)
 
-    def strength_mg(self, concepts: MedicationConcepts) -> float | None:
+    def product_of(self, concepts: MedicationConcepts) -> Product | None:
+        """The product (with its strength) that the medication's own codes name, if any."""
         for system, code, _ in concepts.codings:
             for product in self.products:
                 if product.system == system and product.code == code:
-                    return product.strength_mg
+                    return product
         return None
+
+    def strength_mg(self, concepts: MedicationConcepts) -> float | None:
+        product = self.product_of(concepts)
+        return product.strength_mg if product else None
 
     def product_of_strength(self, system: str, strength_mg: float) -> Product | None:
         for product in self.products:

@@ -150,6 +150,17 @@ class _Checker:
                 f"{self.source}: {where}: the number {value:g} is not in its quoted sentence: {quote.sentence.text!r}"
             )
 
+    _BARE_BOOLEAN_FILTER = re.compile(r"\.(where|all|exists)\(\s*[A-Za-z_]\w*\s*\)")
+
+    def no_bare_boolean_filters(self, expression: str, where: str) -> None:
+        """`where(flag)` keeps items whose flag is false in fhirpathpy 2.x; `where(flag = true)` is exact."""
+        found = self._BARE_BOOLEAN_FILTER.search(expression)
+        if found:
+            raise KnowledgeError(
+                f"{self.source}: {where}: {found.group()[1:]} filters on a bare property; compare it: "
+                f"'{found.group(1)}(... = true)'"
+            )
+
     def no_number_literals(self, expression: str, where: str) -> None:
         """Numbers belong in parameters, where their source is stated; expressions only name them."""
         without_strings = re.sub(r"'(?:[^'\\]|\\.)*'", "''", expression)
@@ -287,6 +298,7 @@ def _order_kind(spec: dict[str, Any], checker: _Checker, vs_ids: set[str]) -> Or
     facts = []
     for fact in spec.get("facts", []):
         checker.no_number_literals(fact["expression"], f"{where}.{fact['name']}")
+        checker.no_bare_boolean_filters(fact["expression"], f"{where}.{fact['name']}")
         _check_valuesets(fact["expression"], vs_ids, f"{where}.{fact['name']}", checker.source)
         note = fact.get("note", {})
         facts.append(Fact(fact["name"], fact["expression"], note.get("when"), note.get("text")))
@@ -316,7 +328,12 @@ def _rule(spec: dict[str, Any], checker: _Checker, vs_ids: set[str], kinds: set[
             checker.number_in_quote(float(param["value"]), quote, f"{where}.parameters.{name}")
         parameters.append(Parameter(name, float(param["value"]), param["source"], param.get("why")))
     variables = tuple((spec.get("variables") or {}).items())
-    for name, expression in (*variables, ("condition", spec["condition"])):
+    expressions = [*variables, ("condition", spec["condition"])]
+    expressions += [(name, spec[name]) for name in ("involves",) if name in spec]
+    for suggestion in [spec.get("suggestion") or {}, *spec.get("extra_suggestions", [])]:
+        expressions += [(f"suggestion.{key}", suggestion[key]) for key in ("dose", "target", "targets") if key in suggestion]
+    for name, expression in expressions:
+        checker.no_bare_boolean_filters(expression, f"{where}.{name}")
         checker.no_number_literals(expression, f"{where}.{name}")
         _check_valuesets(expression, vs_ids, f"{where}.{name}", checker.source)
     return Rule(

@@ -26,57 +26,7 @@ from tests.support.scenarios import Scenario, build_request, card_topic, compare
 
 # "<check>/<scenario id>" → why the engine is wrong (what the rules say, what the engine returns).
 # check is "cards" (compare_cards) or "contract" (test_card_contract). Remove an entry once fixed.
-_DELETES_CHART_ORDER = (
-    "clinical-rules.md I1/I2: the suggestion deletes the levomilnacipran (I1) or MAOI (I2) draft order; a "
-    "second delete is offered only when both drugs are drafted together. The maoi-washout card also offers "
-    "'Remove the MAOI order' / 'Remove the levomilnacipran order' deleting a chart record that is not a draft "
-    "(active, on-hold, stopped, or a MedicationStatement). Cause: the knowledge targets "
-    "'%recentMaoi.where(draft)' / '%recentLevo.where(draft)', and fhirpathpy's where() keeps items whose "
-    "draft is false (a non-empty [false] counts as true); 'where(draft = true)' filters correctly."
-)
-_KEEPS_REFERENCED_PRODUCT = (
-    "clinical-rules.md: an update whose dose is not one whole capsule of the ordered product also names the "
-    "product of the new strength. When the order names its product through medicationReference (a contained "
-    "Medication, or a Medication in the draftOrders bundle), the dose update keeps the reference to the old "
-    "strength (e.g. 120 mg/day with the contained 80 mg Medication); with medicationCodeableConcept it is "
-    "replaced correctly."
-)
 KNOWN_ENGINE_FAILURES: dict[str, str] = {
-    **{
-        f"contract/{scenario_id}": _DELETES_CHART_ORDER
-        for scenario_id in (
-            "pub-maoi-active",
-            "pub-maoi-reverse",
-            "own-i2-levo-on-hold",
-            "own-i2-levo-stopped-5d",
-            "own-i2-levo-stopped-6d",
-            "own-i2-levo-text-sign",
-            "own-i2-maoi-text-draft",
-            "own-maoi-ingredient-contained",
-            "own-maoi-on-hold",
-            "own-maoi-statement-ended-10d",
-            "own-maoi-statement-intended",
-            "own-maoi-stopped-10d",
-            "own-maoi-stopped-13d",
-            "own-no-birthdate-maoi",
-            "own-no-dosage-maoi",
-            "own-maoi-text-rasagiline",
-            "own-maoi-validity-ended-5d",
-            "own-medref-bundle-sign",
-            "own-maoi-drafted-with-levo-renewal",
-        )
-    },
-    "cards/own-maoi-drafted-with-levo-renewal": (
-        "clinical-rules.md: an MAOI and levomilnacipran drafted together give ONE maoi-washout card. With a current "
-        "levomilnacipran order renewed by the draft, the engine returns two critical maoi-washout cards "
-        "('Levomilnacipran with an MAOI (phenelzine ...)' and 'MAOI ordered within 7 days of levomilnacipran ...'): "
-        "I2's involves '%recentLevo.where(draft).id' also keeps the current (non-draft) order, so its merge key "
-        "differs from I1's (same fhirpathpy where(draft) cause as above)."
-    ),
-    **{
-        f"contract/{scenario_id}": _KEEPS_REFERENCED_PRODUCT
-        for scenario_id in ("own-medref-contained", "own-capsules-contained-med", "own-capsules-bundle-med-sign")
-    },
     "contract/own-text-fetzima": (
         "clinical-rules.md: an update that is not one whole capsule of the ordered product also names the "
         "product of the new strength. The order names 'Fetzima 40 mg' (text only); the starting-dose update "

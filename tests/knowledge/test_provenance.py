@@ -94,3 +94,11 @@ def test_schema_errors_name_the_place() -> None:
     _rule(data, "D1")["indicator"] = "loud"
     with pytest.raises(KnowledgeError, match="rules/0/indicator"):
         build_knowledge(data, monograph_text=MONOGRAPH)
+
+
+def test_a_bare_boolean_filter_is_refused() -> None:
+    # fhirpathpy 2.x keeps items whose flag is false in `where(flag)`: such a rule would fire wrongly.
+    data = _data()
+    _rule(data, "I1")["involves"] = "%recentMaoi.where(draft).id"
+    with pytest.raises(KnowledgeError, match="bare property"):
+        build_knowledge(data, monograph_text=MONOGRAPH)

@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,11 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 import uvicorn
 
-from fhir_module.api import create_app
-from fhir_module.config import Settings
 from tests.support.scenarios import answer_query, build_request, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios" / "public"

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import post, scenario_request, service_for
+from tests.api.helpers import post, scenario_request
 
 FHIR_JSON = "application/fhir+json"
 

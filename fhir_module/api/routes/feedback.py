@@ -61,7 +61,7 @@ async def feedback(request: Request, service_id: str = ServiceId) -> JSONRespons
     except ValidationError as exc:
         issues = validation_issues(exc.errors(include_url=False))
         raise ApiError(400, issues[0]["diagnostics"], issues=issues) from None
-    entries = [to_entry(item, raw) for item, raw in zip(parsed.feedback, body["feedback"])]
+    entries = [to_entry(item, raw) for item, raw in zip(parsed.feedback, body["feedback"], strict=True)]
     received = _dt.datetime.now(_dt.timezone.utc)
     try:
         stored = await run_in_threadpool(request.app.state.store.add, service_id, entries, received)

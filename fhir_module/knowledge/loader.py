@@ -41,7 +41,12 @@ class KnowledgeError(ValueError):
 
 
 def default_knowledge_path() -> Path:
-    return Path(str(resources.files("fhir_module.data.knowledge").joinpath("levomilnacipran.yaml")))
+    """The packaged knowledge definition: the one `*.yaml` file in fhir_module/data/knowledge/."""
+    folder = Path(str(resources.files("fhir_module.data.knowledge")))
+    found = sorted(folder.glob("*.yaml"))
+    if len(found) != 1:
+        raise KnowledgeError(f"{folder}: expected one knowledge definition (*.yaml), found {len(found)}; name one")
+    return found[0]
 
 
 def load_knowledge(path: str | Path | None = None, *, monograph_text: str | None = None) -> Knowledge:

@@ -31,8 +31,6 @@ _LABEL = re.compile(r"^\*\*(?P<label>[^*]+?)(?::\*\*|\*\*:)")
 _PLAIN_CATEGORY = re.compile(r"^(?P<label>[A-Z][\w /&(),'-]{0,40}?):(?=\s)")
 _FAQ_START = re.compile(r"^(\*\*)?Q:")
 _FAQ = re.compile(r"^\*\*Q:\s*(?P<q>[^*]+?)\s*\*\*\s*A:(?P<a>.*)$|^Q:\s*(?P<pq>[^*]+?\?)\s*A:(?P<pa>.*)$", re.S)
-# The monograph shipped with the package (a data file name, not a drug fact used by code).
-DEFAULT_MONOGRAPH = "levomilnacipran.md"
 
 _BAND = re.compile(r"(?P<op>[<>≤≥])?\s*(?P<lo>\d+(?:\.\d+)?)(?:\s*[-–]\s*(?P<hi>\d+(?:\.\d+)?))?\s*%")
 
@@ -305,5 +303,9 @@ def load_monograph(path: str | Path) -> Monograph:
 
 
 def default_monograph_path() -> Path:
-    """The monograph packaged with fhir_module, under fhir_module/data/monographs/."""
-    return Path(__file__).resolve().parent.parent / "data" / "monographs" / DEFAULT_MONOGRAPH
+    """The monograph packaged with fhir_module: the one `*.md` file in fhir_module/data/monographs/."""
+    folder = Path(__file__).resolve().parent.parent / "data" / "monographs"
+    found = sorted(folder.glob("*.md"))
+    if len(found) != 1:
+        raise MonographError(f"expected one packaged monograph (*.md) in {folder}, found {len(found)}", source=str(folder))
+    return found[0]

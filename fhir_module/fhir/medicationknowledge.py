@@ -107,14 +107,20 @@ def _related(knowledge: Knowledge, product: Product | None) -> list[dict[str, An
     return [{"type": {"text": "Ingredient"}, "reference": [_reference(knowledge, drug_id(knowledge), knowledge.drug["name"])]}]
 
 
-def _r4(knowledge: Knowledge, product: Product | None) -> dict[str, Any]:
-    drug = knowledge.drug
+def _identity(knowledge: Knowledge, product: Product | None) -> dict[str, Any]:
+    """Header and code: the ingredient-level resource, or one product (which declares the profile)."""
     if product is None:
-        resource = _header(knowledge, drug_id(knowledge), drug["name"], None)
+        resource = _header(knowledge, drug_id(knowledge), knowledge.drug["name"], None)
         resource["code"] = drug_code(knowledge)
     else:
         resource = _header(knowledge, product_id(knowledge, product), product.display, PROFILE_MEDICATION_KNOWLEDGE)
         resource["code"] = _product_code(product)
+    return resource
+
+
+def _r4(knowledge: Knowledge, product: Product | None) -> dict[str, Any]:
+    drug = knowledge.drug
+    resource = _identity(knowledge, product)
     resource["doseForm"] = {"text": drug["dose_form"]}
     if drug.get("synonyms"):
         resource["synonym"] = list(drug["synonyms"])
@@ -135,12 +141,7 @@ def _r4(knowledge: Knowledge, product: Product | None) -> dict[str, Any]:
 def _r5(knowledge: Knowledge, product: Product | None, version: str, clinical_use: list[str],
         indication_id: str | None) -> dict[str, Any]:
     drug = knowledge.drug
-    if product is None:
-        resource = _header(knowledge, drug_id(knowledge), drug["name"], None)
-        resource["code"] = drug_code(knowledge)
-    else:
-        resource = _header(knowledge, product_id(knowledge, product), product.display, PROFILE_MEDICATION_KNOWLEDGE)
-        resource["code"] = _product_code(product)
+    resource = _identity(knowledge, product)
     resource["name"] = list(dict.fromkeys([drug["name"], *drug.get("synonyms", [])]))
     resource["relatedMedicationKnowledge"] = _related(knowledge, product)
     resource["monograph"] = _monograph(knowledge)

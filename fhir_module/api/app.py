@@ -11,13 +11,13 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from fhir_module.config import Settings, load_settings
 from fhir_module.feedback import FeedbackStore, store_from_url
 
-from .auth import Authenticator
+from .auth import Authenticator, require_client
 from .body import BodySizeLimit
 from .errors import install_error_handlers
 from .openapi import build_openapi
@@ -87,6 +87,10 @@ def create_app(
     install_error_handlers(app)
     for module in (discovery, services, feedback, health):
         app.include_router(module.router)
+    # FHIR $validate (owned by fhir_module.validation); behind the same client authentication.
+    from fhir_module.validation.api import router as validation_router
+
+    app.include_router(validation_router, dependencies=[Depends(require_client)])
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
 
     # Added last = outermost: CORS headers also go on 413 answers from the size limit.

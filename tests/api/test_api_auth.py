@@ -55,6 +55,7 @@ def test_every_cds_endpoint_needs_a_token(secured: str, discovery: dict[str, Any
     assert_401(httpx.get(f"{secured}/cds-services", headers={"Authorization": "Basic dXNlcjpwdw=="}), "required")
     # Unknown services are not revealed to anonymous callers either.
     assert_401(httpx.post(f"{secured}/cds-services/no-such", json=body), "required")
+    assert_401(httpx.post(f"{secured}/fhir/$validate", json={"resourceType": "Patient"}), "required")
     # Health and the API description stay open.
     assert httpx.get(f"{secured}/healthz").json()["auth"] is True
     assert httpx.get(f"{secured}/openapi.json").status_code == 200

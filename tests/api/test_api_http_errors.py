@@ -221,3 +221,11 @@ def test_openapi_documents_the_wire_format(base_url: str) -> None:
     assert call["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/CdsServiceRequest")
     assert {"200", "400", "404", "412", "413", "415"} <= set(call["responses"])
     assert set(schemas["CdsServiceRequest"]["required"]) == {"hook", "hookInstance", "context"}
+
+
+def test_fhir_validate_is_served(base_url: str) -> None:
+    good = httpx.post(f"{base_url}/fhir/$validate", json={"resourceType": "Patient", "gender": "female"})
+    assert good.status_code == 200 and good.json()["resourceType"] == "OperationOutcome"
+    assert not [i for i in good.json()["issue"] if i["severity"] in ("error", "fatal")]
+    bad = httpx.post(f"{base_url}/fhir/$validate", json={"resourceType": "Patient", "gender": "unknown-gender"})
+    assert [i for i in bad.json()["issue"] if i["severity"] in ("error", "fatal")]

@@ -143,6 +143,9 @@ class FhirFetcher:
             raise Unavailable("the FHIR server's answer is not a FHIR resource")
         if _is_outcome(body):
             raise Unavailable(f"the FHIR server answered an OperationOutcome: {_outcome_text(body)}")
+        expected = relative.split("?", 1)[0].strip("/").split("/", 1)[0] if is_read else "Bundle"
+        if body["resourceType"] != expected:
+            raise Unavailable(f"the FHIR server answered a {body['resourceType']}, not a {expected}")
         return await self.complete_pages(body)
 
     async def complete_pages(self, bundle: dict[str, Any]) -> dict[str, Any]:

@@ -88,12 +88,14 @@ class FhirJsonServer:
     """Answers FHIR reads and searches from `record` (via the scenario harness's query logic).
 
     `page_size` splits searchsets into pages linked by `next`; `fail` maps a resource type to an
-    HTTP status to answer instead; `requests` records (path+query, Authorization header).
+    HTTP status to answer instead; `replace` a resource type to a body answered instead (200);
+    `requests` records (path+query, Authorization header).
     """
 
     record: list[dict[str, Any]] = field(default_factory=list)
     page_size: int | None = None
     fail: dict[str, int] = field(default_factory=dict)
+    replace: dict[str, Any] = field(default_factory=dict)  # resource type -> body answered with 200
     delay: float = 0.0
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     next_link_base: str | None = None  # where `next` links point (default: this server)
@@ -129,6 +131,8 @@ class FhirJsonServer:
         parts = urlsplit(raw_path)
         relative = parts.path[len("/fhir/"):] + (f"?{parts.query}" if parts.query else "")
         resource_type = relative.split("?")[0].split("/")[0]
+        if resource_type in self.replace:
+            return 200, self.replace[resource_type]
         if resource_type in self.fail:
             status = self.fail[resource_type]
             return status, {"resourceType": "OperationOutcome",

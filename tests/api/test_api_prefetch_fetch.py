@@ -163,6 +163,19 @@ def test_fetch_errors_are_412(live: Any, discovery: dict[str, Any], fhir_json_se
     assert f"HTTP {status}" in response.text
 
 
+@pytest.mark.parametrize("answer", [{"resourceType": "Observation", "id": "o"}, {"no": "type"}, ["a", "list"]])
+def test_an_answer_of_the_wrong_kind_is_412(live: Any, discovery: dict[str, Any], fhir_json_server: FhirJsonServer,
+                                           answer: Any) -> None:
+    chart(fhir_json_server, "pub-clean")
+    fhir_json_server.replace = {"Patient": answer, "MedicationRequest": answer}
+    service_id, bare = scenario_request("pub-clean", discovery, fhir_server=fhir_json_server.base, prefetch=False)
+    with live(allowed_fhir_servers=(fhir_json_server.base,)) as url:
+        response = post(f"{url}/cds-services/{service_id}", bare)
+    assert response.status_code == 412, response.text
+    issues = {tuple(i["expression"]) for i in response.json()["issue"]}
+    assert {("prefetch.patient",), ("prefetch.medicationRequests",)} <= issues
+
+
 def test_a_slow_server_is_412_after_the_timeout(live: Any, discovery: dict[str, Any],
                                                 fhir_json_server: FhirJsonServer) -> None:
     chart(fhir_json_server, "pub-clean")

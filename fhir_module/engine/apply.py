@@ -17,6 +17,7 @@ from typing import Any
 
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
+from .clinical.units import mass_mg
 from .expressions import compiled, number, truthy
 from .facts import ChartFacts
 from .knowledgebase import KnowledgeBase
@@ -85,6 +86,19 @@ def _topic(action: dict[str, Any]) -> str | None:
 def _doc_url(doc: dict[str, Any]) -> str | None:
     """A RelatedArtifact's address: `url` in R4, `document.url` in R5."""
     return doc.get("url") or (doc.get("document") or {}).get("url")
+
+
+_STRENGTH_IN_TEXT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(mg|g|mcg|µg|ug)\b", re.IGNORECASE)
+
+
+def _strengths_in(text: str) -> list[float]:
+    """Strengths written in a drug name ("Fetzima 40 mg"), in mg."""
+    found = []
+    for value, unit in _STRENGTH_IN_TEXT.findall(text or ""):
+        mg = mass_mg(float(value.replace(",", ".")), unit)
+        if mg is not None:
+            found.append(mg)
+    return found
 
 
 def _truncate(text: str) -> str:
@@ -321,11 +335,20 @@ class PlanApplier:
     def _swap_product(self, resource: dict[str, Any], dose_mg: float) -> None:
         """Name the product of the new strength when the ordered product is of another one:
         extended-release capsules are not split. A product named through a Medication reference
-        is replaced by the new product's code (and a contained Medication no longer used is dropped)."""
-        product = self.kb.product_of(self.facts.concepts(resource))
-        if product is None or abs(product.strength_mg - dose_mg) < 1e-9:
-            return
-        replacement = self.kb.product_of_strength(product.system, dose_mg)
+        is replaced by the new product's code (and a contained Medication no longer used is dropped);
+        one named only in text ("Fetzima 40 mg") by the coded product of the new strength."""
+        concepts = self.facts.concepts(resource)
+        product = self.kb.product_of(concepts)
+        if product is not None:
+            if abs(product.strength_mg - dose_mg) < 1e-9:
+                return
+            replacement = self.kb.product_of_strength(product.system, dose_mg)
+        else:
+            stated = {mg for name in concepts.names for mg in _strengths_in(name)}
+            if not stated or any(abs(mg - dose_mg) < 1e-9 for mg in stated):
+                return
+            replacement = next((p for p in self.kb.products_named(concepts.names)
+                                if abs(p.strength_mg - dose_mg) < 1e-9), None)
         if replacement is None:
             return
         resource["medicationCodeableConcept"] = {

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from .clinical._json import as_number, codings
 from .clinical.medication import MedicationConcepts
 from .clinical.units import mass_mg
-from .clinical.valueset import ValueSetIndex
+from .clinical.valueset import ValueSetIndex, name_matches
 
 OVERRIDE_REASON_SYSTEM_SUFFIX = "/CodeSystem/override-reason"
 TOPIC_SYSTEM_SUFFIX = "/CodeSystem/rule-topic"
@@ -31,6 +31,19 @@ class Product:
     code: str
     display: str
     strength_mg: float
+    primary: bool = True  # the MedicationKnowledge's first coding (what a suggestion names)
+    names: tuple[str, ...] = ()  # synonyms and ingredient names, to recognise a text-only order
+
+
+def _names(knowledge: dict[str, Any]) -> tuple[str, ...]:
+    names = [n for n in knowledge.get("synonym") or [] if isinstance(n, str)]
+    for ingredient in knowledge.get("ingredient") or []:
+        if isinstance(ingredient, dict):
+            concept = ingredient.get("itemCodeableConcept") or {}
+            names += [d for _, _, d in codings(concept) if d]
+            if isinstance(concept.get("text"), str):
+                names.append(concept["text"])
+    return tuple(dict.fromkeys(names))
 
 
 def _strength_mg(knowledge: dict[str, Any]) -> float | None:
@@ -67,8 +80,10 @@ class KnowledgeBase:
             strength = _strength_mg(knowledge)
             if strength is None:
                 continue
-            for system, code, display in codings(knowledge.get("code")):
-                self.products.append(Product(system, code, display or (knowledge.get("code") or {}).get("text", ""), strength))
+            names = _names(knowledge)
+            for index, (system, code, display) in enumerate(codings(knowledge.get("code"))):
+                text = display or (knowledge.get("code") or {}).get("text", "")
+                self.products.append(Product(system, code, text, strength, index == 0, names))
         code_systems = by_type.get("CodeSystem", [])
         self.override_reasons = [
             {"system": cs["url"], "code": c["code"], "display": c.get("display", c["code"])}
@@ -141,10 +156,14 @@ class KnowledgeBase:
         return product.strength_mg if product else None
 
     def product_of_strength(self, system: str, strength_mg: float) -> Product | None:
-        for product in self.products:
-            if product.system == system and abs(product.strength_mg - strength_mg) < 1e-9:
-                return product
-        return None
+        """A product of that strength in that code system, its resource's main coding first."""
+        found = [p for p in self.products if p.system == system and abs(p.strength_mg - strength_mg) < 1e-9]
+        return next((p for p in found if p.primary), found[0] if found else None)
+
+    def products_named(self, texts: Iterable[str]) -> list[Product]:
+        """Main-coding products whose drug a text names (for orders written as text only)."""
+        texts = list(texts)
+        return [p for p in self.products if p.primary and any(name_matches(n, t) for n in p.names for t in texts)]
 
     def plan_definitions_for(self, hook: str) -> list[dict[str, Any]]:
         return [pd for pd in self.plan_definitions if hook in hooks_of(pd)]

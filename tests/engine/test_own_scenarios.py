@@ -27,11 +27,6 @@ from tests.support.scenarios import Scenario, build_request, card_topic, compare
 # "<check>/<scenario id>" → why the engine is wrong (what the rules say, what the engine returns).
 # check is "cards" (compare_cards) or "contract" (test_card_contract). Remove an entry once fixed.
 KNOWN_ENGINE_FAILURES: dict[str, str] = {
-    "contract/own-text-fetzima": (
-        "clinical-rules.md: an update that is not one whole capsule of the ordered product also names the "
-        "product of the new strength. The order names 'Fetzima 40 mg' (text only); the starting-dose update "
-        "to 20 mg keeps medicationCodeableConcept.text 'Fetzima 40 mg'."
-    ),
 }
 
 _TESTS = Path(__file__).resolve().parent.parent

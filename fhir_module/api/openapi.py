@@ -65,8 +65,24 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     _, definitions = models_json_schema(
         [(model, "validation") for model in REQUEST_MODELS], ref_template=_REF
     )
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     for name, schema in definitions.get("$defs", {}).items():
         schemas.setdefault(name, schema)
+    # CDS Hooks client JWTs: required on every CDS call when trusted clients are configured.
+    components["securitySchemes"] = {
+        "cdsClientJwt": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "CDS Hooks client JWT (ES384/RS384, aud = the endpoint URL); required when "
+            "the service has trusted clients configured, ignored otherwise",
+        }
+    }
+    required = getattr(app.state, "settings", None) is not None and app.state.settings.auth_enabled
+    for path, operations in document.get("paths", {}).items():
+        if path.startswith(("/cds-services", "/fhir/")):
+            for operation in operations.values():
+                operation["security"] = [{"cdsClientJwt": []}] if required else [{"cdsClientJwt": []}, {}]
     app.openapi_schema = document
     return document

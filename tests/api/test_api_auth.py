@@ -58,7 +58,8 @@ def test_every_cds_endpoint_needs_a_token(secured: str, discovery: dict[str, Any
     assert_401(httpx.post(f"{secured}/fhir/$validate", json={"resourceType": "Patient"}), "required")
     # Health and the API description stay open.
     assert httpx.get(f"{secured}/healthz").json()["auth"] is True
-    assert httpx.get(f"{secured}/openapi.json").status_code == 200
+    document = httpx.get(f"{secured}/openapi.json").json()
+    assert document["paths"]["/cds-services"]["get"]["security"] == [{"cdsClientJwt": []}]
 
 
 @pytest.mark.parametrize("alg", ["ES384", "RS384"])

@@ -221,6 +221,9 @@ def test_openapi_documents_the_wire_format(base_url: str) -> None:
     assert call["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/CdsServiceRequest")
     assert {"200", "400", "404", "412", "413", "415"} <= set(call["responses"])
     assert set(schemas["CdsServiceRequest"]["required"]) == {"hook", "hookInstance", "context"}
+    assert document["components"]["securitySchemes"]["cdsClientJwt"]["bearerFormat"] == "JWT"
+    assert call["security"] == [{"cdsClientJwt": []}, {}]  # optional: authentication is off here
+    assert "security" not in paths["/healthz"]["get"]
 
 
 def test_fhir_validate_is_served(base_url: str) -> None:

@@ -90,11 +90,13 @@ def _next_link(bundle: Mapping[str, Any]) -> str | None:
 
 
 def _outcome_text(outcome: Mapping[str, Any]) -> str:
-    texts = [
-        str(issue.get("diagnostics") or (issue.get("details") or {}).get("text") or issue.get("code"))
-        for issue in outcome.get("issue") or []
-        if isinstance(issue, dict)
-    ]
+    issues = outcome.get("issue")
+    texts = []
+    for issue in issues if isinstance(issues, list) else []:
+        if isinstance(issue, dict):
+            details = issue.get("details")
+            text = details.get("text") if isinstance(details, dict) else None
+            texts.append(str(issue.get("diagnostics") or text or issue.get("code")))
     return "; ".join(texts)[:300] or "no details"
 
 
@@ -112,15 +114,18 @@ class FhirFetcher:
         if self._source.access_token:
             headers["Authorization"] = f"Bearer {self._source.access_token}"
         try:
-            async with self._client.stream("GET", url, headers=headers, timeout=self._timeout) as response:
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_FHIR_RESPONSE_BYTES:
-                        raise Unavailable("the FHIR server's answer is too large")
-                    chunks.append(chunk)
-                status = response.status_code
-        except httpx.TimeoutException:
+            # httpx's timeout bounds each network step; asyncio's bounds the whole answer (a server
+            # dripping bytes slowly cannot hold the request open).
+            async with asyncio.timeout(self._timeout):
+                async with self._client.stream("GET", url, headers=headers, timeout=self._timeout) as response:
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_FHIR_RESPONSE_BYTES:
+                            raise Unavailable("the FHIR server's answer is too large")
+                        chunks.append(chunk)
+                    status = response.status_code
+        except (httpx.TimeoutException, TimeoutError):
             raise Unavailable("the FHIR server did not answer in time") from None
         except httpx.HTTPError as exc:
             raise Unavailable(f"the FHIR server could not be reached ({type(exc).__name__})") from None

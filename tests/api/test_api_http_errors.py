@@ -232,3 +232,12 @@ def test_fhir_validate_is_served(base_url: str) -> None:
     assert not [i for i in good.json()["issue"] if i["severity"] in ("error", "fatal")]
     bad = httpx.post(f"{base_url}/fhir/$validate", json={"resourceType": "Patient", "gender": "unknown-gender"})
     assert [i for i in bad.json()["issue"] if i["severity"] in ("error", "fatal")]
+
+
+@pytest.mark.parametrize("issue", ["a string", {"details": "text"}, [{"details": "text", "code": 5}], [7]])
+def test_odd_operation_outcomes_in_prefetch_are_412_not_500(base_url: str, discovery: dict[str, Any],
+                                                             issue: Any) -> None:
+    service_id, body = scenario_request("pub-clean", discovery)
+    key = next(iter(body["prefetch"]))
+    body["prefetch"][key] = {"resourceType": "OperationOutcome", "issue": issue}
+    assert_outcome(post(f"{base_url}/cds-services/{service_id}", body), 412, expression=f"prefetch.{key}")

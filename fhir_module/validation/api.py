@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from fhir_module.validation.validator import validate
@@ -39,7 +40,8 @@ async def _run(request: Request, resource_type: str | None) -> JSONResponse:
     if isinstance(data, dict) and data.get("resourceType") == "Parameters" and _has_resource_parameter(data):
         payload, given = _from_parameters(data)
         profiles += given
-    outcome = validate(payload, fhir_version=fhir_version, profiles=profiles or None)
+    # Validating a large bundle takes a while: off the event loop, so other requests go on meanwhile.
+    outcome = await run_in_threadpool(validate, payload, fhir_version=fhir_version, profiles=profiles or None)
     given_type = payload.get("resourceType") if isinstance(payload, dict) else data.get("resourceType") if isinstance(data, dict) else None
     if resource_type and given_type and given_type != resource_type:
         mismatch = {"severity": "error", "code": "invalid", "diagnostics": f"[request] Expected a {resource_type}, got a {given_type}"}

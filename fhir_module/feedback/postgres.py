@@ -8,10 +8,11 @@ after COMMIT, which PostgreSQL makes durable (synchronous_commit is on by defaul
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from typing import Any, Sequence
 
-from .records import FeedbackEntry, StoredFeedback, utc
+from .records import COLUMNS, FeedbackEntry, StoredFeedback, insert_sql, row_of, select_sql, stored_of
+
+_JSONB = {"accepted_suggestions", "item_json"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cds_feedback (
@@ -50,64 +51,19 @@ class PostgresFeedbackStore:
         return self._psycopg.connect(self._url, connect_timeout=self._timeout)
 
     def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> int:
-        rows = [
-            (
-                service_id,
-                e.card,
-                e.outcome,
-                json.dumps(list(e.accepted_suggestions)),
-                e.override_system,
-                e.override_code,
-                e.override_display,
-                e.user_comment,
-                utc(e.outcome_timestamp),
-                utc(received_at),
-                e.raw_json(),
-            )
-            for e in entries
-        ]
+        rows = [row_of(service_id, entry, received_at, lambda moment: moment) for entry in entries]
+        markers = ["%s::jsonb" if column in _JSONB else "%s" for column in COLUMNS]
         # The connection context manager commits on success and rolls back on error.
         with self._connect() as conn, conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions,"
-                " override_system, override_code, override_display, user_comment,"
-                " outcome_timestamp, received_at, item_json)"
-                " VALUES (%s,%s,%s,%s::jsonb,%s,%s,%s,%s,%s,%s,%s::jsonb)",
-                rows,
-            )
+            cur.executemany(insert_sql(markers), rows)
         return len(rows)
 
     def list(self, service_id: str | None = None) -> list[StoredFeedback]:
-        query = (
-            "SELECT id, service_id, card_uuid, outcome, accepted_suggestions, override_system,"
-            " override_code, override_display, user_comment, outcome_timestamp, received_at, item_json"
-            " FROM cds_feedback"
-        )
-        params: tuple[str, ...] = ()
-        if service_id is not None:
-            query += " WHERE service_id = %s"
-            params = (service_id,)
+        query, params = select_sql("%s", service_id)
         with self._connect() as conn:
-            rows = conn.execute(query + " ORDER BY id", params).fetchall()
-        return [
-            StoredFeedback(
-                id=row[0],
-                service_id=row[1],
-                received_at=row[10],
-                entry=FeedbackEntry(
-                    card=row[2],
-                    outcome=row[3],
-                    accepted_suggestions=tuple(row[4]),
-                    override_system=row[5],
-                    override_code=row[6],
-                    override_display=row[7],
-                    user_comment=row[8],
-                    outcome_timestamp=row[9],
-                    raw=row[11],
-                ),
-            )
-            for row in rows
-        ]
+            rows = conn.execute(query, params).fetchall()
+        # psycopg already gives JSONB as Python values and TIMESTAMPTZ as datetimes.
+        return [stored_of(row, load_json=lambda value: value, load_time=lambda value: value) for row in rows]
 
     def ping(self) -> None:
         with self._connect() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -41,3 +41,55 @@ def utc(value: _dt.datetime) -> _dt.datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=_dt.timezone.utc)
     return value.astimezone(_dt.timezone.utc)
+
+
+# -- one table, two databases: the columns and their mapping, shared by the SQL stores ----------
+
+COLUMNS = (
+    "service_id", "card_uuid", "outcome", "accepted_suggestions", "override_system", "override_code",
+    "override_display", "user_comment", "outcome_timestamp", "received_at", "item_json",
+)
+
+
+def insert_sql(placeholders: Sequence[str]) -> str:
+    """`INSERT` of one row; `placeholders` gives each column's parameter marker (with any cast)."""
+    return f"INSERT INTO cds_feedback ({', '.join(COLUMNS)}) VALUES ({', '.join(placeholders)})"
+
+
+def select_sql(marker: str, service_id: str | None) -> tuple[str, tuple[str, ...]]:
+    """`SELECT` of stored rows in insertion order, of one service when given."""
+    query = f"SELECT id, {', '.join(COLUMNS)} FROM cds_feedback"
+    if service_id is None:
+        return query + " ORDER BY id", ()
+    return query + f" WHERE service_id = {marker} ORDER BY id", (service_id,)
+
+
+def row_of(
+    service_id: str, entry: FeedbackEntry, received_at: _dt.datetime, time: Callable[[_dt.datetime], Any]
+) -> tuple[Any, ...]:
+    """The column values of one entry; `time` turns a UTC datetime into what the database takes."""
+    return (
+        service_id, entry.card, entry.outcome, json.dumps(list(entry.accepted_suggestions)),
+        entry.override_system, entry.override_code, entry.override_display, entry.user_comment,
+        time(utc(entry.outcome_timestamp)), time(utc(received_at)), entry.raw_json(),
+    )
+
+
+def stored_of(row: Sequence[Any], *, load_json: Callable[[Any], Any], load_time: Callable[[Any], _dt.datetime]) -> StoredFeedback:
+    """A stored row (`id` first, then COLUMNS) back as StoredFeedback."""
+    return StoredFeedback(
+        id=row[0],
+        service_id=row[1],
+        received_at=load_time(row[10]),
+        entry=FeedbackEntry(
+            card=row[2],
+            outcome=row[3],
+            accepted_suggestions=tuple(load_json(row[4])),
+            override_system=row[5],
+            override_code=row[6],
+            override_display=row[7],
+            user_comment=row[8],
+            outcome_timestamp=load_time(row[9]),
+            raw=load_json(row[11]),
+        ),
+    )

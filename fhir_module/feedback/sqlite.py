@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from .records import FeedbackEntry, StoredFeedback, utc
+from .records import COLUMNS, FeedbackEntry, StoredFeedback, insert_sql, row_of, select_sql, stored_of
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cds_feedback (
@@ -52,31 +52,11 @@ class SqliteFeedbackStore:
             self._db.executescript(_SCHEMA)
 
     def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> int:
-        rows = [
-            (
-                service_id,
-                e.card,
-                e.outcome,
-                json.dumps(list(e.accepted_suggestions)),
-                e.override_system,
-                e.override_code,
-                e.override_display,
-                e.user_comment,
-                utc(e.outcome_timestamp).isoformat(),
-                utc(received_at).isoformat(),
-                e.raw_json(),
-            )
-            for e in entries
-        ]
+        rows = [row_of(service_id, entry, received_at, _dt.datetime.isoformat) for entry in entries]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
-                    "INSERT INTO cds_feedback (service_id, card_uuid, outcome, accepted_suggestions,"
-                    " override_system, override_code, override_display, user_comment,"
-                    " outcome_timestamp, received_at, item_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+                self._db.executemany(insert_sql(["?"] * len(COLUMNS)), rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -84,36 +64,10 @@ class SqliteFeedbackStore:
         return len(rows)
 
     def list(self, service_id: str | None = None) -> list[StoredFeedback]:
-        query = (
-            "SELECT id, service_id, card_uuid, outcome, accepted_suggestions, override_system,"
-            " override_code, override_display, user_comment, outcome_timestamp, received_at, item_json"
-            " FROM cds_feedback"
-        )
-        params: tuple[str, ...] = ()
-        if service_id is not None:
-            query += " WHERE service_id = ?"
-            params = (service_id,)
+        query, params = select_sql("?", service_id)
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY id", params).fetchall()
-        return [
-            StoredFeedback(
-                id=row[0],
-                service_id=row[1],
-                received_at=_dt.datetime.fromisoformat(row[10]),
-                entry=FeedbackEntry(
-                    card=row[2],
-                    outcome=row[3],
-                    accepted_suggestions=tuple(json.loads(row[4])),
-                    override_system=row[5],
-                    override_code=row[6],
-                    override_display=row[7],
-                    user_comment=row[8],
-                    outcome_timestamp=_dt.datetime.fromisoformat(row[9]),
-                    raw=json.loads(row[11]),
-                ),
-            )
-            for row in rows
-        ]
+            rows = self._db.execute(query, params).fetchall()
+        return [stored_of(row, load_json=json.loads, load_time=_dt.datetime.fromisoformat) for row in rows]
 
     def ping(self) -> None:
         with self._lock:

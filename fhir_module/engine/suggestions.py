@@ -1,0 +1,143 @@
+"""Card suggestions from an action's typed sub-actions: `remove` → delete, `update` → the draft again.
+
+An update applies the ActivityDefinition's dosage (with the action's dynamic values) to the
+clinician's own draft, keeping its id and everything but the dosage, and names the product of the
+new strength when the ordered one is of another (extended-release capsules are not split).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from .actions import action_type, ext, holds
+from .cards import truncate
+from .clinical._json import fmt_rounded
+from .clinical.units import mass_mg
+from .expressions import number
+from .facts import ChartFacts
+from .knowledgebase import KnowledgeBase
+from .scope import Scope
+
+
+_STRENGTH_IN_TEXT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(mg|g|mcg|µg|ug)\b", re.IGNORECASE)
+
+
+def _strengths_in(text: str) -> list[float]:
+    """Strengths written in a drug name ("Fetzima 40 mg"), in mg."""
+    found = []
+    for value, unit in _STRENGTH_IN_TEXT.findall(text or ""):
+        mg = mass_mg(float(value.replace(",", ".")), unit)
+        if mg is not None:
+            found.append(mg)
+    return found
+
+
+def _set_path(resource: dict[str, Any], path: str, value: Any) -> None:
+    """Set a simple FHIRPath-like path (`a[0].b.c`) in a resource, creating what is missing."""
+    steps = re.findall(r"([A-Za-z_]\w*)(?:\[(\d+)\])?", path)
+    node: Any = resource
+    for position, (name, index) in enumerate(steps):
+        last = position == len(steps) - 1
+        if index:
+            items = node.setdefault(name, [])
+            while len(items) <= int(index):
+                items.append({})
+            if last:
+                items[int(index)] = value
+            node = items[int(index)]
+        elif last:
+            node[name] = value
+        else:
+            node = node.setdefault(name, {})
+
+
+class SuggestionMaker:
+    def __init__(self, kb: KnowledgeBase, facts: ChartFacts) -> None:
+        self.kb = kb
+        self.facts = facts
+
+    def suggestions(self, action: dict[str, Any], scope: Scope, order: dict[str, Any]) -> list[dict[str, Any]]:
+        suggestions = []
+        for child in action.get("action") or []:
+            kind = action_type(child)
+            if kind not in ("update", "remove") or not holds(child, scope):
+                continue
+            for_each = next((e["valueExpression"]["expression"] for e in ext(child, "/for-each")), None)
+            targets = scope.evaluate(for_each) if for_each else [None]
+            for target in targets:
+                item_scope = scope.child(values={"target": [target]} if target is not None else {})
+                label = truncate(item_scope.render(child.get("title")))
+                values = {dv.get("path"): item_scope.evaluate((dv.get("expression") or {}).get("expression", ""))
+                          for dv in child.get("dynamicValue") or []}
+                if kind == "remove":
+                    for resource_id in (v for v in values.get("id", []) if isinstance(v, str)):
+                        suggestions.append({"label": label, "actions": [
+                            {"type": "delete", "description": label, "resourceId": [resource_id]}]})
+                else:
+                    resource = self._updated(order, child, values)
+                    if resource is not None:
+                        suggestions.append({"label": label, "isRecommended": True, "actions": [
+                            {"type": "update", "description": label, "resource": resource}]})
+        return suggestions
+
+    def _updated(self, order: dict[str, Any], action: dict[str, Any], values: dict[str, list[Any]]) -> dict[str, Any] | None:
+        """The draft order with the ActivityDefinition's dosage (dose filled in) and nothing else changed."""
+        definition = self.kb.activity_definitions.get(action.get("definitionCanonical"))
+        if definition is None or not definition.get("dosage"):
+            return None
+        template = {"dosage": copy.deepcopy(definition["dosage"])}
+        dose = None
+        for path, value in values.items():
+            numbers = [n for v in value if (n := number(v)) is not None]
+            if not numbers or numbers[0] <= 0:
+                return None
+            dose = numbers[0]
+            _set_path(template, path, dose)
+        new_dosage = template["dosage"][0]
+        original = (order.get("dosageInstruction") or [{}])[0]
+        dosage = {k: v for k, v in original.items() if k not in ("timing", "doseAndRate", "text", "sequence", "maxDosePerPeriod")}
+        dosage.update(new_dosage)
+        quantity = ((new_dosage.get("doseAndRate") or [{}])[0]).get("doseQuantity") or {}
+        if dose is not None:
+            dosage["text"] = f"{fmt_rounded(dose)} {quantity.get('unit', '')} {new_dosage.get('text', '')}".strip()
+        resource = copy.deepcopy(order)
+        resource["dosageInstruction"] = [dosage]
+        if dose is not None:
+            self._swap_product(resource, float(dose))
+        return resource
+
+    def _swap_product(self, resource: dict[str, Any], dose_mg: float) -> None:
+        """Name the product of the new strength when the ordered product is of another one:
+        extended-release capsules are not split. A product named through a Medication reference
+        is replaced by the new product's code (and a contained Medication no longer used is dropped);
+        one named only in text ("Fetzima 40 mg") by the coded product of the new strength."""
+        concepts = self.facts.concepts(resource)
+        product = self.kb.product_of(concepts)
+        if product is not None:
+            if abs(product.strength_mg - dose_mg) < 1e-9:
+                return
+            replacement = self.kb.product_of_strength(product.system, dose_mg)
+        else:
+            stated = {mg for name in concepts.names for mg in _strengths_in(name)}
+            if not stated or any(abs(mg - dose_mg) < 1e-9 for mg in stated):
+                return
+            replacement = next((p for p in self.kb.products_named(concepts.names)
+                                if abs(p.strength_mg - dose_mg) < 1e-9), None)
+        if replacement is None:
+            return
+        resource["medicationCodeableConcept"] = {
+            "coding": [{"system": replacement.system, "code": replacement.code, "display": replacement.display}],
+            "text": replacement.display,
+        }
+        reference = resource.pop("medicationReference", None)
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if isinstance(target, str) and target.startswith("#") and isinstance(resource.get("contained"), list):
+            still_used = json.dumps({k: v for k, v in resource.items() if k != "contained"})
+            if f'"{target}"' not in still_used:
+                resource["contained"] = [c for c in resource["contained"]
+                                         if not (isinstance(c, dict) and c.get("id") == target[1:])]
+                if not resource["contained"]:
+                    del resource["contained"]

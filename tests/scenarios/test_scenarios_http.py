@@ -24,7 +24,7 @@ from tests.support.scenarios import Scenario, build_request, compare_cards, load
 
 HERE = Path(__file__).parent
 TODAY = date.today()
-SCENARIOS = [s for folder in ("public", "own") if (HERE / folder).is_dir() for s in load_scenarios(HERE / folder, TODAY)]
+SCENARIOS = [s for folder in ("public", "own", "ehr") if (HERE / folder).is_dir() for s in load_scenarios(HERE / folder, TODAY)]
 
 
 @pytest.fixture(scope="module")

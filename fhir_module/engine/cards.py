@@ -51,10 +51,10 @@ class CardWriter:
             key = card.merge_key
             if key is not None and key in by_key:
                 kept = by_key[key]
-                known = {(a["type"], tuple(a.get("resourceId") or [])) for s in kept.suggestions for a in s["actions"]}
+                known = {(a["type"], a.get("resourceId")) for s in kept.suggestions for a in s["actions"]}
                 for suggestion in card.suggestions:
                     action = suggestion["actions"][0]
-                    if (action["type"], tuple(action.get("resourceId") or [])) not in known:
+                    if (action["type"], action.get("resourceId")) not in known:
                         kept.suggestions.append(suggestion)
                 kept.orders |= card.orders
                 continue

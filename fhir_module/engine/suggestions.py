@@ -75,7 +75,7 @@ class SuggestionMaker:
                 if kind == "remove":
                     for resource_id in (v for v in values.get("id", []) if isinstance(v, str)):
                         suggestions.append({"label": label, "actions": [
-                            {"type": "delete", "description": label, "resourceId": [resource_id]}]})
+                            {"type": "delete", "description": label, "resourceId": resource_id}]})
                 else:
                     resource = self._updated(order, child, values)
                     if resource is not None:

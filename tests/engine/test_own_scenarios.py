@@ -215,19 +215,14 @@ def _contract_problems(scenario: Scenario, cards: list[dict[str, Any]]) -> list[
     return problems
 
 
-def _delete_targets(action: dict[str, Any]) -> list[str]:
-    """The references a delete action names (CDS Hooks allows one string or a list)."""
-    targets = action.get("resourceId")
-    return [targets] if isinstance(targets, str) else [t for t in targets or [] if isinstance(t, str)]
-
-
 def _action_problems(label: str, action: dict[str, Any], drafts: dict[str, dict[str, Any]]) -> list[str]:
     kind = action.get("type")
     if kind == "delete":
-        targets = _delete_targets(action)
-        return [f"{label}: delete of {t}, which is not a draft order" for t in targets if t not in drafts] or (
-            [] if targets else [f"{label}: delete without resourceId"]
-        )
+        # CDS Hooks 2.0: resourceId is one relative reference (a string), the resource to delete.
+        target = action.get("resourceId")
+        if not isinstance(target, str):
+            return [f"{label}: delete resourceId {target!r} is not a relative reference string"]
+        return [] if target in drafts else [f"{label}: delete of {target}, which is not a draft order"]
     if kind != "update":
         return [f"{label}: action type {kind!r}"]
     resource = action.get("resource") or {}
@@ -259,11 +254,10 @@ def test_drafted_maoi_and_levomilnacipran_give_one_card_with_both_deletes(
         cards = [c for c in _run(scenario, engine, services)["cards"] if card_topic(c) == "maoi-washout"]
         assert len(cards) == 1, _describe(cards)
         deleted = {
-            target
+            action.get("resourceId")
             for suggestion in cards[0].get("suggestions") or []
             for action in suggestion.get("actions") or []
             if action.get("type") == "delete"
-            for target in _delete_targets(action)
         }
         expected = {f"MedicationRequest/{d['id']}" for d in scenario.draft_orders}
         assert deleted == expected, f"{scenario_id}: deletes {deleted}, expected {expected}"

@@ -31,17 +31,37 @@ def redact(text: str) -> str:
     return text
 
 
+def _redacted_arg(value: object) -> object:
+    """A log argument without secrets; numbers stay numbers so `%d` still formats them."""
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    text = value if isinstance(value, str) else str(value)
+    cleaned = redact(text)
+    return value if cleaned == text else cleaned
+
+
 class RedactingFilter(logging.Filter):
     """A handler filter that redacts secrets from the message and any exception text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to the formatter to report
-            return True
-        cleaned = redact(message)
-        if cleaned != message or record.args:
-            record.msg, record.args = cleaned, None
+        # Redact the template and each argument in place, keeping `args` as they came: some
+        # formatters (uvicorn's access log) unpack them and break when they are gone.
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted_arg(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _redacted_arg(value) for key, value in record.args.items()}
+        # A secret split between template and argument ("Bearer %s", token) shows only once
+        # formatted: then the formatted, redacted text replaces both. The access log is exempt
+        # (its formatter needs the args; its arguments hold a whole path each, redacted above).
+        if record.args and record.name != "uvicorn.access":
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed record: leave it to the formatter to report
+                message = None
+            if message is not None and redact(message) != message:
+                record.msg, record.args = redact(message), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

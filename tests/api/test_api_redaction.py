@@ -100,3 +100,35 @@ def test_a_running_service_logs_no_tokens(discovery: dict[str, Any], jwt_client:
     assert "could not be fetched" in text  # the fetch failure was logged ...
     for leaked in (secret, token, bad, token.split(".")[2], bad.split(".")[2]):
         assert leaked not in text  # ... without any secret
+
+
+def test_the_access_log_formats_after_redaction() -> None:
+    """uvicorn's access formatter unpacks the record's args: the filter must keep them (a bug
+    once turned every request into a 'Logging error' traceback and lost the access line)."""
+    import io
+    import logging.config
+
+    from fhir_module.api.server import _log_config
+
+    config = _log_config()
+    stream = io.StringIO()
+    config["handlers"]["access"]["stream"] = stream
+    logging.config.dictConfig(config)
+    access = logging.getLogger("uvicorn.access")
+    errors: list[BaseException] = []
+    handler = access.handlers[0]
+    handler.handleError = lambda record: errors.append(__import__("sys").exc_info()[1])  # type: ignore[method-assign]
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
+                "/cds-services?access_token=s3cr3t", "1.1", 200)
+    line = stream.getvalue()
+    assert not errors, errors
+    assert '"GET /cds-services?access_token=[REDACTED] HTTP/1.1" 200' in line, line
+    assert "s3cr3t" not in line
+
+
+def test_a_token_split_between_template_and_argument_is_redacted() -> None:
+    from fhir_module.api.redaction import RedactingFilter
+
+    record = logging.LogRecord("fhir_module", logging.INFO, __file__, 1, "Authorization: Bearer %s", ("abc.def",), None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "Authorization: Bearer [REDACTED]"

@@ -15,7 +15,10 @@ Some request shapes cannot be written as a chart; a scenario names them in ``req
 - ``foreign-resources-in-prefetch``: the chart's resources of other patients added to each prefetch
   Bundle of their type (an over-inclusive EHR query); the service must ignore them;
 - ``prefetch-outcome-entry``: each prefetch searchset carries an OperationOutcome entry in search
-  mode ``outcome``, as Epic sends.
+  mode ``outcome``, as Epic sends;
+- ``condition-status-as-text``: each prefetched Condition's clinicalStatus and verificationStatus keep
+  only their text ("Active", "Resolved"): sent by some EHRs, invalid R4 (required binding), so the
+  file holds the coded form and the FHIR server never sees the text-only one.
 
 Every prefetch searchset also gets a ``self`` link, as every real FHIR server sends.
 
@@ -45,13 +48,20 @@ KNOWN_ENGINE_FAILURES: dict[str, str] = {
     "ehr-contained-ingredient-bid": "D4: 2 capsules x 20 mg (ingredient.strength) twice daily; engine cannot compute the dose and gives no dose-frequency card",
     "ehr-hr-timezone-near-midnight": "K2: latest HR by instant is 82 (07:50Z); engine keeps only the local calendar date and takes 124 (01:00Z) as latest",
     "ehr-egfr-comparator-below-15": "R3: an eGFR of '<15' (comparator '<') is below 15; engine ignores the comparator, takes 15 (severe band), no esrd card",
+    "ehr-pregnancy-status-text-value": "P3: pregnancy status 82810-3 with value text 'Pregnant' is positive; engine matches the value by code only, no card",
     "ehr-titration-two-dosages": "D2: titration order starts at 20 mg (dosage sequence 1); engine judges 40 mg/day and raises a starting-dose card",
     "ehr-obs-effective-instant-newest": "renal: newest CrCl by instant is 70 (07:30Z next day); engine compares local dates only, ties keep 25, R2 fires",
 }
 
 EHR_FOLDER = Path(__file__).resolve().parent.parent / "scenarios" / "ehr"
 TODAY = date.today()
-SHAPES = ("draft-bundle-no-type", "draft-bundle-urn-uuid", "foreign-resources-in-prefetch", "prefetch-outcome-entry")
+SHAPES = (
+    "draft-bundle-no-type",
+    "draft-bundle-urn-uuid",
+    "foreign-resources-in-prefetch",
+    "prefetch-outcome-entry",
+    "condition-status-as-text",
+)
 _URN_NAMESPACE = uuid.UUID("6f1c1c1e-3b7a-4c39-9a57-0e0c5f1f2a11")
 
 _SCENARIOS: list[Scenario] = load_scenarios(EHR_FOLDER, today=TODAY)
@@ -103,6 +113,14 @@ def _patient_of(resource: dict[str, Any]) -> str | None:
     return None
 
 
+def _status_text(concept: dict[str, Any]) -> str:
+    """The text an EHR shows for a status CodeableConcept ("active" → "Active")."""
+    if isinstance(concept.get("text"), str):
+        return concept["text"]
+    codes = [c.get("code") for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
+    return codes[0].capitalize() if codes else ""
+
+
 def _reshape(scenario: Scenario, request: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
     """The request as a real EHR would shape it (see the module docstring)."""
     request = copy.deepcopy(request)
@@ -138,6 +156,13 @@ def _reshape(scenario: Scenario, request: dict[str, Any], service: dict[str, Any
                 for r in extra
             )]
             bundle["total"] = len(bundle["entry"])
+        if "condition-status-as-text" in shapes:
+            for entry in bundle.get("entry", []):
+                resource = entry.get("resource") or {}
+                if resource.get("resourceType") == "Condition":
+                    for element in ("clinicalStatus", "verificationStatus"):
+                        if isinstance(resource.get(element), dict):
+                            resource[element] = {"text": _status_text(resource[element])}
         if "prefetch-outcome-entry" in shapes:
             bundle.setdefault("entry", []).append({
                 "fullUrl": "urn:uuid:0b8a3a3e-3f0a-4a53-9d7e-2f3f0f5b8c01",
@@ -198,3 +223,53 @@ def test_ehr_scenario_cards(scenario: Scenario, engine: Engine, services: dict[s
     response = engine.evaluate(service["id"], _reshape(scenario, request, service), today=TODAY)
     problems = compare_cards(scenario.expect, response)
     assert not problems, f"{scenario.id} ({scenario.description}): {problems}; got {_describe(response['cards'])}"
+
+
+# -- the reshaping must really happen, or a shaped scenario proves nothing ----------------------------
+
+
+def _shaped(scenario_id: str, services: dict[str, dict[str, Any]]) -> tuple[Scenario, dict[str, Any]]:
+    scenario = next(s for s in _SCENARIOS if s.id == scenario_id)
+    service = services[scenario.hook]
+    request = build_request(scenario, service, fhir_server=None, prefetch=True, today=TODAY)
+    return scenario, _reshape(scenario, request, service)
+
+
+def test_every_shape_is_used_by_a_scenario() -> None:
+    assert {shape for shapes in _raw_shapes.values() for shape in shapes} == set(SHAPES)
+
+
+def test_urn_uuid_drafts_reference_each_other_by_full_url(services: dict[str, dict[str, Any]]) -> None:
+    _, request = _shaped("ehr-draft-bundle-urn-uuid", services)
+    bundle = request["context"]["draftOrders"]
+    assert "type" not in bundle
+    full_urls = {e["fullUrl"] for e in bundle["entry"]}
+    assert all(url.startswith("urn:uuid:") for url in full_urls)
+    orders = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "MedicationRequest"]
+    assert orders and all(o["medicationReference"]["reference"] in full_urls for o in orders)
+
+
+def test_foreign_resources_reach_the_prefetch(services: dict[str, dict[str, Any]]) -> None:
+    scenario, request = _shaped("ehr-other-patient-resources-ignored", services)
+    mine = f"Patient/{scenario.patient_id}"
+    foreign = {
+        e["resource"]["resourceType"]
+        for bundle in request["prefetch"].values()
+        if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle"
+        for e in bundle.get("entry", [])
+        if _patient_of(e["resource"]) not in (None, mine)
+    }
+    assert {"MedicationRequest", "MedicationStatement", "Condition", "AllergyIntolerance", "Observation"} <= foreign
+
+
+def test_condition_status_reaches_the_engine_as_text(services: dict[str, dict[str, Any]]) -> None:
+    _, request = _shaped("ehr-condition-status-text-only-resolved", services)
+    conditions = [e["resource"] for e in request["prefetch"]["conditions"]["entry"]]
+    assert [c["clinicalStatus"] for c in conditions] == [{"text": "Resolved"}]
+
+
+def test_prefetch_searchsets_carry_links_and_outcomes(services: dict[str, dict[str, Any]]) -> None:
+    _, request = _shaped("ehr-prefetch-paged-search", services)
+    searchsets = [b for b in request["prefetch"].values() if isinstance(b, dict) and b.get("type") == "searchset"]
+    assert searchsets and all(b["link"][0]["relation"] == "self" for b in searchsets)
+    assert all(b["entry"][-1]["search"]["mode"] == "outcome" for b in searchsets)

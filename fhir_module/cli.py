@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from typing import Sequence
 
 
@@ -39,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     cards.add_argument("request", metavar="REQUEST.json")
     cards.add_argument("--bundle", help="knowledge bundle to apply (default: the built-in one)")
     cards.add_argument("--service", help="service id (default: the one whose hook matches the request)")
+    cards.add_argument("--today", metavar="YYYY-MM-DD", type=date.fromisoformat,
+                       help="evaluate as of this date (default: today), e.g. to replay a logged request")
     return parser
 
 

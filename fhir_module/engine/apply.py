@@ -65,7 +65,7 @@ class PlanApplier:
             if card is not None:
                 fired.append(card.topic)
                 cards.append(card)
-        notes = [
+        notes = self.chart.notes + [
             scope.render(note_parts.get("text"))
             for note in ext(action, "/card-note")
             if (note_parts := parts(note)).get("when") and truthy(scope.evaluate(note_parts["when"]))

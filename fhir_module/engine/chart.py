@@ -13,6 +13,8 @@ from typing import Any, Iterable
 from .errors import RequestError
 
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
+# Resources that belong to one patient and are read only for the context's patient.
+_PATIENT_DATA = (*MEDICATION_TYPES, "Condition", "AllergyIntolerance", "Observation")
 
 
 def _is_resource(value: Any) -> bool:
@@ -53,6 +55,8 @@ class Chart:
     by_type: dict[str, list[dict[str, Any]]]
     drafts: list[dict[str, Any]]
     by_reference: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the chart could not use, said in every card's detail so nothing is ignored silently.
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_request(cls, context: dict[str, Any], prefetch: dict[str, Any]) -> "Chart":
@@ -72,22 +76,41 @@ class Chart:
                 continue  # a chart copy of a draft order is the draft
             seen.add(key)
             by_type.setdefault(resource["resourceType"], []).append(resource)
-        patients = [p for p in by_type.get("Patient", []) if p.get("id") == patient_id] or by_type.get("Patient", [])[:1]
-        return cls(patient_id, patients[0] if patients else None, by_type, drafts, by_reference)
+        patients = by_type.get("Patient", [])
+        patient = next((p for p in patients if p.get("id") == patient_id), None)
+        if patients and patient is None:
+            others = ", ".join(sorted(ref(p) for p in patients))
+            raise RequestError(400, f"the prefetch holds {others}, not the context's Patient/{patient_id}", ["prefetch"])
+        chart = cls(patient_id, patient, by_type, drafts, by_reference)
+        elsewhere = sorted({owner for r in chart.of_type(*_PATIENT_DATA) if (owner := chart._owner(r)) not in (None, patient_id)})
+        if elsewhere:
+            ignored = sum(1 for r in chart.of_type(*_PATIENT_DATA) if chart._owner(r) in elsewhere)
+            chart.notes.append(
+                f"{ignored} resource(s) in the request belong to another patient "
+                f"({', '.join('Patient/' + o for o in elsewhere)}) and were ignored."
+            )
+        return chart
+
+    @staticmethod
+    def _owner(resource: dict[str, Any]) -> str | None:
+        """The id of the patient a resource belongs to (`subject`/`patient`), None if it names none.
+
+        References may be relative, absolute or versioned (`Patient/1/_history/3`)."""
+        holder = resource.get("subject") or resource.get("patient")
+        reference = holder.get("reference") if isinstance(holder, dict) else None
+        if not isinstance(reference, str):
+            return None
+        parts = reference.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) >= 2 and parts[-2] == "Patient":
+            return parts[-1]
+        return parts[-1] if len(parts) == 1 else "(not a patient)"
 
     def of_type(self, *types: str) -> list[dict[str, Any]]:
         return [resource for t in types for resource in self.by_type.get(t, [])]
 
     def for_patient(self, *types: str) -> list[dict[str, Any]]:
         """Resources of the types that belong to this patient (or name no patient at all)."""
-        wanted = {f"Patient/{self.patient_id}", self.patient_id}
-        result = []
-        for resource in self.of_type(*types):
-            subject = resource.get("subject") or resource.get("patient")
-            reference = subject.get("reference") if isinstance(subject, dict) else None
-            if not isinstance(reference, str) or reference in wanted or reference.endswith(f"/Patient/{self.patient_id}"):
-                result.append(resource)
-        return result
+        return [r for r in self.of_type(*types) if self._owner(r) in (None, self.patient_id)]
 
     def resolver(self, holder: dict[str, Any]):
         """A function resolving references made from `holder` (contained first, then the chart)."""

@@ -33,12 +33,21 @@ def cards_command(args: argparse.Namespace) -> int:
         service_id = matching[0]
     missing = engine.missing_prefetch(service_id, request.get("prefetch"))
     if missing:
-        print(f"fhir-module cards: prefetch without {', '.join(missing)}: those data are taken as absent", file=sys.stderr)
+        # Offline there is no FHIR server to fetch from: judging on part of the chart could
+        # miss a contraindication, so refuse as the service does (412), naming what is missing.
+        print(f"fhir-module cards: the request's prefetch lacks {', '.join(missing)}; the offline "
+              "command does not fetch, so fill them (a searchset Bundle, empty if there is nothing)",
+              file=sys.stderr)
+        return 1
     try:
-        response = engine.evaluate(service_id, request)
+        response = engine.evaluate(service_id, request, today=getattr(args, "today", None))
     except RequestError as error:
         print(f"fhir-module cards: {error.message}", file=sys.stderr)
         return 1
-    json.dump(response, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    try:
+        json.dump(response, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `fhir-module cards X | head`: the reader left, nothing to report
+        sys.stderr.close()
     return 0

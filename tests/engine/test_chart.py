@@ -1,0 +1,49 @@
+"""Which resources of a request are the patient's chart."""
+
+from __future__ import annotations
+
+import pytest
+
+from fhir_module.engine.chart import Chart
+from fhir_module.engine.errors import RequestError
+
+
+def _bundle(*resources: dict) -> dict:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
+def _med(rid: str, reference: str | None) -> dict:
+    resource = {"resourceType": "MedicationRequest", "id": rid, "status": "active", "intent": "order"}
+    if reference is not None:
+        resource["subject"] = {"reference": reference}
+    return resource
+
+
+CONTEXT = {"patientId": "p1", "draftOrders": _bundle()}
+
+
+def test_relative_absolute_and_versioned_references_belong_to_the_patient() -> None:
+    chart = Chart.from_request(CONTEXT, {"meds": _bundle(
+        _med("a", "Patient/p1"), _med("b", "https://ehr.example/fhir/Patient/p1"),
+        _med("c", "Patient/p1/_history/3"), _med("d", None))})
+    assert [r["id"] for r in chart.for_patient("MedicationRequest")] == ["a", "b", "c", "d"]
+    assert chart.notes == []
+
+
+def test_another_patients_resources_are_ignored_and_said() -> None:
+    chart = Chart.from_request(CONTEXT, {"meds": _bundle(_med("a", "Patient/p1"), _med("x", "Patient/p2"),
+                                                         _med("y", "Patient/p2/_history/1"))})
+    assert [r["id"] for r in chart.for_patient("MedicationRequest")] == ["a"]
+    assert chart.notes == ["2 resource(s) in the request belong to another patient (Patient/p2) and were ignored."]
+
+
+def test_a_prefetched_patient_that_is_not_the_context_patient_is_refused() -> None:
+    with pytest.raises(RequestError, match="not the context's Patient/p1") as raised:
+        Chart.from_request(CONTEXT, {"patient": {"resourceType": "Patient", "id": "p2"}})
+    assert raised.value.status == 400
+
+
+def test_the_context_patient_is_found_among_several() -> None:
+    chart = Chart.from_request(CONTEXT, {"patient": {"resourceType": "Patient", "id": "p1", "gender": "male"},
+                                         "other": {"resourceType": "Patient", "id": "p9"}})
+    assert chart.patient and chart.patient["id"] == "p1"

@@ -27,7 +27,8 @@ from .clinical.observations import (
 )
 from .clinical.renal import RenalCodes, renal_function
 from .clinical.timeline import days_since, therapy_status
-from .knowledgebase import KnowledgeBase
+from .clinical.valueset import normalise_name
+from .knowledgebase import KnowledgeBase, strength_mg
 
 
 def _first(values: list[Any]) -> Any:
@@ -69,13 +70,24 @@ class ChartFacts:
     def medication_match(self, inputs: list[Any], vs: str) -> list[dict[str, Any]]:
         return [m for resource in inputs if isinstance(resource, dict) and (m := self.match(vs, resource))]
 
+    def unit_strength_mg(self, request: dict[str, Any]) -> float | None:
+        """The mg in one capsule or tablet of what the request orders: the known product of its
+        code, else the strength its referenced Medication states (`ingredient.strength`)."""
+        known = self.kb.strength_mg(self.concepts(request))
+        if known is not None:
+            return known
+        reference = request.get("medicationReference")
+        medication = self.chart.resolver(request)(reference.get("reference")) if isinstance(reference, dict) else None
+        return strength_mg(medication) if isinstance(medication, dict) else None
+
     def dose_of(self, resource: dict[str, Any]) -> dict[str, Any]:
-        result = daily_dose(resource, lambda request: self.kb.strength_mg(self.concepts(request)))
+        result = daily_dose(resource, self.unit_strength_mg)
         if isinstance(result, DoseResult):
             return {
                 "mgPerDay": result.mg_per_day,
                 "perAdministrationMg": result.per_administration_mg,
                 "administrationsPerDay": result.administrations_per_day,
+                "startMgPerDay": result.start_mg_per_day if result.start_mg_per_day is not None else result.mg_per_day,
                 "evidence": result.evidence,
             }
         return {"reason": result.reason}
@@ -177,21 +189,23 @@ class ChartFacts:
         ]
 
     def allergies(self, inputs: list[Any], *vs_ids: str) -> list[dict[str, Any]]:
+        """Allergies and intolerances that count, to a substance in one of the value sets: the
+        allergy's `code`, or (EHRs that code only the reaction) a `reaction.substance`."""
         facts = []
         for allergy in self.chart.for_patient("AllergyIntolerance"):
             if not allergy_counts(allergy):
                 continue
-            concept = allergy.get("code")
-            names = [concept.get("text")] if isinstance(concept, dict) and concept.get("text") else []
-            names += [d for _, _, d in codings_of(concept) if d]
-            for vs in vs_ids:
-                found = self.kb.match(vs, [concept, *names]) if isinstance(concept, dict) else None
-                if found:
-                    name = names[0] if names else found[1]
-                    how = f", recognised by name '{found[1]}'" if found[0] == "name" else ""
-                    facts.append({"id": ref(allergy), "name": name,
-                                  "evidence": f"{name} ({ref(allergy)}{how})"})
-                    break
+            reactions = allergy.get("reaction") if isinstance(allergy.get("reaction"), list) else []
+            concepts = [c for c in [allergy.get("code"), *(r.get("substance") for r in reactions if isinstance(r, dict))]
+                        if isinstance(c, dict)]
+            found = next(((concept, match) for concept in concepts for vs in vs_ids
+                          if (match := self.kb.match(vs, [concept, *_texts(concept)]))), None)
+            if found is None:
+                continue
+            concept, (how, what) = found
+            name = next(iter(_texts(concept)), what)
+            recognised = f", recognised by name '{what}'" if how == "name" else ""
+            facts.append({"id": ref(allergy), "name": name, "evidence": f"{name} ({ref(allergy)}{recognised})"})
         return facts
 
     def latest_observation(self, inputs: list[Any], vs: str, days: float) -> list[dict[str, Any]]:
@@ -205,7 +219,11 @@ class ChartFacts:
         found = latest_observation(self.chart.for_patient("Observation"), self.kb.codes(vs), self.today, int(days))
         if found is None:
             return []
-        if not any(self.kb.contains(value_vs, system, code) for system, code, _ in found.concept):
+        coded = any(self.kb.contains(value_vs, system, code) for system, code, _ in found.concept)
+        # A value sent as text only counts when it is exactly a concept's name ("Pregnant"), never
+        # when it merely contains one ("Not pregnant").
+        named = not found.concept and normalise_name(found.text) in self.kb.display_names(value_vs)
+        if not (coded or named):
             return []
         return [{"date": found.date.isoformat(), "evidence": found.evidence, "name": found.text or "positive"}]
 
@@ -230,6 +248,12 @@ class ChartFacts:
             if target and target.get("resourceType") == "Condition" and (fact := self._condition_fact(target, vs)):
                 facts.append(fact)
         return facts
+
+
+def _texts(concept: dict[str, Any]) -> list[str]:
+    """A CodeableConcept's text, then its codings' displays."""
+    texts = [concept["text"]] if isinstance(concept.get("text"), str) and concept["text"] else []
+    return texts + [d for _, _, d in codings_of(concept) if d]
 
 
 def codings_of_status(condition: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from .clinical._json import as_number, codings
 from .clinical.medication import MedicationConcepts
 from .clinical.units import mass_mg
-from .clinical.valueset import ValueSetIndex, name_matches
+from .clinical.valueset import ValueSetIndex, name_matches, normalise_name
 
 OVERRIDE_REASON_SYSTEM_SUFFIX = "/CodeSystem/override-reason"
 TOPIC_SYSTEM_SUFFIX = "/CodeSystem/rule-topic"
@@ -46,8 +46,9 @@ def _names(knowledge: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _strength_mg(knowledge: dict[str, Any]) -> float | None:
-    """Strength per unit dose of a product MedicationKnowledge (R4 `ingredient.strength`, or R5)."""
+def strength_mg(knowledge: dict[str, Any]) -> float | None:
+    """Strength per unit dose (capsule, tablet) of a product: `ingredient.strength` of a
+    MedicationKnowledge or a Medication (R4), or the R5 MedicationKnowledge form."""
     ratios = [i.get("strength") for i in knowledge.get("ingredient") or [] if isinstance(i, dict)]
     for definitional in [knowledge.get("definitional")] if isinstance(knowledge.get("definitional"), dict) else []:
         for ingredient in definitional.get("ingredient") or []:
@@ -77,7 +78,7 @@ class KnowledgeBase:
         self.activity_definitions = {ad.get("url"): ad for ad in by_type.get("ActivityDefinition", []) if ad.get("url")}
         self.products: list[Product] = []
         for knowledge in by_type.get("MedicationKnowledge", []):
-            strength = _strength_mg(knowledge)
+            strength = strength_mg(knowledge)
             if strength is None:
                 continue
             names = _names(knowledge)
@@ -129,6 +130,18 @@ class KnowledgeBase:
                             found.add((include.get("system", ""), concept.get("code", "")))
             self._codes[url] = frozenset(found)
         return self._codes[url]
+
+    def display_names(self, vs: str) -> frozenset[str]:
+        """The normalised displays of the concepts a value set lists (to read a text-only answer)."""
+        url = self.valueset_url(vs)
+        return frozenset(
+            normalise_name(concept.get("display"))
+            for valueset in self.resources
+            if valueset.get("resourceType") == "ValueSet" and valueset.get("url") == url
+            for include in (valueset.get("compose") or {}).get("include") or []
+            for concept in include.get("concept") or []
+            if concept.get("display")
+        )
 
     def match(self, vs: str, concepts: Any) -> tuple[str, str] | None:
         """(how, what) when the concepts are in the value set: by code, ingredient or name."""

@@ -43,14 +43,6 @@ from tests.support.scenarios import Scenario, build_request, card_topic, compare
 
 # scenario id → why the engine is wrong (what the rules say vs what the engine returns). Remove once fixed.
 KNOWN_ENGINE_FAILURES: dict[str, str] = {
-    "ehr-allergy-reaction-substance": "A1: an allergy whose reaction.substance is levomilnacipran counts; engine reads only AllergyIntolerance.code, no card",
-    "ehr-medref-ingredient-strength": "D1: 4 capsules x 40 mg (Medication.ingredient.strength) = 160 mg/day; engine knows strength only from a product code, no card",
-    "ehr-contained-ingredient-bid": "D4: 2 capsules x 20 mg (ingredient.strength) twice daily; engine cannot compute the dose and gives no dose-frequency card",
-    "ehr-hr-timezone-near-midnight": "K2: latest HR by instant is 82 (07:50Z); engine keeps only the local calendar date and takes 124 (01:00Z) as latest",
-    "ehr-egfr-comparator-below-15": "R3: an eGFR of '<15' (comparator '<') is below 15; engine ignores the comparator, takes 15 (severe band), no esrd card",
-    "ehr-pregnancy-status-text-value": "P3: pregnancy status 82810-3 with value text 'Pregnant' is positive; engine matches the value by code only, no card",
-    "ehr-titration-two-dosages": "D2: titration order starts at 20 mg (dosage sequence 1); engine judges 40 mg/day and raises a starting-dose card",
-    "ehr-obs-effective-instant-newest": "renal: newest CrCl by instant is 70 (07:30Z next day); engine compares local dates only, ties keep 25, R2 fires",
 }
 
 EHR_FOLDER = Path(__file__).resolve().parent.parent / "scenarios" / "ehr"

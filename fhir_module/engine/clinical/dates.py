@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 # FHIR R4 date / dateTime / instant, loosely on the time part (seconds and zone optional).
@@ -78,3 +78,25 @@ def months_before(today: date, months: int) -> date:
         return date.min
     last = calendar.monthrange(year, month)[1]
     return date(year, month, min(today.day, last))
+
+
+def fhir_instant(value: Any) -> datetime | None:
+    """The moment a FHIR date/dateTime/instant names, in UTC, for ordering results in time.
+
+    Two results of one day are told apart by their time and zone (23:30-05:00 is after 02:00Z
+    of the next day); a dateTime without zone is taken as UTC, a date as the start of its day.
+    """
+    bounds = fhir_date_bounds(value)
+    if bounds is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str) and "T" in value:
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:  # e.g. hour 24 (allowed by FHIR as the end of a day)
+            moment = None
+        if moment is not None:
+            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return datetime(bounds[0].year, bounds[0].month, bounds[0].day, tzinfo=timezone.utc)

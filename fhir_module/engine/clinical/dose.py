@@ -50,6 +50,8 @@ class DoseResult:
     per_administration_mg: float
     administrations_per_day: float
     evidence: str
+    # The daily dose of the first phase (lowest `sequence`): what a titrated order starts with.
+    start_mg_per_day: float | None = None
 
 
 @dataclass(frozen=True)
@@ -338,8 +340,11 @@ def daily_dose(
             evidence += f"; together {fmt_number(mg_per_day)} mg/day"
         totals.append((mg_per_day, key, per_admin, per_day, evidence))
     mg_per_day, key, per_admin, per_day, evidence = max(totals, key=lambda t: t[0])
+    # Phases run in `sequence` order; entries without one are taken as running throughout.
+    start = min(totals, key=lambda t: (t[1] is None, t[1] or 0))[0]
     if len(totals) > 1:
-        evidence = f"largest of {len(totals)} consecutive phases (sequence {key}): {evidence}"
+        evidence = (f"largest of {len(totals)} consecutive phases (sequence {key}): {evidence}; "
+                    f"the first phase gives {fmt_number(start)} mg/day")
     if not math.isfinite(mg_per_day):
         return DoseUnknown("the daily dose is not a finite number")
-    return DoseResult(mg_per_day, per_admin, per_day, evidence)
+    return DoseResult(mg_per_day, per_admin, per_day, evidence, start)

@@ -12,11 +12,11 @@ Observation rules shared by every fact the engine reads:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from ._json import as_dict, as_number, as_str, codings, concept_has_code, dicts, fmt_number, has_type, reference_of
-from .dates import parse_fhir_date
+from .dates import fhir_instant, parse_fhir_date
 from .units import pressure_mmhg
 
 USABLE_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
@@ -66,6 +66,19 @@ def observation_date(observation: Any) -> date | None:
     period = as_dict(obs.get("effectivePeriod"))
     day = parse_fhir_date(period.get("end")) or parse_fhir_date(period.get("start"))
     return day or parse_fhir_date(obs.get("issued"))
+
+
+def observation_moment(observation: Any) -> datetime:
+    """When the observation was made, for telling the newest one (see `fhir_instant`); the
+    same fields as `observation_date`, and the earliest moment when none parses."""
+    obs = as_dict(observation)
+    period = as_dict(obs.get("effectivePeriod"))
+    for value in (obs.get("effectiveDateTime"), obs.get("effectiveInstant"), period.get("end"),
+                  period.get("start"), obs.get("issued")):
+        moment = fhir_instant(value)
+        if moment is not None:
+            return moment
+    return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def window_start(today: date, within_days: int | None) -> date | None:
@@ -162,8 +175,10 @@ def latest_observation(
         return None
     codes = frozenset(codes)
     best: ObservationValue | None = None
+    best_moment: datetime | None = None
     for obs, day in _dated_usable(observations, today, window_start(today, within_days)):
-        if best is not None and day <= best.date:
+        moment = observation_moment(obs)
+        if best_moment is not None and moment <= best_moment:
             continue
         ref = reference_of(obs)
         found = None
@@ -176,7 +191,7 @@ def latest_observation(
                     if found is not None:
                         break
         if found is not None:
-            best = found
+            best, best_moment = found, moment
     return best
 
 
@@ -209,13 +224,16 @@ def blood_pressure(
         return None
     panel_codes, systolic_codes, diastolic_codes = map(frozenset, (panel_codes, systolic_codes, diastolic_codes))
     newest: dict[str, tuple[date, float, str | None, str]] = {}
+    moments: dict[str, datetime] = {}
 
     def offer(kind: str, holder: dict, day: date, ref: str) -> None:
         reading = _pressure(holder)
-        if reading is not None and (kind not in newest or day > newest[kind][0]):
+        if reading is not None and (kind not in newest or moment > moments[kind]):
             newest[kind] = (day, reading[0], reading[1], ref)
+            moments[kind] = moment
 
     for obs, day in _dated_usable(observations, today, window_start(today, within_days)):
+        moment = observation_moment(obs)
         ref = reference_of(obs)
         code = obs.get("code")
         if concept_has_code(code, panel_codes):

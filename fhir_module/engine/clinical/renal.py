@@ -15,6 +15,8 @@ The result is not rounded: bands are the caller's (the evidence text rounds for 
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -22,7 +24,7 @@ from typing import Any, Literal
 from ._json import as_dict, as_str, concept_has_code, fmt_number, fmt_rounded, reference_of
 from .age import age_years
 from .dates import months_before
-from .observations import _dated_usable, describe_quantity, quantity, quantity_units
+from .observations import _dated_usable, describe_quantity, observation_moment, quantity, quantity_units
 from .units import creatinine_mg_dl, normalise_unit, weight_kg
 
 FEMALE_FACTOR = 0.85
@@ -55,7 +57,7 @@ class RenalResult:
 
 def _newest(observations: Any, codes: frozenset, today: date, start: date, convert) -> tuple | None:
     """Newest (date, converted value, raw quantity, observation) whose value converts."""
-    best = None
+    best, best_moment = None, None
     for obs, day in _dated_usable(observations, today, start):
         if not concept_has_code(obs.get("code"), codes):
             continue
@@ -69,8 +71,9 @@ def _newest(observations: Any, codes: frozenset, today: date, start: date, conve
                 break
         if converted is None or converted <= 0:
             continue
-        if best is None or day > best[0]:
-            best = (day, converted, q, obs)
+        moment = observation_moment(obs)
+        if best is None or moment > best_moment:
+            best, best_moment = (day, converted, q, obs), moment
     return best
 
 
@@ -80,6 +83,17 @@ def _clearance(value: float, unit: str) -> float | None:
 
 def _comparator_note(q: tuple) -> str:
     return " (reported as a bound)" if q[2] else ""
+
+
+def _bounded(value: float, q: tuple) -> float:
+    """A result reported as a strict bound ("<15") lies beyond it: just under (or over) the number,
+    so a band edge at that number classifies it on the right side. "<=" and ">=" keep the number."""
+    comparator = q[2]
+    if comparator == "<":
+        return math.nextafter(value, -math.inf)
+    if comparator == ">":
+        return math.nextafter(value, math.inf)
+    return value
 
 
 def renal_function(
@@ -104,7 +118,7 @@ def renal_function(
             f"CrCl {fmt_rounded(value)} mL/min, measured creatinine clearance "
             f"{describe_quantity(*q)}{_comparator_note(q)} on {day.isoformat()} ({ref})"
         )
-        return RenalResult(value, "measured", day, evidence, (ref,))
+        return RenalResult(_bounded(value, q), "measured", day, evidence, (ref,))
 
     estimate = _cockcroft_gault(observations, patient, today, start, codes)
     if estimate is not None:
@@ -119,7 +133,7 @@ def renal_function(
             f"on {day.isoformat()} ({ref}), used as a proxy for creatinine clearance "
             f"(no measured clearance or Cockcroft-Gault inputs {window})"
         )
-        return RenalResult(value, "egfr", day, evidence, (ref,))
+        return RenalResult(_bounded(value, q), "egfr", day, evidence, (ref,))
     return None
 
 

@@ -51,3 +51,16 @@ def test_months_before_clamps_to_month_end():
     assert months_before(date(2024, 2, 29), 12) == date(2023, 2, 28)
     assert months_before(date(2026, 3, 31), 1) == date(2026, 2, 28)
     assert months_before(date(2026, 1, 15), 1) == date(2025, 12, 15)
+
+
+def test_fhir_instant_orders_results_across_time_zones():
+    from datetime import timezone
+
+    from fhir_module.engine.clinical.dates import fhir_instant
+
+    late_local = fhir_instant("2026-11-25T23:30:00-05:00")  # 04:30 UTC on the 26th
+    early_utc = fhir_instant("2026-11-26T02:00:00Z")
+    assert late_local > early_utc
+    assert fhir_instant("2026-11-26").tzinfo == timezone.utc
+    assert fhir_instant("2026-11-26T10:00:00") == fhir_instant("2026-11-26T10:00:00Z")
+    assert fhir_instant("not a date") is None

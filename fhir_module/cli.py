@@ -20,13 +20,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the CDS Hooks service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on; loopback only unless trusted clients are configured (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     serve.add_argument("--bundle", help="serve the knowledge in this exported bundle instead of the built-in one")
 
     export = sub.add_parser("export", help="export the knowledge artifacts as a FHIR bundle or package")
-    export.add_argument("--fhir-version", choices=["R4", "R5"], default="R4")
-    export.add_argument("--type", choices=["collection", "transaction"], default="collection")
+    export.add_argument("--fhir-version", choices=["R4", "R5"], default="R4", help="FHIR version of the artifacts (default: R4)")
+    export.add_argument("--type", choices=["collection", "transaction"], default="collection",
+                        help="Bundle type; a transaction (PUT Type/id) loads into a FHIR server (default: collection)")
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.add_argument("--package", metavar="DIR", help="write a FHIR package (package.json + one file per resource)")
 
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--profile", action="append", help="profile URL to validate against (repeatable)")
     validate.add_argument("--fhir-version", choices=["R4", "R5"], help="default: from the resource, else R4")
-    validate.add_argument("--format", choices=["text", "json"], default="text")
+    validate.add_argument("--format", choices=["text", "json"], default="text",
+                          help="readable text, or the OperationOutcome as JSON (default: text)")
 
     cards = sub.add_parser("cards", help="evaluate one CDS Hooks request offline and print the response")
     cards.add_argument("request", metavar="REQUEST.json")

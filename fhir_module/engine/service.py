@@ -42,7 +42,9 @@ def _prefetch_template(requirement: dict[str, Any]) -> str:
     ]
     if codes:
         query += "&code=" + ",".join(codes)
-    return query + "&_count=100"
+    # Newest first: the rules read the latest results, so the first page holds what matters.
+    sort = "&_sort=-date" if resource_type == "Observation" else ""
+    return query + sort + "&_count=100"
 
 
 def _requirements(plan: dict[str, Any]) -> list[dict[str, Any]]:

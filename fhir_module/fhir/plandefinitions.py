@@ -102,10 +102,11 @@ def _suggestion(suggestion: Suggestion) -> dict[str, Any]:
         if suggestion.targets:
             action["extension"] = [{"url": EXT_FOR_EACH, "valueExpression": _expression(suggestion.targets, "target")}]
         action["dynamicValue"] = [{"path": "id", "expression": _expression(suggestion.target or "%target.id")}]
-    if suggestion.unless_topic:
+    if suggestion.unless_topics:
+        fired = " or ".join(f"$this = '{topic}'" for topic in suggestion.unless_topics)
         action["condition"] = [{
             "kind": "applicability",
-            "expression": _expression(f"%firedTopics.where($this = '{suggestion.unless_topic}').empty()"),
+            "expression": _expression(f"%firedTopics.where({fired}).empty()"),
         }]
     return action
 

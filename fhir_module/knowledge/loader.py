@@ -316,7 +316,8 @@ def _suggestion(spec: dict[str, Any] | None) -> Suggestion | None:
     if spec is None:
         return None
     return Suggestion(
-        spec["type"], spec["label"], spec.get("dose"), spec.get("target"), spec.get("targets"), spec.get("unless_topic")
+        spec["type"], spec["label"], spec.get("dose"), spec.get("target"), spec.get("targets"),
+        tuple(spec.get("unless_topics", ())),
     )
 
 

@@ -33,7 +33,7 @@ class Suggestion:
     dose: str | None = None  # FHIRPath giving the new daily dose in mg (update-dose)
     target: str | None = None  # FHIRPath giving one "Type/id" (remove)
     targets: str | None = None  # FHIRPath giving therapy facts whose orders to remove, one each
-    unless_topic: str | None = None  # no suggestion when a card of this topic fired for the order
+    unless_topics: tuple[str, ...] = ()  # no suggestion when a card of one of these topics fired for the order
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from .auth import Authenticator, require_client
 from .body import BodySizeLimit
 from .errors import install_error_handlers
 from .openapi import build_openapi
-from .routes import discovery, feedback, health, services
+from .routes import discovery, feedback, health, monographs, services
 
 log = logging.getLogger("fhir_module.api")
 
@@ -85,7 +85,7 @@ def create_app(
                     "request's Host header; set it in production")
 
     install_error_handlers(app)
-    for module in (discovery, services, feedback, health):
+    for module in (discovery, services, feedback, health, monographs):
         app.include_router(module.router)
     # FHIR $validate (owned by fhir_module.validation); behind the same client authentication.
     from fhir_module.validation.api import router as validation_router

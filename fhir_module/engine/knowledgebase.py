@@ -7,6 +7,7 @@ and override-reason CodeSystems. Reading is done once; requests only look things
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,16 @@ class KnowledgeBase:
             for cs in code_systems if str(cs.get("url", "")).endswith(TOPIC_SYSTEM_SUFFIX)
             for c in cs.get("concept") or []
         }
+        # The monographs the artifacts carry (DocumentReference attachments), by their URL.
+        self.monographs: dict[str, str] = {}
+        for document in by_type.get("DocumentReference", []):
+            for content in document.get("content") or []:
+                attachment = content.get("attachment") if isinstance(content, dict) else None
+                if isinstance(attachment, dict) and attachment.get("url") and attachment.get("data"):
+                    try:
+                        self.monographs[attachment["url"]] = base64.b64decode(attachment["data"]).decode("utf-8")
+                    except (ValueError, UnicodeDecodeError):
+                        continue
         first = self.plan_definitions[0]
         self.base = first.get("url", "").rsplit("/PlanDefinition/", 1)[0]
         self.version = first.get("version", "")

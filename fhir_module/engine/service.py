@@ -94,6 +94,13 @@ class Engine:
     def from_bundle_file(cls, path: str | Path) -> "Engine":
         return cls(KnowledgeBase.from_file(path))
 
+    def monograph(self, url: str) -> str | None:
+        """The Markdown text of the monograph the knowledge carries at this URL, if any."""
+        return self.kb.monographs.get(url)
+
+    def monograph_urls(self) -> list[str]:
+        return sorted(self.kb.monographs)
+
     def services(self) -> list[dict[str, Any]]:
         return [dict(service) for service in self._services.values()]
 

@@ -23,6 +23,7 @@ from ..errors import ApiError, validation_issues
 from ..models import CdsServiceRequest, CdsServiceResponse
 from ..openapi import ERROR_RESPONSES, json_request_body
 from ..prefetch import allowed_source, complete_prefetch
+from .monographs import localise_links
 
 log = logging.getLogger("fhir_module.api.services")
 
@@ -97,4 +98,5 @@ async def call_service(request: Request, service_id: str = ServiceId) -> JSONRes
         response = state.engine.evaluate(service_id, engine_request)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
-    return JSONResponse(response)
+    base_url = settings.public_base_url or str(request.base_url)
+    return JSONResponse(localise_links(response, state.engine, base_url))

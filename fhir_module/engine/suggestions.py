@@ -54,6 +54,25 @@ def _set_path(resource: dict[str, Any], path: str, value: Any) -> None:
             node = node.setdefault(name, {})
 
 
+_REPLACED_DOSAGE_ELEMENTS = ("timing", "doseAndRate", "text", "sequence", "maxDosePerPeriod")
+
+
+def _dose_quantity(dosage: dict[str, Any]) -> dict[str, Any]:
+    return ((dosage.get("doseAndRate") or [{}])[0]).get("doseQuantity") or {}
+
+
+def _dosage_text(dosage: dict[str, Any]) -> str:
+    """"20 mg once daily for 2 days": the dose, the definition's own wording, and any duration."""
+    quantity = _dose_quantity(dosage)
+    text = f"{fmt_rounded(float(quantity['value']))} {quantity.get('unit', '')} " if number(quantity.get("value")) else ""
+    text += dosage.get("text", "")
+    bounds = ((dosage.get("timing") or {}).get("repeat") or {}).get("boundsDuration") or {}
+    if number(bounds.get("value")) is not None:
+        unit = {"d": "days", "wk": "weeks", "h": "hours"}.get(bounds.get("code"), bounds.get("unit", ""))
+        text += f" for {fmt_rounded(float(bounds['value']))} {unit}"
+    return " ".join(text.split())
+
+
 class SuggestionMaker:
     def __init__(self, kb: KnowledgeBase, facts: ChartFacts) -> None:
         self.kb = kb
@@ -84,29 +103,25 @@ class SuggestionMaker:
         return suggestions
 
     def _updated(self, order: dict[str, Any], action: dict[str, Any], values: dict[str, list[Any]]) -> dict[str, Any] | None:
-        """The draft order with the ActivityDefinition's dosage (dose filled in) and nothing else changed."""
+        """The draft order with the ActivityDefinition's dosages (values filled in) and nothing else
+        changed: route and other details of the draft's first dosage are kept in each."""
         definition = self.kb.activity_definitions.get(action.get("definitionCanonical"))
         if definition is None or not definition.get("dosage"):
             return None
         template = {"dosage": copy.deepcopy(definition["dosage"])}
-        dose = None
         for path, value in values.items():
             numbers = [n for v in value if (n := number(v)) is not None]
             if not numbers or numbers[0] <= 0:
-                return None
-            dose = numbers[0]
-            _set_path(template, path, dose)
-        new_dosage = template["dosage"][0]
+                return None  # a suggestion with no sensible number is no suggestion
+            _set_path(template, path, numbers[0])
         original = (order.get("dosageInstruction") or [{}])[0]
-        dosage = {k: v for k, v in original.items() if k not in ("timing", "doseAndRate", "text", "sequence", "maxDosePerPeriod")}
-        dosage.update(new_dosage)
-        quantity = ((new_dosage.get("doseAndRate") or [{}])[0]).get("doseQuantity") or {}
-        if dose is not None:
-            dosage["text"] = f"{fmt_rounded(dose)} {quantity.get('unit', '')} {new_dosage.get('text', '')}".strip()
+        kept = {k: v for k, v in original.items() if k not in _REPLACED_DOSAGE_ELEMENTS}
+        dosages = [{**kept, **phase, "text": _dosage_text(phase)} for phase in template["dosage"]]
         resource = copy.deepcopy(order)
-        resource["dosageInstruction"] = [dosage]
-        if dose is not None:
-            self._swap_product(resource, float(dose))
+        resource["dosageInstruction"] = dosages
+        first = _dose_quantity(dosages[0]).get("value")
+        if number(first) is not None:
+            self._swap_product(resource, float(first))
         return resource
 
     def _swap_product(self, resource: dict[str, Any], dose_mg: float) -> None:

@@ -15,11 +15,28 @@ from .canonical import PROFILE_ACTIVITY_DEFINITION
 from .common import artifact, canonical_url
 
 UPDATE_DOSE_ID = "once-daily-dose"
+TITRATION_ID = "once-daily-titration"
 UCUM = "http://unitsofmeasure.org"
 
 
 def update_dose_url() -> str:
     return canonical_url("ActivityDefinition", UPDATE_DOSE_ID)
+
+
+def titration_url() -> str:
+    return canonical_url("ActivityDefinition", TITRATION_ID)
+
+
+def _once_daily(dose_mg: float | None = None, *, sequence: int | None = None, days: float | None = None) -> dict[str, Any]:
+    """A once-daily dosage in mg; the rule fills in (or overrides) the dose and any duration."""
+    repeat: dict[str, Any] = {"frequency": 1, "period": 1, "periodUnit": "d"}
+    if days is not None:
+        repeat["boundsDuration"] = {"value": days, "unit": "d", "system": UCUM, "code": "d"}
+    quantity: dict[str, Any] = {"unit": "mg", "system": UCUM, "code": "mg"}
+    if dose_mg is not None:
+        quantity["value"] = dose_mg
+    dosage: dict[str, Any] = {"sequence": sequence} if sequence is not None else {}
+    return {**dosage, "text": "once daily", "timing": {"repeat": repeat}, "doseAndRate": [{"doseQuantity": quantity}]}
 
 
 def build_activitydefinitions(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
@@ -30,13 +47,18 @@ def build_activitydefinitions(knowledge: Knowledge, version: str) -> list[dict[s
         profile=PROFILE_ACTIVITY_DEFINITION,
         description=f"Proposes the draft {drug} order again with a once-daily dosage; the dose comes from the rule.",
     )
-    resource.update(
-        kind="MedicationRequest",
-        intent="order",
-        dosage=[{
-            "text": "once daily",
-            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-            "doseAndRate": [{"doseQuantity": {"unit": "mg", "system": UCUM, "code": "mg"}}],
-        }],
+    resource.update(kind="MedicationRequest", intent="order", dosage=[_once_daily()])
+    titration = artifact(
+        knowledge, "ActivityDefinition", TITRATION_ID,
+        title=f"{drug} once daily, a first dose for some days then a second",
+        profile=PROFILE_ACTIVITY_DEFINITION,
+        description=f"Proposes the draft {drug} order again as two consecutive once-daily phases; "
+                    "the doses and the first phase's days come from the rule.",
     )
-    return [resource]
+    # Its defaults are the monograph's starting titration; a rule's dynamic values may change them.
+    start = knowledge.drug["dosing"]["start"]
+    titration.update(kind="MedicationRequest", intent="order", dosage=[
+        _once_daily(start["dose_mg"], sequence=1, days=start["days"]),
+        _once_daily(start["then_mg"], sequence=2),
+    ])
+    return [resource, titration]

@@ -22,7 +22,7 @@ from typing import Any
 from fhir_module.knowledge import Knowledge, Rule
 from fhir_module.knowledge.model import MergedTopic, OrderKind, Quote, Suggestion
 
-from .activitydefinitions import update_dose_url
+from .activitydefinitions import titration_url, update_dose_url
 from .canonical import (
     CODE_SYSTEM_TOPICS,
     EXT_CARD_NOTE,
@@ -93,7 +93,15 @@ def _topic(knowledge: Knowledge, topic: str, version: str) -> Any:
 
 def _suggestion(suggestion: Suggestion) -> dict[str, Any]:
     action: dict[str, Any] = {"title": suggestion.label}
-    if suggestion.type == "update-dose":
+    if suggestion.type == "update-dose" and suggestion.then_dose:
+        action["type"] = {"coding": [{"system": ACTION_TYPE, "code": "update"}]}
+        action["definitionCanonical"] = titration_url()
+        action["dynamicValue"] = [
+            {"path": DOSE_PATH, "expression": _expression(suggestion.dose or "")},
+            {"path": "dosage[0].timing.repeat.boundsDuration.value", "expression": _expression(suggestion.days or "")},
+            {"path": DOSE_PATH.replace("dosage[0]", "dosage[1]"), "expression": _expression(suggestion.then_dose)},
+        ]
+    elif suggestion.type == "update-dose":
         action["type"] = {"coding": [{"system": ACTION_TYPE, "code": "update"}]}
         action["definitionCanonical"] = update_dose_url()
         action["dynamicValue"] = [{"path": DOSE_PATH, "expression": _expression(suggestion.dose or "")}]

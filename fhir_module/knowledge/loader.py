@@ -317,7 +317,7 @@ def _suggestion(spec: dict[str, Any] | None) -> Suggestion | None:
         return None
     return Suggestion(
         spec["type"], spec["label"], spec.get("dose"), spec.get("target"), spec.get("targets"),
-        tuple(spec.get("unless_topics", ())),
+        tuple(spec.get("unless_topics", ())), spec.get("days"), spec.get("then_dose"),
     )
 
 
@@ -337,7 +337,8 @@ def _rule(spec: dict[str, Any], checker: _Checker, vs_ids: set[str], kinds: set[
     expressions = [*variables, ("condition", spec["condition"])]
     expressions += [(name, spec[name]) for name in ("involves",) if name in spec]
     for suggestion in [spec.get("suggestion") or {}, *spec.get("extra_suggestions", [])]:
-        expressions += [(f"suggestion.{key}", suggestion[key]) for key in ("dose", "target", "targets") if key in suggestion]
+        expressions += [(f"suggestion.{key}", suggestion[key])
+                        for key in ("dose", "target", "targets", "days", "then_dose") if key in suggestion]
     for name, expression in expressions:
         checker.no_bare_boolean_filters(expression, f"{where}.{name}")
         checker.no_number_literals(expression, f"{where}.{name}")

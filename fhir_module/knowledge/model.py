@@ -34,6 +34,8 @@ class Suggestion:
     target: str | None = None  # FHIRPath giving one "Type/id" (remove)
     targets: str | None = None  # FHIRPath giving therapy facts whose orders to remove, one each
     unless_topics: tuple[str, ...] = ()  # no suggestion when a card of one of these topics fired for the order
+    days: str | None = None  # FHIRPath: days the first dose lasts, when a second dose follows (titration)
+    then_dose: str | None = None  # FHIRPath: the daily dose in mg after those days
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--profile", action="append", help="profile URL to validate against (repeatable)")
     validate.add_argument("--fhir-version", choices=["R4", "R5"], help="default: from the resource, else R4")
+    validate.add_argument("-v", "--verbose", action="store_true",
+                          help="also list information issues (invariants not checkable here, best practice)")
     validate.add_argument("--format", choices=["text", "json"], default="text",
                           help="readable text, or the OperationOutcome as JSON (default: text)")
 

@@ -35,7 +35,7 @@ def validate_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         out.write("\n")
     else:
         for name, outcome, err in results:
-            out.write(_text_report(name, outcome, err))
+            out.write(_text_report(name, outcome, err, verbose=getattr(args, "verbose", False)))
 
     if any(err for _, _, err in results):
         return 2
@@ -46,7 +46,8 @@ def _unreadable_outcome(message: str) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "not-found", "diagnostics": message}]}
 
 
-def _text_report(name: str, outcome: dict[str, Any] | None, err: str | None) -> str:
+def _text_report(name: str, outcome: dict[str, Any] | None, err: str | None, *, verbose: bool = False) -> str:
+    """One line of verdict, then each error and warning; information only with --verbose."""
     if outcome is None:
         return f"{name}: {err}\n"
     issues = outcome["issue"]
@@ -55,8 +56,12 @@ def _text_report(name: str, outcome: dict[str, Any] | None, err: str | None) -> 
         return f"{name}: OK (no issues)\n"
     errors = counts["fatal"] + counts["error"]
     verdict = "INVALID" if errors else "OK"
-    lines = [f"{name}: {verdict} ({errors} error(s), {counts['warning']} warning(s), {counts['information']} information)"]
+    hidden = "" if verbose or not counts["information"] else "; --verbose lists them"
+    lines = [f"{name}: {verdict} ({errors} error(s), {counts['warning']} warning(s), "
+             f"{counts['information']} information{hidden})"]
     for issue in issues:
-        where = ", ".join(issue.get("expression", [])) or "-"
+        if issue["severity"] == "information" and not verbose:
+            continue
+        where = ", ".join(issue.get("expression", [])) or "(whole file)"
         lines.append(f"  {issue['severity'].upper():<11} {where}: {issue.get('diagnostics', '')}")
     return "\n".join(lines) + "\n"

@@ -71,3 +71,11 @@ def test_broken_json_is_reported_not_a_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "FATAL" in result.stdout and "Invalid JSON at line 1" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_information_issues_are_counted_and_listed_only_when_verbose() -> None:
+    bundle = str(Path(__file__).resolve().parents[2] / "examples" / "levomilnacipran-r4-collection.json")
+    quiet, verbose = run(bundle), run(bundle, "--verbose")
+    assert quiet.returncode == verbose.returncode == 0
+    assert "information; --verbose lists them" in quiet.stdout and "INFORMATION" not in quiet.stdout
+    assert "INFORMATION" in verbose.stdout

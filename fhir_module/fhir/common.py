@@ -7,6 +7,7 @@ CRMI/CPG conventions: a canonical `url` (base/Type/id), the module's `version`, 
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from fhir_module.knowledge import Knowledge
@@ -46,6 +47,7 @@ def artifact(
     resource: dict[str, Any] = {"resourceType": resource_type, "id": resource_id}
     if profile:
         resource["meta"] = {"profile": [profile]}
+    resource["text"] = narrative(title, description)
     if canonical:
         resource["url"] = canonical_url(resource_type, resource_id)
         resource["version"] = module["version"]
@@ -58,6 +60,12 @@ def artifact(
         if description:
             resource["description"] = description
     return resource
+
+
+def narrative(title: str, description: str | None = None) -> dict[str, Any]:
+    """A generated narrative (what a person sees of the resource in a FHIR server's UI)."""
+    body = f"<p><b>{escape(title)}</b></p>" + (f"<p>{escape(description)}</p>" if description else "")
+    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
 
 
 def monograph_url(knowledge: Knowledge, section_id: str | None = None) -> str:

@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from fhir_module.engine import Engine
-from fhir_module.validation.validator import validate
-from tests.support.scenarios import Scenario, build_request, card_topic, compare_cards, load_scenarios
+from tests.support.scenarios import validation_errors, Scenario, build_request, card_topic, compare_cards, load_scenarios
 
 # "<check>/<scenario id>" → why the engine is wrong (what the rules say, what the engine returns).
 # check is "cards" (compare_cards) or "contract" (test_card_contract). Remove an entry once fixed.
@@ -89,12 +88,7 @@ def test_known_failures_name_real_scenarios() -> None:
 @pytest.mark.parametrize("scenario", [pytest.param(s, id=s.id) for s in _SCENARIOS])
 def test_scenario_resources_are_valid_fhir(scenario: Scenario) -> None:
     """A fixture is only evidence if an EHR could send it: every chart and draft resource is valid R4."""
-    errors = [
-        f"{resource['resourceType']}/{resource['id']}: {issue.get('diagnostics')} at {issue.get('expression')}"
-        for resource in [*scenario.record, *scenario.draft_orders]
-        for issue in validate(resource, fhir_version="R4")["issue"]
-        if issue.get("severity") in ("error", "fatal")
-    ]
+    errors = validation_errors(scenario)
     assert not errors, errors
 
 

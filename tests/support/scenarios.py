@@ -491,3 +491,15 @@ def compare_cards(expect: dict[str, Any], response: dict[str, Any]) -> list[str]
                 indicator = card.get("indicator") if isinstance(card, dict) else None
                 problems.append(f"unexpected card {topic}/{indicator}: {summary!r}")
     return problems
+
+
+def validation_errors(scenario: Scenario) -> list[str]:
+    """The R4 errors of a scenario's chart and drafts: a fixture is only evidence if an EHR could send it."""
+    from fhir_module.validation.validator import validate
+
+    return [
+        f"{resource['resourceType']}/{resource['id']}: {issue.get('diagnostics')} at {issue.get('expression')}"
+        for resource in [*scenario.record, *scenario.draft_orders]
+        for issue in validate(resource, fhir_version="R4")["issue"]
+        if issue.get("severity") in ("error", "fatal")
+    ]

@@ -14,13 +14,16 @@ from .actions import SEVERITY, action_type, ext, holds, parts, policies, topic, 
 from .cards import SEVERITY_RANK, Card, CardWriter, truncate
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
-from .expressions import number, truthy
+from .expressions import current_facts, number, truthy
 from .facts import ChartFacts
 from .knowledgebase import KnowledgeBase
 from .scope import Scope
 from .suggestions import SuggestionMaker
 
+
 class PlanApplier:
+    """One request: applies a PlanDefinition to each checked order, then writes the cards."""
+
     def __init__(self, kb: KnowledgeBase, chart: Chart, today: date, context: dict[str, Any], hook_instance: str):
         self.kb = kb
         self.chart = chart
@@ -35,11 +38,7 @@ class PlanApplier:
             "context": [context],
         })
 
-    # --- evaluation ---------------------------------------------------------------------------
-
     def apply(self, plan: dict[str, Any], hook: str, orders: list[dict[str, Any]]) -> list[Card]:
-        from .expressions import current_facts
-
         cards: list[Card] = []
         token = current_facts.set(self.facts)
         try:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from fhir_module.engine import RequestError
 
@@ -95,7 +96,8 @@ async def call_service(request: Request, service_id: str = ServiceId) -> JSONRes
     engine_request = {k: v for k, v in body.items() if k != "fhirAuthorization"}
     engine_request["prefetch"] = prefetch
     try:
-        response = state.engine.evaluate(service_id, engine_request)
+        # CPU work off the event loop: other requests' FHIR fetches and health checks go on.
+        response = await run_in_threadpool(state.engine.evaluate, service_id, engine_request)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
     base_url = settings.public_base_url or str(request.base_url)

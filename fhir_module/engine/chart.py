@@ -133,7 +133,16 @@ class Chart:
         return resolve
 
     def draft(self, reference: str) -> dict[str, Any]:
+        """The draft order a selection names: `Type/id` as the spec shows, or the entry's fullUrl
+        (`urn:uuid:…`, an absolute URL), which some clients send instead."""
         for draft in self.drafts:
             if ref(draft) == reference:
+                return draft
+        found = self.by_reference.get(reference)
+        if found is not None and any(found is draft for draft in self.drafts):
+            return found
+        tail = "/".join(reference.split("/_history/")[0].rstrip("/").split("/")[-2:])
+        for draft in self.drafts:
+            if ref(draft) == tail:
                 return draft
         raise RequestError(400, f"selection {reference!r} is not among context.draftOrders", ["context.selections"])

@@ -47,3 +47,14 @@ def test_the_context_patient_is_found_among_several() -> None:
     chart = Chart.from_request(CONTEXT, {"patient": {"resourceType": "Patient", "id": "p1", "gender": "male"},
                                          "other": {"resourceType": "Patient", "id": "p9"}})
     assert chart.patient and chart.patient["id"] == "p1"
+
+
+def test_a_selection_may_name_the_draft_by_its_full_url() -> None:
+    draft = _med("d1", "Patient/p1")
+    context = {"patientId": "p1", "draftOrders": {"resourceType": "Bundle", "entry": [
+        {"fullUrl": "urn:uuid:4b1f6a52-7d8e-4c51-9f0a-2f2b8d1c3e10", "resource": draft}]}}
+    chart = Chart.from_request(context, {})
+    assert chart.draft("MedicationRequest/d1") is chart.draft("urn:uuid:4b1f6a52-7d8e-4c51-9f0a-2f2b8d1c3e10")
+    assert chart.draft("https://ehr.example/fhir/MedicationRequest/d1")["id"] == "d1"
+    with pytest.raises(RequestError):
+        chart.draft("MedicationRequest/other")

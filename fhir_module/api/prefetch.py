@@ -109,6 +109,10 @@ class FhirFetcher:
         self._timeout = timeout
         self._max_pages = max_pages
 
+    @property
+    def source(self) -> FhirSource:
+        return self._source
+
     async def get_json(self, url: str) -> tuple[int, Any]:
         headers = {"Accept": "application/fhir+json, application/json"}
         if self._source.access_token:
@@ -261,4 +265,50 @@ async def complete_prefetch(
             for key, reason in sorted(problems.items())
         ]
         raise ApiError(412, issues[0]["diagnostics"], issues=issues)
+    if fetcher is not None:
+        medications = await _referenced_medications(fetcher, prefetch, context)
+        if medications:
+            prefetch[REFERENCED_MEDICATIONS] = medications
     return prefetch
+
+
+# Not every server answers `_include`, and a draft may name a Medication only the chart holds:
+# Medications that orders reference but the request lacks are read one by one (a bounded few).
+REFERENCED_MEDICATIONS = "referencedMedications"
+MAX_MEDICATION_READS = 20
+
+
+def _resources_in(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") == "Bundle":
+        return [r for e in value.get("entry") or [] if isinstance(e, dict) for r in _resources_in(e.get("resource"))]
+    return [value]
+
+
+async def _referenced_medications(fetcher: FhirFetcher, prefetch: Mapping[str, Any],
+                                  context: Mapping[str, Any]) -> dict[str, Any] | None:
+    resources = [r for value in [*prefetch.values(), context.get("draftOrders")] for r in _resources_in(value)]
+    present = {f"Medication/{r.get('id')}" for r in resources if r.get("resourceType") == "Medication"}
+    wanted: set[str] = set()
+    for resource in resources:
+        reference = (resource.get("medicationReference") or {}).get("reference") if isinstance(
+            resource.get("medicationReference"), dict) else None
+        if isinstance(reference, str) and not reference.startswith(("#", "urn:")):
+            relative = "/".join(reference.split("/_history/")[0].rstrip("/").split("/")[-2:])
+            if relative.startswith("Medication/") and relative not in present:
+                if "://" not in reference or _within(fetcher.source, reference):
+                    wanted.add(relative)
+    if not wanted:
+        return None
+
+    async def read(relative: str) -> dict[str, Any] | None:
+        try:
+            return await fetcher.fetch(relative)
+        except Unavailable as exc:
+            log.warning("referenced %s could not be read: %s", relative, exc)
+            return None
+
+    found = await asyncio.gather(*(read(r) for r in sorted(wanted)[:MAX_MEDICATION_READS]))
+    entries = [{"resource": medication} for medication in found if medication]
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries} if entries else None

@@ -64,15 +64,25 @@ class PlanApplier:
             if card is not None:
                 fired.append(card.topic)
                 cards.append(card)
-        notes = self.chart.notes + [
+        if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
+            notes = list(dict.fromkeys(self.chart.notes + self._notes(action, scope)))
+            if notes:
+                for card in cards:
+                    card.detail += "\n\n**Data notes:**\n" + "\n".join(f"- {note}" for note in notes)
+        return cards
+
+    def _notes(self, action: dict[str, Any], scope: Scope) -> list[str]:
+        """The notes of an action and of the rules under it, each in its own scope, that hold:
+        missing or uncertain data, said whether or not the rule itself fired."""
+        found = [
             scope.render(note_parts.get("text"))
             for note in ext(action, "/card-note")
             if (note_parts := parts(note)).get("when") and truthy(scope.evaluate(note_parts["when"]))
         ]
-        if notes:
-            for card in cards:
-                card.detail += "\n\n**Data notes:**\n" + "\n".join(f"- {note}" for note in notes)
-        return cards
+        for child in action.get("action") or []:
+            if not action_type(child):  # rules and causes, not suggestions
+                found += self._notes(child, scope.child(variables(child)))
+        return found
 
     def _rule(self, action: dict[str, Any], parent: Scope, order: dict[str, Any]) -> Card | None:
         scope = parent.child(variables(action))

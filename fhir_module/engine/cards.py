@@ -33,8 +33,19 @@ class Card:
     involves: set[str] = field(default_factory=set)
 
     @property
-    def merge_key(self) -> tuple[str, frozenset[str]] | None:
-        return (self.topic, frozenset(self.orders | self.involves)) if self.involves else None
+    def draft_orders(self) -> set[str]:
+        """The draft orders this problem involves: the checked one and any other it names."""
+        return self.orders | self.involves
+
+    def absorb(self, other: "Card") -> None:
+        """Take in another card of the same problem: its orders and the suggestions not yet here."""
+        known = {(a["type"], a.get("resourceId")) for s in self.suggestions for a in s["actions"]}
+        for suggestion in other.suggestions:
+            action = suggestion["actions"][0]
+            if (action["type"], action.get("resourceId")) not in known:
+                self.suggestions.append(suggestion)
+        self.orders |= other.orders
+        self.involves |= other.involves
 
 
 class CardWriter:
@@ -45,22 +56,20 @@ class CardWriter:
         self.hook_instance = hook_instance
 
     def finish(self, cards: list[Card]) -> list[dict[str, Any]]:
+        """One card per problem: cards of one topic that involve other draft orders merge with every
+        card of that topic sharing an order with them (orders drafted together are one problem)."""
         merged: list[Card] = []
-        by_key: dict[tuple[str, frozenset[str]], Card] = {}
         for card in cards:
-            key = card.merge_key
-            if key is not None and key in by_key:
-                kept = by_key[key]
-                known = {(a["type"], a.get("resourceId")) for s in kept.suggestions for a in s["actions"]}
-                for suggestion in card.suggestions:
-                    action = suggestion["actions"][0]
-                    if (action["type"], action.get("resourceId")) not in known:
-                        kept.suggestions.append(suggestion)
-                kept.orders |= card.orders
+            overlapping = [kept for kept in merged if kept.involves and card.involves and kept.topic == card.topic
+                           and kept.draft_orders & card.draft_orders]
+            if not overlapping:
+                merged.append(card)
                 continue
-            if key is not None:
-                by_key[key] = card
-            merged.append(card)
+            keep = overlapping[0]
+            keep.absorb(card)
+            for other in overlapping[1:]:  # the new card joined two problems into one
+                keep.absorb(other)
+                merged.remove(other)
         merged.sort(key=lambda card: SEVERITY_RANK[card.indicator])
         return [self._card_json(card) for card in merged]
 

@@ -65,15 +65,17 @@ class Chart:
         by_reference: dict[str, dict[str, Any]] = {}
         by_type: dict[str, list[dict[str, Any]]] = {}
         seen: set[str] = set()
-        draft_refs = {ref(draft) for draft in drafts}
+        draft_ids = {id(draft) for draft in drafts}
+        # The chart holds what the prefetch says; the drafts stay apart. A chart order that a draft
+        # of the same id modifies stays in the chart: it is the therapy the patient is on now.
         for full_url, resource in [*(pair for value in prefetch.values() for pair in _resources(value)),
                                    *_resources(context.get("draftOrders"))]:
             key = ref(resource)
             if full_url:
                 by_reference.setdefault(full_url, resource)
             by_reference.setdefault(key, resource)
-            if key in seen or key in draft_refs:
-                continue  # a chart copy of a draft order is the draft
+            if key in seen or id(resource) in draft_ids:
+                continue
             seen.add(key)
             by_type.setdefault(resource["resourceType"], []).append(resource)
         patients = by_type.get("Patient", [])
@@ -104,6 +106,9 @@ class Chart:
         if len(parts) >= 2 and parts[-2] == "Patient":
             return parts[-1]
         return parts[-1] if len(parts) == 1 else "(not a patient)"
+
+    def is_draft(self, resource: dict[str, Any]) -> bool:
+        return any(resource is draft for draft in self.drafts)
 
     def of_type(self, *types: str) -> list[dict[str, Any]]:
         return [resource for t in types for resource in self.by_type.get(t, [])]

@@ -81,6 +81,9 @@ class ChartFacts:
         return strength_mg(medication) if isinstance(medication, dict) else None
 
     def dose_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        if resource.get("resourceType") == "MedicationStatement":
+            # A statement records its dosage as `dosage`; the arithmetic is the same.
+            resource = {**resource, "resourceType": "MedicationRequest", "dosageInstruction": resource.get("dosage")}
         result = daily_dose(resource, self.unit_strength_mg)
         if isinstance(result, DoseResult):
             return {
@@ -102,8 +105,8 @@ class ChartFacts:
         if key not in self._therapies:
             facts = []
             for resource in [*self.chart.for_patient(*MEDICATION_TYPES), *self.chart.drafts]:
-                if ref(resource) == order_ref:
-                    continue
+                if resource is self.order:
+                    continue  # the order being checked (its chart copy, if any, is its history)
                 fact = self._therapy(vs, resource)
                 if fact is not None:
                     facts.append(fact)
@@ -113,11 +116,12 @@ class ChartFacts:
     @cached_property
     def _replaced(self) -> set[str]:
         """Chart orders that a draft replaces (names as its prior prescription)."""
-        replaced = set()
+        replaced = {ref(draft) for draft in self.chart.drafts}  # modified in place: same id
         for draft in self.chart.drafts:
             prior = draft.get("priorPrescription")
             if isinstance(prior, dict) and isinstance(prior.get("reference"), str):
-                replaced.add(prior["reference"].rstrip("/").split("/", len(prior["reference"].split("/")) - 2)[-1])
+                # Relative, absolute or versioned: the last Type/id of the reference.
+                replaced.add("/".join(prior["reference"].split("/_history/")[0].rstrip("/").split("/")[-2:]))
         return replaced
 
     def _therapy(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
@@ -125,7 +129,7 @@ class ChartFacts:
         if found is None:
             return None
         reference = ref(resource)
-        is_draft = resource in self.chart.drafts
+        is_draft = self.chart.is_draft(resource)
         fact: dict[str, Any] = {"id": reference, "name": found["name"], "draft": is_draft, "current": False,
                                 "replaced": reference in self._replaced}
         recognised = f", recognised by name '{found['text']}'" if found["how"] == "name" else ""
@@ -139,7 +143,7 @@ class ChartFacts:
             if status.ended is not None:
                 fact["endedDaysAgo"] = days_since(status.ended, self.today)
             fact["evidence"] = f"{found['name']} ({status.evidence}{recognised})"
-        if resource.get("resourceType") == "MedicationRequest":
+        if resource.get("resourceType") in MEDICATION_TYPES:
             dose = self.dose_of(resource)
             if "mgPerDay" in dose:
                 fact["mgPerDay"] = dose["mgPerDay"]
@@ -159,14 +163,16 @@ class ChartFacts:
         result = renal_function(self.chart.for_patient("Observation"), self.chart.patient or {}, self.today, codes)
         if result is None:
             return []
+        short = f"{'CrCl' if result.method != 'egfr' else 'eGFR'} {fmt_rounded(result.ml_min)} mL/min"
         return [{"mlMin": result.ml_min, "method": result.method, "date": result.date.isoformat(),
-                 "evidence": result.evidence}]
+                 "short": short, "evidence": result.evidence}]
 
     def _condition_fact(self, condition: dict[str, Any], vs: str) -> dict[str, Any] | None:
         concept = condition.get("code")
         if not isinstance(concept, dict) or self.kb.match(vs, concept) is None:
             return None
-        name = (concept or {}).get("text") or next((d for _, _, d in codings_of(concept) if d), "condition")
+        name = (concept or {}).get("text") or next((d for _, _, d in codings_of(concept) if d), None) \
+            or next((self.kb.display_of(system, code) or code for system, code, _ in codings_of(concept) if code), "condition")
         codes = ", ".join(code for _, code, _ in codings_of(concept))
         dates = condition_dates(condition)
         status = _first([c.get("code") for c in codings_of_status(condition)]) or "status not given"

@@ -111,6 +111,7 @@ class KnowledgeBase:
         self.base = first.get("url", "").rsplit("/PlanDefinition/", 1)[0]
         self.version = first.get("version", "")
         self._codes: dict[str, frozenset[tuple[str, str]]] = {}
+        self._displays: dict[tuple[Any, Any], Any] | None = None
 
     @classmethod
     def from_bundle(cls, bundle: dict[str, Any]) -> "KnowledgeBase":
@@ -141,6 +142,17 @@ class KnowledgeBase:
                             found.add((include.get("system", ""), concept.get("code", "")))
             self._codes[url] = frozenset(found)
         return self._codes[url]
+
+    def display_of(self, system: str, code: str) -> str | None:
+        """The display a value set of the knowledge gives a code (for a chart that sends none)."""
+        if self._displays is None:
+            self._displays = {
+                (include.get("system"), concept.get("code")): concept.get("display")
+                for valueset in self.resources if valueset.get("resourceType") == "ValueSet"
+                for include in (valueset.get("compose") or {}).get("include") or []
+                for concept in include.get("concept") or [] if concept.get("display")
+            }
+        return self._displays.get((system, code))
 
     def display_names(self, vs: str) -> frozenset[str]:
         """The normalised displays of the concepts a value set lists (to read a text-only answer)."""
@@ -179,10 +191,20 @@ class KnowledgeBase:
         product = self.product_of(concepts)
         return product.strength_mg if product else None
 
-    def product_of_strength(self, system: str, strength_mg: float) -> Product | None:
-        """A product of that strength in that code system, its resource's main coding first."""
-        found = [p for p in self.products if p.system == system and abs(p.strength_mg - strength_mg) < 1e-9]
-        return next((p for p in found if p.primary), found[0] if found else None)
+    def product_for_dose(self, candidates: Iterable[Product], dose_mg: float) -> Product | None:
+        """The product to give a dose with, capsules whole: one of that strength, else the
+        strongest whose strength divides the dose (60 mg: three 20 mg capsules)."""
+        candidates = [p for p in candidates if p.strength_mg > 0]
+        exact = [p for p in candidates if abs(p.strength_mg - dose_mg) < 1e-9]
+        if exact:
+            return next((p for p in exact if p.primary), exact[0])
+        dividing = [p for p in candidates if p.primary and abs(round(dose_mg / p.strength_mg) * p.strength_mg - dose_mg) < 1e-9]
+        return max(dividing, key=lambda p: p.strength_mg, default=None)
+
+    def products_like(self, product: Product) -> list[Product]:
+        """The products of the same drug and code system as this one."""
+        return [p for p in self.products if p.system == product.system and (set(p.names) & set(product.names)
+                                                                            or not product.names)]
 
     def products_named(self, texts: Iterable[str]) -> list[Product]:
         """Main-coding products whose drug a text names (for orders written as text only)."""

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 # Data that passed validation but that the engine still could not evaluate (never a 500).
 UNEVALUABLE = 422
 
+_MEDICATION_ORDERS = ("MedicationRequest", "MedicationStatement")
 _PLURAL_KEYS = {"AllergyIntolerance": "allergyIntolerances"}
 
 
@@ -44,7 +45,9 @@ def _prefetch_template(requirement: dict[str, Any]) -> str:
         query += "&code=" + ",".join(codes)
     # Newest first: the rules read the latest results, so the first page holds what matters.
     sort = "&_sort=-date" if resource_type == "Observation" else ""
-    return query + sort + "&_count=100"
+    # Medication orders may name their drug through a Medication resource: bring those along.
+    include = f"&_include={resource_type}:medication" if resource_type in _MEDICATION_ORDERS else ""
+    return query + include + sort + "&_count=100"
 
 
 def _requirements(plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -134,13 +134,12 @@ class SuggestionMaker:
         if product is not None:
             if abs(product.strength_mg - dose_mg) < 1e-9:
                 return
-            replacement = self.kb.product_of_strength(product.system, dose_mg)
+            replacement = self.kb.product_for_dose(self.kb.products_like(product), dose_mg)
         else:
             stated = {mg for name in concepts.names for mg in _strengths_in(name)}
             if not stated or any(abs(mg - dose_mg) < 1e-9 for mg in stated):
                 return
-            replacement = next((p for p in self.kb.products_named(concepts.names)
-                                if abs(p.strength_mg - dose_mg) < 1e-9), None)
+            replacement = self.kb.product_for_dose(self.kb.products_named(concepts.names), dose_mg)
         if replacement is None:
             return
         resource["medicationCodeableConcept"] = {

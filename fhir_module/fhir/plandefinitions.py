@@ -131,6 +131,7 @@ def _rule_action(knowledge: Knowledge, rule: Rule, version: str) -> dict[str, An
         ("reason", "valueString", rule.reason),
         ("involves", "valueExpression", _expression(rule.involves) if rule.involves else None),
     ]))
+    extensions += [_note(note.when, note.text) for note in rule.notes]
     documentation = [_citation(knowledge, rule.quote, version)]
     if rule.also_quote:
         documentation.append(_citation(knowledge, rule.also_quote, version))

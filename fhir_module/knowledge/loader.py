@@ -336,6 +336,7 @@ def _rule(spec: dict[str, Any], checker: _Checker, vs_ids: set[str], kinds: set[
     variables = tuple((spec.get("variables") or {}).items())
     expressions = [*variables, ("condition", spec["condition"])]
     expressions += [(name, spec[name]) for name in ("involves",) if name in spec]
+    expressions += [(f"notes[{i}].when", note["when"]) for i, note in enumerate(spec.get("notes", []))]
     for suggestion in [spec.get("suggestion") or {}, *spec.get("extra_suggestions", [])]:
         expressions += [(f"suggestion.{key}", suggestion[key])
                         for key in ("dose", "target", "targets", "days", "then_dose") if key in suggestion]
@@ -361,4 +362,5 @@ def _rule(spec: dict[str, Any], checker: _Checker, vs_ids: set[str], kinds: set[
         extra_suggestions=tuple(_suggestion(s) for s in spec.get("extra_suggestions", [])),
         involves=spec.get("involves"),
         also_quote=checker.quote(spec["also_quote"], f"{where}.also_quote") if "also_quote" in spec else None,
+        notes=tuple(Note(note["when"], note["text"]) for note in spec.get("notes", [])),
     )

@@ -57,6 +57,8 @@ class Rule:
     extra_suggestions: tuple[Suggestion, ...] = ()
     involves: str | None = None
     also_quote: Quote | None = None
+    # Said on every card of the order when they hold: what this rule could not check, and why.
+    notes: tuple["Note", ...] = ()
 
 
 @dataclass(frozen=True)

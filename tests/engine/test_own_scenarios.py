@@ -225,9 +225,11 @@ def _action_problems(label: str, action: dict[str, Any], drafts: dict[str, dict[
         return [f"{label}: update of {ref}, which is not a draft order (same id expected)"]
     strength = _named_strength(_medication_concept(resource, list(drafts.values())))
     dose = _dose_per_administration_mg(resource)
-    if strength is not None and dose is not None and abs(dose - strength) > 1e-6:
-        return [f"{label}: update gives {dose:g} mg per dose but still names a {strength:g} mg product "
-                f"(capsules are not split: name the product of the new strength)"]
+    # Capsules are not split: the dose is one capsule of the product named, or whole capsules of it
+    # when no product has the dose's strength (60 mg as three 20 mg capsules).
+    if strength is not None and dose is not None and abs(dose / strength - round(dose / strength)) > 1e-6:
+        return [f"{label}: update gives {dose:g} mg per dose but names a {strength:g} mg product "
+                f"(capsules are not split: name a product whose capsules make the dose)"]
     return []
 
 

@@ -298,7 +298,7 @@ def _matches(resource: dict[str, Any], params: list[tuple[str, str]], resource_t
         elif name in _TOKEN_PARAMS and not modifier:
             if not _token_matches(resource, name, value):
                 return False
-        # Dates, _count, _sort, _include and the rest: ignored, i.e. over-included (the service filters).
+        # Dates, _count, _sort and the rest: ignored, i.e. over-included (the service filters).
     return True
 
 
@@ -326,15 +326,18 @@ def answer_query(query: str, record: Iterable[dict[str, Any]], base_url: str = D
         for r in record
         if r.get("resourceType") == resource_type and _matches(r, params, resource_type)
     ]
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(found),
-        "entry": [
-            {"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-            for r in found
-        ],
-    }
+    entries = [
+        {"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+        for r in found
+    ]
+    # _include=Type:medication: the Medication resources the matches reference, as a server adds them.
+    if any(key == "_include" and value.endswith(":medication") for key, value in params):
+        wanted = {r.get("medicationReference", {}).get("reference") for r in found if isinstance(r.get("medicationReference"), dict)}
+        for r in record:
+            if r.get("resourceType") == "Medication" and f"Medication/{r.get('id')}" in wanted:
+                entries.append({"fullUrl": f"{base_url}/Medication/{r['id']}", "resource": copy.deepcopy(r),
+                                "search": {"mode": "include"}})
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(found), "entry": entries}
 
 
 def build_prefetch(

@@ -89,9 +89,19 @@ def _normalised(text: str) -> str:
 
 
 def name_matches(name: Any, text: Any) -> bool:
-    """True when *name* occurs in *text* as whole words (see module docstring)."""
+    """True when *name* occurs in *text* as whole words (see module docstring), and not as what
+    the product lacks: "aspirin-free", "non-aspirin" name a drug without it."""
     wanted = normalise_name(name)
-    return bool(wanted) and f" {wanted} " in f" {normalise_name(text)} "
+    if not wanted:
+        return False
+    padded = f" {normalise_name(text)} "
+    start = padded.find(f" {wanted} ")
+    while start != -1:
+        before, after = padded[:start + 1], padded[start + len(wanted) + 1:]
+        if not after.startswith(" free ") and not before.endswith(" non "):
+            return True
+        start = padded.find(f" {wanted} ", start + 1)
+    return False
 
 
 @dataclass(frozen=True)

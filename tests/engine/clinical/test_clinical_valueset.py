@@ -195,3 +195,12 @@ def test_index_skips_garbage():
                            {"url": BASE + "odd", "compose": {"include": [{"system": RX, "concept": "x", "filter": [{"op": "="}]}]}}])
     assert index.urls == (BASE + "odd",)
     assert not index.contains(BASE + "odd", RX, "1")
+
+
+def test_a_name_naming_what_a_product_lacks_is_no_match():
+    from fhir_module.engine.clinical.valueset import name_matches
+
+    assert not name_matches("aspirin", "Aspirin-free Tylenol")
+    assert not name_matches("aspirin", "Non-aspirin pain reliever")
+    assert name_matches("aspirin", "Aspirin 81 mg chewable")
+    assert name_matches("aspirin", "aspirin-free cream; aspirin 81 mg")

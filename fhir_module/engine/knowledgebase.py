@@ -110,8 +110,15 @@ class KnowledgeBase:
         first = self.plan_definitions[0]
         self.base = first.get("url", "").rsplit("/PlanDefinition/", 1)[0]
         self.version = first.get("version", "")
-        self._codes: dict[str, frozenset[tuple[str, str]]] = {}
-        self._displays: dict[tuple[Any, Any], Any] | None = None
+        # The concepts each ValueSet lists (system, code, display), read once for every lookup.
+        self._listed: dict[str, list[tuple[str, str, str | None]]] = {}
+        for valueset in by_type.get("ValueSet", []):
+            for include in (valueset.get("compose") or {}).get("include") or []:
+                for concept in include.get("concept") or []:
+                    self._listed.setdefault(valueset.get("url", ""), []).append(
+                        (include.get("system", ""), concept.get("code", ""), concept.get("display")))
+        self._displays = {(system, code): display for listed in self._listed.values()
+                          for system, code, display in listed if display}
 
     @classmethod
     def from_bundle(cls, bundle: dict[str, Any]) -> "KnowledgeBase":
@@ -132,39 +139,16 @@ class KnowledgeBase:
 
     def codes(self, vs: str) -> frozenset[tuple[str, str]]:
         """The codes a value set lists (for searching observations by code)."""
-        url = self.valueset_url(vs)
-        if url not in self._codes:
-            found: set[tuple[str, str]] = set()
-            for valueset in self.resources:
-                if valueset.get("resourceType") == "ValueSet" and valueset.get("url") == url:
-                    for include in (valueset.get("compose") or {}).get("include") or []:
-                        for concept in include.get("concept") or []:
-                            found.add((include.get("system", ""), concept.get("code", "")))
-            self._codes[url] = frozenset(found)
-        return self._codes[url]
+        return frozenset((system, code) for system, code, _ in self._listed.get(self.valueset_url(vs), ()))
 
     def display_of(self, system: str, code: str) -> str | None:
         """The display a value set of the knowledge gives a code (for a chart that sends none)."""
-        if self._displays is None:
-            self._displays = {
-                (include.get("system"), concept.get("code")): concept.get("display")
-                for valueset in self.resources if valueset.get("resourceType") == "ValueSet"
-                for include in (valueset.get("compose") or {}).get("include") or []
-                for concept in include.get("concept") or [] if concept.get("display")
-            }
         return self._displays.get((system, code))
 
     def display_names(self, vs: str) -> frozenset[str]:
         """The normalised displays of the concepts a value set lists (to read a text-only answer)."""
-        url = self.valueset_url(vs)
-        return frozenset(
-            normalise_name(concept.get("display"))
-            for valueset in self.resources
-            if valueset.get("resourceType") == "ValueSet" and valueset.get("url") == url
-            for include in (valueset.get("compose") or {}).get("include") or []
-            for concept in include.get("concept") or []
-            if concept.get("display")
-        )
+        return frozenset(normalise_name(display) for _, _, display in self._listed.get(self.valueset_url(vs), ())
+                         if display)
 
     def match(self, vs: str, concepts: Any) -> tuple[str, str] | None:
         """(how, what) when the concepts are in the value set: by code, ingredient or name."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .apply import PlanApplier
-from .chart import Chart, ref
+from .chart import Chart
 from .errors import RequestError
 from .knowledgebase import KnowledgeBase, hooks_of
 
@@ -176,4 +176,4 @@ class Engine:
         return context, orders
 
 
-__all__ = ["Engine", "RequestError", "ref"]
+__all__ = ["Engine", "RequestError"]

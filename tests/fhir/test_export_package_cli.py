@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,9 @@ from fhir_module.fhir.export import export_command
 from fhir_module.fhir.package import PackageError, conformance_resources, write_package
 from fhir_module.knowledge import default_knowledge_path
 
-FHIR_MODULE = Path("/work/venv/bin/fhir-module")
+# The console script pip installed beside the running interpreter (the command users type).
+FHIR_MODULE = Path(shutil.which("fhir-module", path=str(Path(sys.executable).parent)) or
+                   Path(sys.executable).parent / "fhir-module")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

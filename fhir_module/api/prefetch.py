@@ -200,8 +200,10 @@ async def complete_prefetch(
     timeout: float,
     max_pages: int,
     today: _dt.date | None = None,
+    medications: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every template key mapped to its data; raises ApiError 412 (or 400 for missing context)."""
+    """Every template key mapped to its data; raises ApiError 412 (or 400 for missing context).
+    `medications` are Medications already read for this request (`read_order_medications`)."""
     sent = dict(sent or {})
     prefetch: dict[str, Any] = {key: sent.get(key) for key in templates}
     fetcher = FhirFetcher(client, source, timeout, max_pages) if source else None
@@ -265,11 +267,29 @@ async def complete_prefetch(
             for key, reason in sorted(problems.items())
         ]
         raise ApiError(412, issues[0]["diagnostics"], issues=issues)
+    if medications:
+        prefetch[REFERENCED_MEDICATIONS] = medications
     if fetcher is not None:
-        medications = await _referenced_medications(fetcher, prefetch, context)
-        if medications:
-            prefetch[REFERENCED_MEDICATIONS] = medications
+        more = await _referenced_medications(fetcher, prefetch, context)
+        if more:
+            entries = [*(medications or {}).get("entry", []), *more["entry"]]
+            prefetch[REFERENCED_MEDICATIONS] = {**more, "entry": entries}
     return prefetch
+
+
+async def read_order_medications(
+    *,
+    sent: Mapping[str, Any] | None,
+    context: Mapping[str, Any],
+    source: FhirSource,
+    client: httpx.AsyncClient,
+    timeout: float,
+    max_pages: int,
+) -> dict[str, Any] | None:
+    """The Medications that the draft orders (or the sent prefetch) name but the request does not
+    hold, read from the allowed server first: an order's drug decides which data its rules need
+    (an order for a drug no rule knows needs none)."""
+    return await _referenced_medications(FhirFetcher(client, source, timeout, max_pages), sent or {}, context)
 
 
 # Not every server answers `_include`, and a draft may name a Medication only the chart holds:

@@ -54,6 +54,17 @@ class PlanApplier:
             current_facts.reset(token)
         return cards
 
+    def kind_applies(self, action: dict[str, Any], order: dict[str, Any]) -> bool:
+        """Whether a top-level action (a kind of order) applies to the order, on what the
+        request holds: the service asks for a kind's data only when some order is of that kind."""
+        token = current_facts.set(self.facts)
+        try:
+            self.facts.order = order
+            scope = self.request_scope.child(values={"order": [order], "firedTopics": []})
+            return holds(action, scope.child(variables(action)))
+        finally:
+            current_facts.reset(token)
+
     def _kind(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], fired: list[str]) -> list[Card]:
         scope = parent.child(variables(action))
         if not holds(action, scope):

@@ -137,6 +137,17 @@ class Chart:
 
         return resolve
 
+    def unresolved_medication(self, order: dict[str, Any]) -> dict[str, Any] | None:
+        """The reference by which an order names its drug, when the request does not hold the
+        Medication it points to (R4 `medicationReference`, R5 `medication.reference`)."""
+        medication = order.get("medication")
+        for reference in (order.get("medicationReference"),
+                          medication.get("reference") if isinstance(medication, dict) else None):
+            if isinstance(reference, dict) and isinstance(reference.get("reference"), str):
+                if self.resolver(order)(reference["reference"]) is None:
+                    return reference
+        return None
+
     def draft(self, reference: str) -> dict[str, Any]:
         """The draft order a selection names: `Type/id` as the spec shows, or the entry's fullUrl
         (`urn:uuid:…`, an absolute URL), which some clients send instead."""

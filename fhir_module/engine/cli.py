@@ -31,7 +31,13 @@ def cards_command(args: argparse.Namespace) -> int:
             print(f"fhir-module cards: no service for hook {hook!r}", file=sys.stderr)
             return 2
         service_id = matching[0]
-    missing = engine.missing_prefetch(service_id, request.get("prefetch"))
+    try:
+        # Only what the checked orders' rules read: an unrelated order needs no prefetch at all.
+        needed = engine.needed_prefetch(service_id, request, today=getattr(args, "today", None))
+    except RequestError as error:
+        print(f"fhir-module cards: {error.message}", file=sys.stderr)
+        return 1
+    missing = engine.missing_prefetch(service_id, request.get("prefetch"), needed)
     if missing:
         # Offline there is no FHIR server to fetch from: judging on part of the chart could
         # miss a contraindication, so refuse as the service does (412), naming what is missing.

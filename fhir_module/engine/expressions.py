@@ -60,6 +60,56 @@ _FUNCTIONS: dict[str, tuple[str, dict[int, list[str]]]] = {
     "conceptIn": ("concept_in", {1: ["String"]}),
     "resolveIn": ("resolve_in", {1: ["String"]}),
 }
+# What each function reads from the patient's chart (the prefetch) beyond the order itself and
+# the Medication it names: an order kind asks for the data its expressions read, and no more.
+CHART_READS: dict[str, tuple[str, ...]] = {
+    "medicationMatch": (),
+    "dailyDose": (),
+    "ageYears": (),  # of its input: `%patient` is read through the variable (below)
+    "ref": (),
+    "therapies": ("MedicationRequest", "MedicationStatement"),
+    "renalFunction": ("Observation", "Patient"),
+    "conditions": ("Condition",),
+    "allergies": ("AllergyIntolerance",),
+    "latestObservation": ("Observation",),
+    "latestObservationWithValue": ("Observation",),
+    "bloodPressure": ("Observation",),
+    "conceptIn": (),
+    "resolveIn": ("Condition",),
+}
+_VARIABLE_READS = {"patient": ("Patient",)}
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+def referenced_variables(text: str) -> tuple[str, ...]:
+    """The %variables an expression or template names, in order of first use."""
+    return tuple(dict.fromkeys(_VARIABLE_REFERENCE.findall(text)))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def chart_types_read(value: Any) -> set[str]:
+    """The chart resource types that the FHIRPath in a JSON value (an action with its variables,
+    conditions, card templates and sub-actions) reads through the module's functions and
+    `%patient`. Every string is read whole, so prose that looks like a call can only add a type:
+    asking for too much data is safe, too little is not."""
+    found: set[str] = set()
+    for text in _strings(value):
+        for name in _CALL.findall(text):
+            found.update(CHART_READS.get(name, ()))
+        for name in _VARIABLE_REFERENCE.findall(text):
+            found.update(_VARIABLE_READS.get(name, ()))
+    return found
+
+
 USER_FUNCTIONS = {
     name: {"fn": _user_function(method), "arity": arity} for name, (method, arity) in _FUNCTIONS.items()
 }

@@ -6,14 +6,17 @@ No HTTP here: the API (fhir_module/api) and the offline `fhir-module cards` both
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from .actions import variables
 from .apply import PlanApplier
 from .chart import Chart
 from .errors import RequestError
-from .knowledgebase import KnowledgeBase, hooks_of
+from .expressions import chart_types_read, referenced_variables
+from .knowledgebase import KnowledgeBase, KnowledgeLoadError, hooks_of
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +53,53 @@ def _prefetch_template(requirement: dict[str, Any]) -> str:
     return query + include + sort + "&_count=100"
 
 
-def _requirements(plan: dict[str, Any]) -> list[dict[str, Any]]:
+def _requirements(action: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
-    for action in plan.get("action") or []:
-        for item in action.get("input") or []:
-            requirement = item.get("requirement", item)  # R5 wraps the DataRequirement
-            if isinstance(requirement, dict) and requirement.get("type"):
-                found.append(requirement)
+    for item in action.get("input") or []:
+        requirement = item.get("requirement", item) if isinstance(item, dict) else None  # R5 wraps it
+        if isinstance(requirement, dict) and requirement.get("type"):
+            found.append(requirement)
     return found
+
+
+@dataclass(frozen=True)
+class OrderKind:
+    """A top-level action of a PlanDefinition: one kind of order (a drug's orders), the prefetch
+    keys its rules read, and whether telling if it applies already needs the chart."""
+
+    action: dict[str, Any]
+    keys: tuple[str, ...]
+    judged_on_chart: bool
+
+
+def _order_kind(plan: dict[str, Any], action: dict[str, Any]) -> OrderKind:
+    declared = {requirement["type"] for requirement in _requirements(action)}
+    read = chart_types_read({k: v for k, v in action.items() if k != "input"})
+    if read - declared:
+        # Its rules would judge data the service never asks for: a silent "all clear".
+        raise KnowledgeLoadError(
+            f"PlanDefinition {plan.get('id')!r}, action {action.get('id')!r}: its expressions read "
+            f"{', '.join(sorted(read - declared))} but its input does not ask for it"
+        )
+    applicability = [c.get("expression") for c in action.get("condition") or [] if isinstance(c, dict)]
+    return OrderKind(
+        action=action,
+        keys=tuple(dict.fromkeys(_prefetch_key(r["type"]) for r in _requirements(action))),
+        judged_on_chart=bool(chart_types_read([applicability, _used_variables(action, applicability)])),
+    )
+
+
+def _used_variables(action: dict[str, Any], expressions: list[Any]) -> list[str]:
+    """The texts of the action's variables that the expressions use, directly or through others."""
+    definitions = variables(action)
+    texts = [str(e.get("expression", "")) for e in expressions if isinstance(e, dict)]
+    used: dict[str, str] = {}
+    while True:
+        wanted = {name for text in [*texts, *used.values()] for name in referenced_variables(text)}
+        new = {name: definitions[name] for name in wanted if name in definitions and name not in used}
+        if not new:
+            return list(used.values())
+        used.update(new)
 
 
 class Engine:
@@ -67,12 +109,17 @@ class Engine:
         self.kb = kb
         self._services: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, dict[str, Any]] = {}
+        self._kinds: dict[str, list[OrderKind]] = {}
         for plan in kb.plan_definitions:
             for hook in hooks_of(plan):
                 service_id = plan["id"] if len(hooks_of(plan)) == 1 else f"{plan['id']}-{hook}"
                 prefetch: dict[str, str] = {}
-                for requirement in _requirements(plan):
-                    prefetch.setdefault(_prefetch_key(requirement["type"]), _prefetch_template(requirement))
+                kinds = [action for action in plan.get("action") or []
+                         if any(t.get("name") == hook for t in action.get("trigger") or [])]
+                for action in kinds:
+                    for requirement in _requirements(action):
+                        prefetch.setdefault(_prefetch_key(requirement["type"]), _prefetch_template(requirement))
+                self._kinds[service_id] = [_order_kind(plan, action) for action in kinds]
                 self._services[service_id] = {
                     "hook": hook,
                     "id": service_id,
@@ -110,28 +157,54 @@ class Engine:
     def service(self, service_id: str) -> dict[str, Any] | None:
         return self._services.get(service_id)
 
-    def missing_prefetch(self, service_id: str, prefetch: Any) -> list[str]:
-        """Keys of the service's prefetch that the client did not fill (absent, null, an OperationOutcome)."""
+    def needed_prefetch(self, service_id: str, request: Any, *, today: date | None = None) -> list[str]:
+        """The prefetch keys that the rules of the request's checked orders read.
+
+        Whether a kind of order applies is judged on the order alone (its drug, by code, by the
+        Medication it names, or by name): only the kinds that apply need the patient's chart, so
+        a request whose checked orders are all unrelated (an MRI, a drug no module knows) needs
+        no data at all. An order counts under every kind it cannot be judged for without the
+        chart: the kind's applicability reads chart data, or the order names its drug by a
+        Medication the request does not hold and by no name either (the service reads such
+        Medications from an allowed server before asking). Bad context raises RequestError as
+        `evaluate` does.
+        """
+        service, chart, selected, applier = self._prepare(service_id, request, today)
+        keys: set[str] = set()
+        for kind in self._kinds[service_id]:
+            if any(self._may_apply(applier, chart, kind, order) for order in selected):
+                keys.update(kind.keys)
+        return [key for key in service["prefetch"] if key in keys]
+
+    @staticmethod
+    def _may_apply(applier: PlanApplier, chart: Chart, kind: OrderKind, order: dict[str, Any]) -> bool:
+        if kind.judged_on_chart:
+            return True
+        reference = chart.unresolved_medication(order)
+        if reference is not None and not reference.get("display"):
+            return True  # a drug known by nothing the request holds could be any drug
+        try:
+            return applier.kind_applies(kind.action, order)
+        except Exception:  # noqa: BLE001 - cannot tell without evaluating: ask for the data;
+            log.warning("could not tell whether %s applies; its data is asked for", kind.action.get("id"), exc_info=True)
+            return True  # the evaluation proper will say what fails
+
+    def missing_prefetch(self, service_id: str, prefetch: Any, keys: list[str] | None = None) -> list[str]:
+        """Keys of the service's prefetch (or of `keys`) that the client did not fill (absent, null,
+        an OperationOutcome)."""
         service = self._services.get(service_id)
         if service is None:
             return []
         prefetch = prefetch if isinstance(prefetch, dict) else {}
         missing = []
-        for key in service["prefetch"]:
+        for key in service["prefetch"] if keys is None else keys:
             value = prefetch.get(key)
             if not isinstance(value, dict) or value.get("resourceType") in (None, "OperationOutcome"):
                 missing.append(key)
         return missing
 
     def evaluate(self, service_id: str, request: Any, *, today: date | None = None) -> dict[str, Any]:
-        service = self._services.get(service_id)
-        if service is None:
-            raise RequestError(404, f"no CDS service {service_id!r}")
-        context, orders = self._checked_orders(service, request)
-        prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
-        chart = Chart.from_request(context, prefetch)
-        selected = orders(chart)
-        applier = PlanApplier(self.kb, chart, today or date.today(), context, str(request.get("hookInstance", "")))
+        service, _, selected, applier = self._prepare(service_id, request, today)
         try:
             cards = applier.apply(self._plans[service_id], service["hook"], selected)
             return {"cards": applier.finish(cards)}
@@ -142,6 +215,18 @@ class Engine:
             raise RequestError(
                 UNEVALUABLE, f"the request's data could not be evaluated ({type(error).__name__}); no cards were made"
             ) from error
+
+    def _prepare(self, service_id: str, request: Any, today: date | None):
+        """The service, the request's chart, its checked orders and an applier over them."""
+        service = self._services.get(service_id)
+        if service is None:
+            raise RequestError(404, f"no CDS service {service_id!r}")
+        context, orders = self._checked_orders(service, request)
+        prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
+        chart = Chart.from_request(context, prefetch)
+        selected = orders(chart)
+        applier = PlanApplier(self.kb, chart, today or date.today(), context, str(request.get("hookInstance", "")))
+        return service, chart, selected, applier
 
     @staticmethod
     def _checked_orders(service: dict[str, Any], request: Any):

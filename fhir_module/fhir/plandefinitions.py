@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_module.engine.expressions import chart_types_read
 from fhir_module.knowledge import Knowledge, Rule
 from fhir_module.knowledge.model import MergedTopic, OrderKind, Quote, Suggestion
 
@@ -171,7 +172,8 @@ def _merged_action(knowledge: Knowledge, merged: MergedTopic, causes: list[Rule]
     }
 
 
-def _inputs(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
+def _inputs(knowledge: Knowledge, version: str, reads: set[str]) -> list[dict[str, Any]]:
+    """The data requirements of an order kind: the chart types its expressions read."""
     observation_codes = [
         {"system": include.system, "code": code}
         for vs in knowledge.valuesets
@@ -180,7 +182,7 @@ def _inputs(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
         for code, _ in include.concepts
     ]
     requirements = []
-    for resource_type in CHART_TYPES:
+    for resource_type in (t for t in CHART_TYPES if t in reads):
         requirement: dict[str, Any] = {"type": resource_type}
         if resource_type == "Observation":
             requirement["codeFilter"] = [{"path": "code", "code": observation_codes}]
@@ -204,15 +206,21 @@ def _kind_action(knowledge: Knowledge, kind: OrderKind, hook: str, version: str)
         if causes:
             children.append(_merged_action(knowledge, merged, causes, version))
     children += [_rule_action(knowledge, rule, version) for rule in rules if rule.topic not in knowledge.merged_topics]
-    return {
+    action = {
         "id": kind.id,
         "extension": extensions,
         "title": kind.title,
         "trigger": [{"type": "named-event", "name": hook}],
         "condition": [{"kind": "applicability", "expression": _expression("%orderMatch.exists()")}],
-        "input": _inputs(knowledge, version),
         "action": children,
     }
+    # Only what this kind's rules read: an MAOI order needs the medication list, not the labs.
+    reads = chart_types_read(action)
+    unknown = reads - set(CHART_TYPES)
+    if unknown:
+        raise ValueError(f"order kind {kind.id!r} reads {sorted(unknown)}, which no prefetch template serves")
+    action["input"] = _inputs(knowledge, version, reads)
+    return action
 
 
 def build_plandefinitions(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:

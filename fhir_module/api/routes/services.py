@@ -23,7 +23,7 @@ from ..body import read_json_object, require_json_content_type
 from ..errors import ApiError, validation_issues
 from ..models import CdsServiceRequest, CdsServiceResponse
 from ..openapi import ERROR_RESPONSES, json_request_body
-from ..prefetch import allowed_source, complete_prefetch
+from ..prefetch import REFERENCED_MEDICATIONS, allowed_source, complete_prefetch, read_order_medications
 from .monographs import localise_links
 
 log = logging.getLogger("fhir_module.api.services")
@@ -72,17 +72,32 @@ async def call_service(request: Request, service_id: str = ServiceId) -> JSONRes
         )
     settings = state.settings
     sent = body.get("prefetch") or {}
-    missing = state.engine.missing_prefetch(service_id, sent)
     authorization = hook_request.fhirAuthorization
     source = allowed_source(
         hook_request.fhirServer,
         authorization.access_token if authorization else None,
         settings.allowed_fhir_servers,
     )
+    # Only the data the checked orders' rules read is completed: an unrelated order (an MRI, a
+    # drug no module knows) needs none, so it is answered without its prefetch and without a fetch.
+    # An order whose drug is a Medication the request lacks is judged once that Medication is read.
+    medications = None
+    if source is not None:
+        medications = await read_order_medications(
+            sent=sent, context=hook_request.context, source=source, client=state.http,
+            timeout=settings.fetch_timeout, max_pages=settings.max_prefetch_pages,
+        )
+    judged = {**body, "prefetch": {**sent, REFERENCED_MEDICATIONS: medications}} if medications else body
+    try:
+        needed = state.engine.needed_prefetch(service_id, judged)
+    except RequestError as exc:
+        raise ApiError(exc.status, exc.message, expression=exc.expression) from None
+    missing = state.engine.missing_prefetch(service_id, sent, needed)
     if hook_request.fhirServer and source is None and missing:
         log.warning("service %s: fhirServer of the request is not on the allow-list", service_id)
+    templates = service.get("prefetch") or {}
     prefetch = await complete_prefetch(
-        templates=service.get("prefetch") or {},
+        templates={key: templates[key] for key in needed},
         sent=sent,
         missing=missing,
         context=hook_request.context,
@@ -91,6 +106,7 @@ async def call_service(request: Request, service_id: str = ServiceId) -> JSONRes
         client=state.http,
         timeout=settings.fetch_timeout,
         max_pages=settings.max_prefetch_pages,
+        medications=medications,
     )
     # The engine gets the request without the access token: it never needs it.
     engine_request = {k: v for k, v in body.items() if k != "fhirAuthorization"}

@@ -209,6 +209,10 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise _unauthorized(f"the token is invalid ({type(exc).__name__})") from None
         exp, jti = claims["exp"], claims["jti"]
+        # RFC 7519 NumericDate is a JSON number; PyJWT also takes numeric strings ("1770000000").
+        for name in ("exp", "iat", "nbf"):
+            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))):
+                raise _unauthorized(f"{name} must be a number (NumericDate)")
         if not isinstance(jti, str) or not jti:
             raise _unauthorized("jti must be a non-empty string")
         if exp - time.time() > MAX_LIFETIME_SECONDS:

@@ -2,17 +2,26 @@
 
 The size limit is an ASGI middleware so it applies before any route reads the body, and counts
 the bytes actually received (a client may lie in Content-Length or stream without one).
+
+Every JSON body goes through `read_json_body` (strict JSON: no NaN/Infinity, integers within 64
+bits, no lone surrogates, bounded nesting; see `fhir_module.strictjson`), so all endpoints refuse
+the same input with the same 400.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fhir_module import strictjson
+
 from .errors import ApiError, operation_outcome, outcome_response
+
+log = logging.getLogger("fhir_module.api.body")
 
 JSON_MEDIA_TYPES = {"application/json", "application/fhir+json"}
 
@@ -83,20 +92,25 @@ def require_json_content_type(request: Request) -> None:
         raise ApiError(415, f"content type {shown!r} is not accepted; send application/json")
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; 400 for empty, malformed or non-object bodies."""
-    raw = await request.body()
+async def read_json_body(request: Request) -> Any:
+    """The body as a JSON value; 400 for an empty body or anything `strictjson` refuses."""
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        # The client left mid-body: nobody will read an answer, and it is not a server fault.
+        log.info("%s %s: the client disconnected before sending the whole body", request.method, request.url.path)
+        raise ApiError(400, "the client disconnected before sending the whole body", code="incomplete") from None
     if not raw.strip():
         raise ApiError(400, "the request body is empty; a JSON object is expected", code="required")
     try:
-        value = json.loads(raw)
-    except UnicodeDecodeError:
-        raise ApiError(400, "the request body is not UTF-8 text", code="structure") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                            f"column {exc.colno}", code="structure") from None
-    except RecursionError:
-        raise ApiError(400, "the request body is nested too deeply", code="structure") from None
+        return strictjson.loads(raw)
+    except strictjson.JsonError as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc.message}", code=exc.code) from None
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; 400 for empty, malformed or non-object bodies."""
+    value = await read_json_body(request)
     if not isinstance(value, dict):
         raise ApiError(400, "the request body must be a JSON object", code="structure")
     return value

@@ -7,7 +7,7 @@ the engine built them (the engine owns their content).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -171,6 +171,10 @@ class FeedbackItem(_Open):
     def _with_zone(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("outcomeTimestamp must carry a time zone (UTC, e.g. ...Z)")
+        try:  # stored in UTC: 0001-01-01T00:00:00+14:00 has no UTC instant a datetime can hold
+            value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("outcomeTimestamp is outside the range of representable instants") from None
         return value
 
     @model_validator(mode="after")

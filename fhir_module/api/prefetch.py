@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+
+from fhir_module import strictjson
 
 from .errors import ApiError
 from .templates import TemplateError, render_template
@@ -133,9 +134,11 @@ class FhirFetcher:
             raise Unavailable("the FHIR server did not answer in time") from None
         except httpx.HTTPError as exc:
             raise Unavailable(f"the FHIR server could not be reached ({type(exc).__name__})") from None
-        try:
-            return status, json.loads(b"".join(chunks)) if chunks else None
-        except ValueError:
+        try:  # strict: a NaN or 1e400 dose from the server must not reach the engine as a number
+            return status, strictjson.loads(b"".join(chunks)) if chunks else None
+        except strictjson.JsonError as exc:
+            if status == 200:
+                raise Unavailable(f"the FHIR server's answer is not valid JSON: {exc.message}") from None
             return status, None
 
     async def fetch(self, relative: str) -> dict[str, Any] | None:

@@ -9,13 +9,14 @@ Parameters resource it is.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from fhir_module.api.body import read_json_body
+from fhir_module.api.errors import ApiError
 from fhir_module.validation.validator import validate
 
 router = APIRouter(tags=["validation"])
@@ -23,16 +24,14 @@ router = APIRouter(tags=["validation"])
 FHIR_JSON = "application/fhir+json"
 
 
-def _outcome(severity: str, code: str, message: str) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "diagnostics": message}]}
-
-
 async def _run(request: Request, resource_type: str | None) -> JSONResponse:
-    body = await request.body()
+    # A body that is not strict JSON (NaN, 64-bit overflow, lone surrogates, too deep) is a 400
+    # like on every endpoint; the raw bytes then go to layer 1 for its duplicate-key check.
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return JSONResponse(_outcome("fatal", "invalid", f"Request body is not JSON: {exc}"), status_code=400, media_type=FHIR_JSON)
+        data = await read_json_body(request)
+    except ApiError as exc:  # answered here too: the router also runs in apps without our handlers
+        return exc.response()
+    body = await request.body()
     fhir_version = request.query_params.get("fhirVersion")
     profiles = list(request.query_params.getlist("profile"))
     # The raw body keeps layer 1's duplicate-key check when the body is the resource itself.

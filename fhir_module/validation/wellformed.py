@@ -7,29 +7,15 @@ objects, arrays or strings. Content that fails here is not looked at by the late
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from fhir_module import strictjson
 from fhir_module.validation.outcome import JSON, Issue, fhirpath_location
 
 
 # Real resources nest a few dozen levels at most (Questionnaire items, nested actions); the later layers
 # walk the content recursively, so deeper input is refused here rather than exhausting the stack there.
-MAX_DEPTH = 64
-
-
-def _depth_exceeds(doc: Any, limit: int) -> bool:
-    """Whether the JSON value nests deeper than `limit` (measured without recursion)."""
-    stack = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
-    return False
+MAX_DEPTH = strictjson.MAX_DEPTH
 
 
 class _DuplicateKey(ValueError):
@@ -59,23 +45,33 @@ def parse(data: dict | str | bytes) -> tuple[dict | None, list[Issue]]:
             text = data
         else:
             return None, [Issue("fatal", "invalid", f"Cannot validate a {type(data).__name__}", None, JSON)]
+        # Strict JSON: FHIR JSON has no NaN/Infinity, no numbers beyond 64 bits, no lone surrogates.
         try:
-            doc = json.loads(text, object_pairs_hook=_no_duplicates)
+            doc = strictjson.loads(text, max_depth=MAX_DEPTH, object_pairs_hook=_no_duplicates)
         except _DuplicateKey as exc:
             return None, [Issue("fatal", "invalid", f"Duplicate JSON property '{exc}'", None, JSON)]
-        except json.JSONDecodeError as exc:
-            msg = f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            return None, [Issue("fatal", "invalid", msg, None, JSON)]
-        except RecursionError:
-            return None, [Issue("fatal", "too-costly", f"JSON nested deeper than {MAX_DEPTH} levels", None, JSON)]
+        except strictjson.JsonError as exc:
+            return None, [_json_issue(exc)]
     if not isinstance(doc, dict):
         return None, [Issue("fatal", "invalid", f"A FHIR resource is a JSON object, not {_json_type(doc)}", None, JSON)]
-    if _depth_exceeds(doc, MAX_DEPTH):
-        return None, [Issue("fatal", "too-costly", f"JSON nested deeper than {MAX_DEPTH} levels", None, JSON)]
+    try:
+        strictjson.check_tree(doc, MAX_DEPTH)  # a dict given directly was not parsed here
+    except strictjson.JsonError as exc:
+        return None, [_json_issue(exc)]
     rtype = doc.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
         return None, [Issue("fatal", "required", "The JSON object has no resourceType", None, JSON)]
     return doc, []
+
+
+def _json_issue(exc: strictjson.JsonError) -> Issue:
+    if exc.code == "too-costly":
+        return Issue("fatal", "too-costly", f"JSON nested deeper than {MAX_DEPTH} levels", None, JSON)
+    if exc.line is not None:
+        # The syntax error's message already ends with its position; lead with it as before.
+        message = exc.message.rsplit(" at line ", 1)[0]
+        return Issue("fatal", "invalid", f"Invalid JSON at line {exc.line}, column {exc.column}: {message}", None, JSON)
+    return Issue("fatal", "invalid", f"Invalid JSON: {exc.message}", None, JSON)
 
 
 def representation_issues(resource: dict[str, Any]) -> list[Issue]:

@@ -130,6 +130,8 @@ def test_claims_are_checked(secured: str, jwt_client: JwtClient, discovery: dict
         (jwt_client.token(url, jti=None), "'jti'"),
         (jwt_client.token(url, jti=""), "jti"),
         (jwt_client.token(url, exp=now + 86400), "more than 3600"),
+        (jwt_client.token(url, exp=str(now + 120)), "exp must be a number"),  # once a 500
+        (jwt_client.token(url, iat=str(now)), "iat must be a number"),
         (jwt_client.token(url, headers={"typ": "at+jwt"}), "typ"),
     ]
     for token, reason in cases:

@@ -75,6 +75,8 @@ def test_feedback_is_stored_one_row_per_item(live: Any, discovery: dict[str, Any
         ({"feedback": [{**ACCEPTED, "outcomeTimestamp": "yesterday"}]}, "outcomeTimestamp"),
         ({"feedback": [{**ACCEPTED, "outcomeTimestamp": "2026-11-26T10:05:31"}]}, "outcomeTimestamp"),
         ({"feedback": [{**ACCEPTED, "outcomeTimestamp": 1764151531}]}, "outcomeTimestamp"),
+        # Valid RFC 3339, but before year 1 in UTC: once answered 503 "send it again later".
+        ({"feedback": [{**ACCEPTED, "outcomeTimestamp": "0001-01-01T00:00:00+14:00"}]}, "outcomeTimestamp"),
         ({"feedback": [{**OVERRIDDEN, "overrideReason": {}}]}, "overrideReason"),
         ({"feedback": [{**OVERRIDDEN, "overrideReason": {"reason": {"code": "x"}}}]}, "reason.system"),
         ({"feedback": [ACCEPTED, {**OVERRIDDEN, "outcome": None}]}, "feedback[1].outcome"),

@@ -176,6 +176,22 @@ def test_an_answer_of_the_wrong_kind_is_412(live: Any, discovery: dict[str, Any]
     assert {("prefetch.patient",), ("prefetch.medicationRequests",)} <= issues
 
 
+def test_an_answer_with_non_json_numbers_is_412(live: Any, discovery: dict[str, Any],
+                                                fhir_json_server: FhirJsonServer) -> None:
+    """A dose of NaN from the FHIR server is not read as a number (Python's json would)."""
+    chart(fhir_json_server, "pub-clean")
+    order = {"resourceType": "MedicationRequest", "id": "m", "status": "active", "intent": "order",
+             "subject": {"reference": "Patient/x"},
+             "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": float("nan"), "unit": "mg"}}]}]}
+    fhir_json_server.replace = {"MedicationRequest": {"resourceType": "Bundle", "type": "searchset",
+                                                      "entry": [{"resource": order}]}}
+    service_id, bare = scenario_request("pub-clean", discovery, fhir_server=fhir_json_server.base, prefetch=False)
+    with live(allowed_fhir_servers=(fhir_json_server.base,)) as url:
+        response = post(f"{url}/cds-services/{service_id}", bare)
+    assert response.status_code == 412, response.text
+    assert "NaN is not a JSON number" in response.text
+
+
 def test_a_slow_server_is_412_after_the_timeout(live: Any, discovery: dict[str, Any],
                                                 fhir_json_server: FhirJsonServer) -> None:
     chart(fhir_json_server, "pub-clean")

@@ -1,0 +1,111 @@
+"""JSON as RFC 8259 defines it, for everything that arrives from outside (request bodies, FHIR
+server answers, files given to `validate`).
+
+Python's `json` accepts more than JSON: `NaN`, `Infinity` and `-Infinity`, numbers such as `1e400`
+that become infinite, integers of any length (a 5,000-digit one raises a ValueError past Python's
+conversion limit), lone UTF-16 surrogates (`"\\ud800"`, a string no UTF-8 encoder can write back) and
+nesting deep enough to exhaust the stack. Each of those read silently would become a wrong number
+in a dose check or a 500 when the answer is written; `loads` refuses them all with a `JsonError`
+whose message says what was wrong, so callers answer 400 (or a fatal validation issue).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Callable
+
+# Real requests and resources nest a few dozen levels at most (a prefetch Bundle of resources with
+# extensions); the code that reads them walks recursively, so deeper input is refused here.
+MAX_DEPTH = 64
+# Integers beyond 64 bits have no FHIR meaning (FHIR `integer` is 32-bit, `integer64` 64-bit) and
+# no interoperable JSON reading (RFC 8259 section 6).
+MIN_INT, MAX_INT = -(2**63), 2**64 - 1
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class JsonError(ValueError):
+    """Input that is not (interoperable) JSON. `code` is the OperationOutcome issue type."""
+
+    def __init__(self, message: str, code: str = "structure", *, line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.line, self.column = line, column  # of a syntax error
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JsonError(f"{name} is not a JSON number")
+
+
+def _integer(text: str) -> int:
+    digits = text.lstrip("-")
+    if len(digits) > 20:  # cheap first: int() of a huge literal costs quadratic time
+        raise JsonError(f"the integer {text[:12]}... ({len(digits)} digits) is larger than 64 bits")
+    value = int(text)
+    if not MIN_INT <= value <= MAX_INT:
+        raise JsonError(f"the integer {text} is larger than 64 bits")
+    return value
+
+
+def _decimal(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonError(f"the number {text[:24]} is out of range")
+    return value
+
+
+def check_tree(value: Any, max_depth: int = MAX_DEPTH, *, strings: bool = False) -> None:
+    """Depth (and, when `strings`, lone surrogates in keys and strings) without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > max_depth:
+                raise JsonError(f"the JSON nests deeper than {max_depth} levels", code="too-costly")
+            for key, item in node.items():
+                if strings and _LONE_SURROGATE.search(key):
+                    raise JsonError("a property name holds a lone UTF-16 surrogate (not Unicode text)")
+                stack.append((item, depth + 1))
+        elif isinstance(node, list):
+            if depth > max_depth:
+                raise JsonError(f"the JSON nests deeper than {max_depth} levels", code="too-costly")
+            stack.extend((item, depth + 1) for item in node)
+        elif strings and isinstance(node, str) and _LONE_SURROGATE.search(node):
+            raise JsonError("a string holds a lone UTF-16 surrogate (not Unicode text)")
+
+
+def loads(
+    text: str | bytes,
+    *,
+    max_depth: int = MAX_DEPTH,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+) -> Any:
+    """Parse JSON text (bytes are UTF-8), refusing what RFC 8259 and FHIR do not allow."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise JsonError("the text is not UTF-8") from None
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_int=_integer,
+            parse_float=_decimal,
+            object_pairs_hook=object_pairs_hook,
+        )
+    except JsonError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise JsonError(f"{exc.msg} at line {exc.lineno} column {exc.colno}", line=exc.lineno,
+                        column=exc.colno) from None
+    except RecursionError:
+        raise JsonError(f"the JSON nests deeper than {max_depth} levels", code="too-costly") from None
+    # Surrogate escapes are rare: the string walk runs only when the text has one.
+    check_tree(value, max_depth, strings=_SURROGATE_ESCAPE.search(text) is not None)
+    return value

@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     serve.add_argument("--bundle", help="serve the knowledge in this exported bundle instead of the built-in one")
 
-    export = sub.add_parser("export", help="export the knowledge artifacts as a FHIR bundle or package")
+    export = sub.add_parser("export", help="export modules' knowledge artifacts as a FHIR bundle or package")
+    export.add_argument("--module", action="append", metavar="DIR",
+                        help="module folder to export (repeatable; default: every built-in module)")
     export.add_argument("--fhir-version", choices=["R4", "R5"], default="R4", help="FHIR version of the artifacts (default: R4)")
     export.add_argument("--type", choices=["collection", "transaction"], default="collection",
                         help="Bundle type; a transaction (PUT Type/id) loads into a FHIR server (default: collection)")

@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fhir_module"
-KNOWLEDGE = yaml.safe_load((PACKAGE / "data" / "knowledge" / "levomilnacipran.yaml").read_text(encoding="utf-8"))
+KNOWLEDGE = yaml.safe_load((PACKAGE / "modules" / "levomilnacipran" / "knowledge.yaml").read_text(encoding="utf-8"))
 
 
 def _forbidden_words() -> set[str]:

@@ -1,27 +1,24 @@
-"""The module's artifacts built in memory from the packaged knowledge (what the service serves by default)."""
+"""The built-in modules' artifacts, built in memory (what the service serves by default)."""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
+from fhir_module.knowledge import Knowledge, builtin_module_dirs, load_knowledge
+
 from .common import R4
 
 
 @cache
+def built_in_knowledge() -> tuple[Knowledge, ...]:
+    """Every built-in module, checked, in name order."""
+    return tuple(load_knowledge(folder) for folder in builtin_module_dirs())
+
+
+@cache
 def built_in_resources(version: str = R4) -> tuple[dict[str, Any], ...]:
-    from fhir_module.knowledge import load_knowledge
+    """The artifacts of every built-in module, one module after the other."""
+    from .bundle import build_resources
 
-    knowledge = load_knowledge()
-    try:
-        from .bundle import build_resources
-    except ImportError:  # while only the rule artifacts exist
-        from .activitydefinitions import build_activitydefinitions
-        from .plandefinitions import build_plandefinitions
-        from .valuesets import build_codesystems, build_valuesets
-
-        def build_resources(k: Any, v: str) -> list[dict[str, Any]]:
-            return [*build_plandefinitions(k, v), *build_valuesets(k, v), *build_codesystems(k, v),
-                    *build_activitydefinitions(k, v)]
-
-    return tuple(build_resources(knowledge, version))
+    return tuple(resource for knowledge in built_in_knowledge() for resource in build_resources(knowledge, version))

@@ -7,8 +7,9 @@ same knowledge are byte-identical, whatever the day.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any
+from typing import Any, Sequence
 
 from fhir_module.knowledge import Knowledge
 
@@ -16,6 +17,7 @@ from .common import FHIR_VERSIONS
 from .library import absolute_url, build_library
 
 BUNDLE_TYPES = ("collection", "transaction")
+_MAX_ID = 64  # FHIR ids are at most 64 characters
 
 
 def _check_version(version: str) -> None:
@@ -52,20 +54,50 @@ def build_resources(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
 
 def build_bundle(knowledge: Knowledge, version: str, bundle_type: str = "collection") -> dict[str, Any]:
     """A Bundle of every artifact; a transaction PUTs each one at `Type/id` so ids are kept."""
+    return build_modules_bundle([knowledge], version, bundle_type)
+
+
+def merge_resources(modules: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The artifacts of several modules side by side: a resource two modules both make is kept once
+    when it is the same byte for byte; the same id with other content is refused (it would overwrite)."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for resources in modules:
+        for resource in resources:
+            key = (resource["resourceType"], resource["id"])
+            if key in merged and dumps(merged[key]) != dumps(resource):
+                raise ValueError(f"two modules make {key[0]}/{key[1]} with different content")
+            merged[key] = resource
+    return list(merged.values())
+
+
+def build_modules_bundle(modules: Sequence[Knowledge], version: str, bundle_type: str = "collection") -> dict[str, Any]:
+    """One Bundle of every artifact of one or several modules."""
     if bundle_type not in BUNDLE_TYPES:
         raise ValueError(f"unsupported bundle type {bundle_type!r}: use one of {', '.join(BUNDLE_TYPES)}")
+    if not modules:
+        raise ValueError("no module to export")
     entries = []
-    for resource in build_resources(knowledge, version):
+    for resource in merge_resources([build_resources(knowledge, version) for knowledge in modules]):
         entry: dict[str, Any] = {"fullUrl": absolute_url(resource), "resource": resource}
         if bundle_type == "transaction":
             entry["request"] = {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
         entries.append(entry)
+    names = "-".join(knowledge.module["id"] for knowledge in modules)
     return {
         "resourceType": "Bundle",
-        "id": f"{knowledge.module['id']}-{version.lower()}-{bundle_type}",
+        "id": _bundle_id(names, f"{version.lower()}-{bundle_type}"),
         "type": bundle_type,
         "entry": entries,
     }
+
+
+def _bundle_id(names: str, suffix: str) -> str:
+    """`<module ids>-<version>-<type>`, shortened with a digest when it would pass FHIR's 64 characters."""
+    resource_id = f"{names}-{suffix}"
+    if len(resource_id) <= _MAX_ID:
+        return resource_id
+    digest = hashlib.sha1(names.encode("utf-8")).hexdigest()[:12]
+    return f"modules-{digest}-{suffix}"
 
 
 def dumps(resource: Any) -> str:

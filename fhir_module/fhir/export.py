@@ -1,4 +1,7 @@
-"""`fhir-module export`: the knowledge as a FHIR Bundle (stdout or -o FILE) or a FHIR package (--package DIR).
+"""`fhir-module export`: modules as a FHIR Bundle (stdout or -o FILE) or FHIR packages (--package DIR).
+
+The modules are the folders named with `--module` (repeatable), else every built-in module; several
+modules make one Bundle, and one package each (`DIR/<module id>/package/`).
 
 Exit codes: 0 written; 1 the output could not be written; 2 the knowledge definition is invalid (its
 message names the file and place). With --package, the bundle is written only when -o is also given.
@@ -10,10 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from fhir_module.knowledge import KnowledgeError, load_knowledge
+from fhir_module.knowledge import KnowledgeError, builtin_module_dirs, load_knowledge
 
-from .bundle import build_bundle, dumps
-from .package import PackageError, write_package
+from .bundle import build_modules_bundle, dumps
+from .package import PackageError, write_packages
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -21,16 +24,16 @@ def export_command(args: argparse.Namespace) -> int:
     bundle_type = getattr(args, "type", None) or "collection"
     output = getattr(args, "output", None)
     package = getattr(args, "package", None)
-    # The CLI always exports the packaged knowledge; callers (and tests) may name another file.
-    knowledge_path = getattr(args, "knowledge", None)
+    # The modules named (folders or knowledge files), else every built-in module.
+    folders = list(getattr(args, "module", None) or []) or builtin_module_dirs()
     try:
-        knowledge = load_knowledge(knowledge_path)
+        modules = [load_knowledge(folder) for folder in folders]
         if package:
-            folder = write_package(knowledge, version, package)
-            print(f"wrote FHIR package {folder}", file=sys.stderr)
+            for folder in write_packages(modules, version, package):
+                print(f"wrote FHIR package {folder}", file=sys.stderr)
             if not output:
                 return 0
-        text = dumps(build_bundle(knowledge, version, bundle_type))
+        text = dumps(build_modules_bundle(modules, version, bundle_type))
     except KnowledgeError as error:
         print(f"fhir-module export: invalid knowledge: {error}", file=sys.stderr)
         return 2

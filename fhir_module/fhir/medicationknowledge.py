@@ -41,7 +41,7 @@ def indication_concept(knowledge: Knowledge) -> dict[str, Any]:
     indication = knowledge.drug.get("indication")
     if not indication:
         return {}
-    codings = group_codings(indication["condition"])
+    codings = group_codings(knowledge, indication["condition"])
     vs_id = valueset_with_code(knowledge, codings) if codings else None
     if vs_id:
         return valueset_concept(knowledge, vs_id)
@@ -67,9 +67,9 @@ def _strength(knowledge: Knowledge, product: Product) -> dict[str, Any]:
     return {"numerator": mg(product.strength_mg), "denominator": {"value": 1, "unit": knowledge.drug["dose_form"]}}
 
 
-def _product_code(product: Product) -> dict[str, Any]:
+def _product_code(knowledge: Knowledge, product: Product) -> dict[str, Any]:
     codings = [{"system": terminology.RXNORM, "code": product.rxnorm, "display": product.display}]
-    return {"coding": codings + ndc_codings(product.ndc), "text": product.display}
+    return {"coding": codings + ndc_codings(knowledge, product.ndc), "text": product.display}
 
 
 def _monograph(knowledge: Knowledge) -> list[dict[str, Any]]:
@@ -83,7 +83,7 @@ def _classification(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
     """ATC when the terminology verifies the code; a class named in the knowledge (`drug.class`) as text."""
     drug = knowledge.drug
     result = []
-    atc = group_codings("atc", only=drug["atc"]) if drug.get("atc") else []
+    atc = group_codings(knowledge, "atc", only=drug["atc"]) if drug.get("atc") else []
     if atc:
         entry: dict[str, Any] = {"type": {"text": "ATC"}, "classification": [{"coding": atc}]}
         if version != R4:
@@ -114,7 +114,7 @@ def _identity(knowledge: Knowledge, product: Product | None) -> dict[str, Any]:
         resource["code"] = drug_code(knowledge)
     else:
         resource = _header(knowledge, product_id(knowledge, product), product.display, PROFILE_MEDICATION_KNOWLEDGE)
-        resource["code"] = _product_code(product)
+        resource["code"] = _product_code(knowledge, product)
     return resource
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from importlib import resources as package_data
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from fhir_module.knowledge import Knowledge
 
@@ -111,6 +111,13 @@ def _prepare(folder: Path) -> None:
                            "choose an empty or new folder")
     for entry in entries:
         entry.unlink()
+
+
+def write_packages(modules: Sequence[Knowledge], version: str, directory: str | Path) -> list[Path]:
+    """One module: `directory/package/`; several: `directory/<module id>/package/` each."""
+    if len(modules) == 1:
+        return [write_package(modules[0], version, directory)]
+    return [write_package(knowledge, version, Path(directory) / knowledge.module["id"]) for knowledge in modules]
 
 
 def write_package(knowledge: Knowledge, version: str, directory: str | Path) -> Path:

@@ -43,7 +43,7 @@ def valueset_concept(knowledge: Knowledge, vs_id: str, *, text: str | None = Non
     """
     vs = knowledge.valueset(vs_id)
     codings = [
-        {"system": include.system, "code": code, "display": display}
+        {"system": include.system, "code": code, **({"display": display} if display else {})}
         for include in vs.includes
         for code, display in include.concepts
     ]
@@ -64,11 +64,12 @@ def find_valueset(knowledge: Knowledge, *, title: str | None = None, containing:
     return None
 
 
-def group_codings(group: str, *, only: str | None = None) -> list[dict[str, Any]]:
-    """Plain codes (not ranges or hierarchies) of a `codes.csv` group, optionally one code only."""
+def group_codings(knowledge: Knowledge, group: str, *, only: str | None = None) -> list[dict[str, Any]]:
+    """Plain codes (not ranges or hierarchies) of a `codes.csv` group, optionally one code only; a code
+    carries the row's display only when the row verifies that display for it alone."""
     return [
-        {"system": token.system, "code": token.text, "display": token.display}
-        for token in terminology.code_groups().get(group, ())
+        {"system": token.system, "code": token.text, **({"display": token.display} if token.alone else {})}
+        for token in knowledge.terminology.code_groups().get(group, ())
         if token.kind == "code" and (only is None or token.text == only)
     ]
 
@@ -79,23 +80,23 @@ def drug_code(knowledge: Knowledge) -> dict[str, Any]:
     ingredient = drug["ingredient"]
     codings = [{"system": terminology.RXNORM, "code": ingredient["rxnorm"], "display": ingredient["name"]}]
     if drug.get("atc"):
-        codings += group_codings("atc", only=drug["atc"])
+        codings += group_codings(knowledge, "atc", only=drug["atc"])
     return {"coding": codings, "text": drug["name"]}
 
 
 def route_concept(knowledge: Knowledge) -> dict[str, Any]:
     """The route named in the knowledge (`oral`), coded from its `route_<name>` terminology group."""
     route = knowledge.drug["route"]
-    codings = group_codings(f"route_{route}")
+    codings = group_codings(knowledge, f"route_{route}")
     return {"coding": codings, "text": route} if codings else {"text": route}
 
 
-def ndc_codings(ndcs: tuple[str, ...]) -> list[dict[str, Any]]:
+def ndc_codings(knowledge: Knowledge, ndcs: tuple[str, ...]) -> list[dict[str, Any]]:
     """NDC package codes with the displays the terminology gives them.
 
     An NDC the terminology does not list is an unverified code: the build stops rather than export it.
     """
-    by_code = {c["code"]: c for c in group_codings("ndc")}
+    by_code = {c["code"]: c for c in group_codings(knowledge, "ndc")}
     unknown = [code for code in ndcs if code not in by_code]
     if unknown:
         raise KnowledgeError(f"NDC {', '.join(unknown)} is not in the verified terminology (codes.csv group 'ndc')")

@@ -26,7 +26,8 @@ from .common import artifact
 def _include(include: Include) -> dict[str, Any]:
     element: dict[str, Any] = {"system": include.system}
     if include.concepts:
-        element["concept"] = [{"code": code, "display": display} for code, display in include.concepts]
+        element["concept"] = [{"code": code, **({"display": display} if display else {})}
+                              for code, display in include.concepts]
     if include.filter_op == "is-a":
         element["filter"] = [{"property": "concept", "op": "is-a", "value": include.filter_value}]
     elif include.filter_op == "regex":

@@ -19,6 +19,7 @@ import yaml
 from fhir_module.monograph import Monograph, MonographError, numbers_in, parse_monograph
 
 from . import terminology
+from .modules import TERMINOLOGY_DIR, knowledge_file, module_dir
 from .model import (
     Fact,
     Include,
@@ -40,23 +41,15 @@ class KnowledgeError(ValueError):
     """The knowledge definition is not consistent with its schema, terminology or monograph."""
 
 
-def default_knowledge_path() -> Path:
-    """The packaged knowledge definition: the one `*.yaml` file in fhir_module/data/knowledge/."""
-    folder = Path(str(resources.files("fhir_module.data.knowledge")))
-    found = sorted(folder.glob("*.yaml"))
-    if len(found) != 1:
-        raise KnowledgeError(f"{folder}: expected one knowledge definition (*.yaml), found {len(found)}; name one")
-    return found[0]
-
-
-def load_knowledge(path: str | Path | None = None, *, monograph_text: str | None = None) -> Knowledge:
-    """Read and check a knowledge file; `monograph_text` replaces the packaged monograph (for tests)."""
-    path = Path(path) if path else default_knowledge_path()
+def load_knowledge(path: str | Path, *, monograph_text: str | None = None) -> Knowledge:
+    """Read and check a module: its folder, or its knowledge file (the monograph, terminology overlay
+    and cases sit beside it). `monograph_text` replaces the module's monograph (for tests)."""
+    path = knowledge_file(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise KnowledgeError(f"{path}: cannot read: {error}") from error
-    return build_knowledge(data, monograph_text=monograph_text, source=str(path))
+    return build_knowledge(data, monograph_text=monograph_text, source=str(path), folder=module_dir(path))
 
 
 def _schema() -> dict[str, Any]:
@@ -64,20 +57,28 @@ def _schema() -> dict[str, Any]:
     return json.loads(text)
 
 
-def build_knowledge(data: Any, *, monograph_text: str | None = None, source: str = "<knowledge>") -> Knowledge:
+def build_knowledge(data: Any, *, monograph_text: str | None = None, source: str = "<knowledge>",
+                    folder: Path | None = None) -> Knowledge:
+    """Check a parsed knowledge file; `folder` is its module folder (monograph, terminology overlay)."""
     errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(top)"
         raise KnowledgeError(f"{source}: {where}: {errors[0].message}")
 
-    monograph = _monograph(data["module"], monograph_text)
+    monograph = _monograph(data["module"], monograph_text, folder)
+    terms = terminology.shared()
+    if folder is not None:
+        try:
+            terms = terms.with_overlay(folder / TERMINOLOGY_DIR)
+        except terminology.TerminologyError as error:
+            raise KnowledgeError(str(error)) from error
     checker = _Checker(monograph, source)
-    valuesets = tuple(_valueset(vs, source) for vs in data["valuesets"])
+    valuesets = tuple(_valueset(vs, source, terms) for vs in data["valuesets"])
     vs_ids = {vs.id for vs in valuesets}
     if data["drug"]["valueset"] not in vs_ids:
         raise KnowledgeError(f"{source}: drug.valueset {data['drug']['valueset']!r} is not a defined value set")
 
-    products, packs = _products(data["drug"], source)
+    products, packs = _products(data["drug"], source, terms)
     quotes = checker.drug_quotes(data["drug"])
     order_kinds = tuple(_order_kind(kind, checker, vs_ids) for kind in data["order_kinds"])
     kind_ids = {kind.id for kind in order_kinds}
@@ -106,17 +107,25 @@ def build_knowledge(data: Any, *, monograph_text: str | None = None, source: str
         override_reasons=tuple((r["code"], r["display"]) for r in data["override_reasons"]),
         monograph=monograph,
         quotes=quotes,
+        terminology=terms,
+        folder=folder,
     )
 
 
-def _monograph(module: dict[str, Any], text: str | None) -> Monograph:
+def _monograph(module: dict[str, Any], text: str | None, folder: Path | None) -> Monograph:
     name = module["monograph"]["file"]
+    path = (folder / name) if folder is not None else Path(name)
     if text is None:
-        text = resources.files("fhir_module.data").joinpath(name).read_text(encoding="utf-8")
+        if folder is None:
+            raise KnowledgeError(f"monograph {name}: no module folder to read it from")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise KnowledgeError(f"monograph {path}: cannot read: {error}") from error
     try:
-        return parse_monograph(text, source=name)
+        return parse_monograph(text, source=str(path))
     except MonographError as error:
-        raise KnowledgeError(f"monograph {name}: {error}") from error
+        raise KnowledgeError(f"monograph {path}: {error}") from error
 
 
 def _unique(source: str, what: str, values: list[str]) -> None:
@@ -201,24 +210,24 @@ class _Checker:
         return quotes
 
 
-def _valueset(spec: dict[str, Any], source: str) -> ValueSetDef:
+def _valueset(spec: dict[str, Any], source: str, terms: terminology.Terminology) -> ValueSetDef:
     includes: list[Include] = []
     names = list(spec.get("names", []))
     if "rxnorm_class" in spec:
-        rows = terminology.rxnorm_class(spec["rxnorm_class"])
+        rows = terms.rxnorm_class(spec["rxnorm_class"])
         if not rows:
             raise KnowledgeError(f"{source}: value set {spec['id']}: no rxnorm.csv rows of class {spec['rxnorm_class']!r}")
         concepts = dict.fromkeys((row.rxcui, row.display) for row in rows)
         for code in spec.get("extra_rxnorm", []):
-            if not _documented_rxcui(code):
+            if not terms.documented(code):
                 raise KnowledgeError(f"{source}: value set {spec['id']}: RxNorm {code} is not in the terminology")
-            concepts[(code, spec["title"].split(" ")[0].lower())] = None
+            concepts[(code, None)] = None  # documented by the notes, without a verified display
         includes.append(Include(terminology.RXNORM, tuple(concepts)))
         if spec.get("names_from_class"):
             for row in rows:
                 names.extend(part for part in row.ingredient.split("|") if part)
     for group in [spec["group"]] if "group" in spec else spec.get("groups", []):
-        tokens = terminology.code_groups().get(group)
+        tokens = terms.code_groups().get(group)
         if not tokens:
             raise KnowledgeError(f"{source}: value set {spec['id']}: no codes.csv group {group!r}")
         wanted = spec.get("codes")
@@ -235,14 +244,6 @@ def _valueset(spec: dict[str, Any], source: str) -> ValueSetDef:
     return ValueSetDef(spec["id"], spec["title"], tuple(includes), tuple(dict.fromkeys(names)))
 
 
-def _documented_rxcui(code: str) -> bool:
-    """A code outside rxnorm.csv is allowed only where the terminology notes name it."""
-    if code in terminology.known_rxcuis():
-        return True
-    notes = resources.files("fhir_module.data.terminology").joinpath("README.md").read_text("utf-8")
-    return re.search(rf"\b{re.escape(code)}\b", notes) is not None
-
-
 def _includes(tokens: tuple[terminology.CodeToken, ...]) -> list[Include]:
     from fhir_module.engine.clinical.valueset import range_regex
 
@@ -250,7 +251,8 @@ def _includes(tokens: tuple[terminology.CodeToken, ...]) -> list[Include]:
     filters: list[Include] = []
     for token in tokens:
         if token.kind == "code":
-            plain.setdefault(token.system, {})[(token.text, token.display)] = None
+            # A display shared by several codes of one cell is verified for none of them in particular.
+            plain.setdefault(token.system, {})[(token.text, token.display if token.alone else None)] = None
         elif token.kind == "is-a":
             filters.append(Include(token.system, filter_op="is-a", filter_value=token.parent, comment=token.text))
         else:
@@ -261,8 +263,8 @@ def _includes(tokens: tuple[terminology.CodeToken, ...]) -> list[Include]:
     return [Include(system, tuple(concepts)) for system, concepts in plain.items()] + filters
 
 
-def _products(drug: dict[str, Any], source: str) -> tuple[tuple[Product, ...], tuple[Pack, ...]]:
-    rows = {row.rxcui: row for row in terminology.rxnorm_class(drug["valueset"])}
+def _products(drug: dict[str, Any], source: str, terms: terminology.Terminology) -> tuple[tuple[Product, ...], tuple[Pack, ...]]:
+    rows = {row.rxcui: row for row in terms.rxnorm_class(drug["valueset"])}
     products = []
     for spec in drug["products"]:
         row = rows.get(spec["rxnorm"])

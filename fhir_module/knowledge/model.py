@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fhir_module.monograph import Monograph, Sentence
+
+from .terminology import Terminology, shared
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class Include:
     """One `compose.include` of a ValueSet: concepts of a system, or a filter on it."""
 
     system: str
-    concepts: tuple[tuple[str, str], ...] = ()  # (code, display)
+    concepts: tuple[tuple[str, str | None], ...] = ()  # (code, display verified for that code, or None)
     filter_op: str | None = None  # "is-a" or "regex"
     filter_value: str | None = None
     comment: str | None = None  # how the filter was written in the terminology (e.g. a range)
@@ -141,6 +144,8 @@ class Knowledge:
     override_reasons: tuple[tuple[str, str], ...]
     monograph: Monograph
     quotes: dict[str, Quote] = field(default_factory=dict)  # drug facts' quotes by dotted path
+    terminology: Terminology = field(default_factory=shared)  # the shared codes plus the module's overlay
+    folder: Path | None = None  # the module folder it was read from
 
     def valueset(self, vs_id: str) -> ValueSetDef:
         for vs in self.valuesets:

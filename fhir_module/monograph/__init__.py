@@ -1,11 +1,11 @@
 """The monograph parser: Markdown monograph → typed model with addressable sentences."""
 
 from .model import FAQ, Block, Bullet, BulletList, Monograph, MonographError, Paragraph, Section, Sentence
-from .parser import default_monograph_path, load_monograph, parse_monograph
+from .parser import load_monograph, parse_monograph
 from .text import numbers_in, slugify, split_sentences, strip_emphasis
 
 __all__ = [
     "FAQ", "Block", "Bullet", "BulletList", "Monograph", "MonographError", "Paragraph", "Section",
-    "Sentence", "default_monograph_path", "load_monograph", "parse_monograph", "numbers_in",
+    "Sentence", "load_monograph", "parse_monograph", "numbers_in",
     "slugify", "split_sentences", "strip_emphasis",
 ]

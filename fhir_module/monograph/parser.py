@@ -301,11 +301,3 @@ def load_monograph(path: str | Path) -> Monograph:
         raise MonographError(f"cannot read monograph file: {exc}", source=str(path)) from exc
     return parse_monograph(text, source=str(path))
 
-
-def default_monograph_path() -> Path:
-    """The monograph packaged with fhir_module: the one `*.md` file in fhir_module/data/monographs/."""
-    folder = Path(__file__).resolve().parent.parent / "data" / "monographs"
-    found = sorted(folder.glob("*.md"))
-    if len(found) != 1:
-        raise MonographError(f"expected one packaged monograph (*.md) in {folder}, found {len(found)}", source=str(folder))
-    return found[0]

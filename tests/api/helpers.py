@@ -3,6 +3,7 @@ port, and a small FHIR JSON server (http.server) that answers from a scenario's 
 
 from __future__ import annotations
 
+from fhir_module.knowledge import builtin_module_dir
 import json
 import socket
 import threading
@@ -20,7 +21,7 @@ import uvicorn
 
 from tests.support.scenarios import answer_query, build_request, load_scenario
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios" / "public"
+SCENARIOS = builtin_module_dir("levomilnacipran") / "cases" / "public"
 
 
 def make_engine() -> Any:

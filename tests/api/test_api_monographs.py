@@ -9,9 +9,10 @@ from typing import Any, Callable
 import httpx
 
 from fhir_module.engine import Engine
+from fhir_module.knowledge import builtin_module_dir
 from tests.support.scenarios import build_request, load_scenario
 
-SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "public" / "pub-renal-moderate.json"
+SCENARIO = builtin_module_dir("levomilnacipran") / "cases" / "public" / "pub-renal-moderate.json"
 
 
 def _request() -> dict[str, Any]:

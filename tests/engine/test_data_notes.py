@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from fhir_module.engine import Engine
+from fhir_module.knowledge import builtin_module_dir
 from tests.support.scenarios import build_request, load_scenario
 
-OWN = Path(__file__).resolve().parents[1] / "scenarios" / "own"
+OWN = builtin_module_dir("levomilnacipran") / "cases" / "own"
 ENGINE = Engine.default()
 SERVICES = {s["hook"]: s for s in ENGINE.services()}
 
@@ -35,7 +36,7 @@ def test_what_could_not_be_checked_is_said_on_every_card(scenario_id: str, said:
 
 def test_a_note_is_not_said_when_its_data_is_there() -> None:
     # The public renal scenario has a measured CrCl: no renal note on its dose card.
-    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "public" / "pub-renal-moderate.json",
+    scenario = load_scenario(builtin_module_dir("levomilnacipran") / "cases" / "public" / "pub-renal-moderate.json",
                              date.today())
     service = SERVICES[scenario.hook]
     cards = ENGINE.evaluate(service["id"], build_request(scenario, service, fhir_server=None, prefetch=True))["cards"]

@@ -1,8 +1,8 @@
-"""Scenarios in the data shapes real EHRs send (tests/scenarios/ehr), run through the real engine.
+"""Scenarios in the data shapes real EHRs send (the levomilnacipran module's cases/ehr), run through the real engine.
 
 Epic, Oracle Health, athena and open-source EHRs do not send the tidy shapes of the public scenarios:
 RxNorm codes sit among NDC and local codes, units come as free text, dates carry offsets, Medications
-are known only by ingredient, bundles lack ``type``. Each file of tests/scenarios/ehr is sent the way
+are known only by ingredient, bundles lack ``type``. Each of those files is sent the way
 an EHR sends it (discovery → prefetch filled from the chart → request) to ``Engine.default()`` with
 today's date, and ``compare_cards`` must find nothing.
 
@@ -38,13 +38,14 @@ from typing import Any
 import pytest
 
 from fhir_module.engine import Engine
+from fhir_module.knowledge import builtin_module_dir
 from tests.support.scenarios import validation_errors, Scenario, build_request, card_topic, compare_cards, load_scenarios
 
 # scenario id → why the engine is wrong (what the rules say vs what the engine returns). Remove once fixed.
 KNOWN_ENGINE_FAILURES: dict[str, str] = {
 }
 
-EHR_FOLDER = Path(__file__).resolve().parent.parent / "scenarios" / "ehr"
+EHR_FOLDER = builtin_module_dir("levomilnacipran") / "cases" / "ehr"
 TODAY = date.today()
 SHAPES = (
     "draft-bundle-no-type",

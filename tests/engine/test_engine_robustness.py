@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_module.engine import Engine, RequestError
+from fhir_module.knowledge import builtin_module_dir
 from tests.support.scenarios import build_request, load_scenarios
 
 TODAY = date.today()
-SCENARIOS = load_scenarios(Path(__file__).parents[1] / "scenarios" / "public", TODAY)
+SCENARIOS = load_scenarios(builtin_module_dir("levomilnacipran") / "cases" / "public", TODAY)
 ENGINE = Engine.default()
 SERVICES = {s["hook"]: s for s in ENGINE.services()}
 INDICATORS = {"info", "warning", "critical"}

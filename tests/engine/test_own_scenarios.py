@@ -1,6 +1,6 @@
 """Every clinical scenario (public and our own) run through the real engine, in process.
 
-Each file of tests/scenarios/public and tests/scenarios/own is sent the way an EHR sends it (discovery
+Each case of the levomilnacipran module (cases/public and cases/own) is sent the way an EHR sends it (discovery
 document → prefetch filled from the chart → request) to ``Engine.default()`` with today's date, and the
 cards must match the scenario's expectation (``compare_cards``). A second check holds every card to
 the card contract of docs/clinical-rules.md ("What a card contains", the order-sign filter, one card
@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from fhir_module.engine import Engine
+from fhir_module.knowledge import builtin_module_dir
 from tests.support.scenarios import validation_errors, Scenario, build_request, card_topic, compare_cards, load_scenarios
 
 # "<check>/<scenario id>" → why the engine is wrong (what the rules say, what the engine returns).
@@ -29,7 +30,8 @@ KNOWN_ENGINE_FAILURES: dict[str, str] = {
 }
 
 _TESTS = Path(__file__).resolve().parent.parent
-SCENARIO_FOLDERS = (_TESTS / "scenarios" / "public", _TESTS / "scenarios" / "own")
+_CASES = builtin_module_dir("levomilnacipran") / "cases"
+SCENARIO_FOLDERS = (_CASES / "public", _CASES / "own")
 RXNORM_CSV = _TESTS.parent / "fhir_module" / "data" / "terminology" / "rxnorm.csv"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 TODAY = date.today()

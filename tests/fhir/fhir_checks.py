@@ -1,4 +1,4 @@
-"""Helpers of the FHIR export tests: the packaged knowledge, its exports (built once), the official schemas."""
+"""Helpers of the FHIR export tests: the levomilnacipran module, its exports (built once), the official schemas."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Any
 
 import jsonschema
 from fhir_module.fhir.bundle import build_resources
-from fhir_module.knowledge import Knowledge, load_knowledge
+from fhir_module.knowledge import Knowledge, builtin_module_dir, load_knowledge
 
 VERSIONS = ("R4", "R5")
 
 
 @cache
 def knowledge() -> Knowledge:
-    return load_knowledge()
+    return load_knowledge(builtin_module_dir("levomilnacipran"))
 
 
 @cache

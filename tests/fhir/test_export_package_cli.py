@@ -15,7 +15,7 @@ from fhir_checks import exported, knowledge
 from fhir_module.fhir.bundle import build_bundle, dumps
 from fhir_module.fhir.export import export_command
 from fhir_module.fhir.package import PackageError, conformance_resources, write_package
-from fhir_module.knowledge import default_knowledge_path
+from fhir_module.knowledge import builtin_module_dir
 
 # The console script pip installed beside the running interpreter (the command users type).
 FHIR_MODULE = Path(shutil.which("fhir-module", path=str(Path(sys.executable).parent)) or
@@ -54,11 +54,12 @@ def test_bad_arguments_and_unwritable_output(tmp_path):
 
 
 def test_invalid_knowledge_exits_2_with_its_message(tmp_path, capsys):
-    broken = tmp_path / "knowledge.yaml"
-    broken.write_text(default_knowledge_path().read_text("utf-8").replace(
+    shutil.copytree(builtin_module_dir("levomilnacipran"), tmp_path / "module")
+    broken = tmp_path / "module" / "knowledge.yaml"
+    broken.write_text(broken.read_text("utf-8").replace(
         "up to a maximum of 120 mg once daily", "up to a maximum of 150 mg once daily"), encoding="utf-8")
     args = argparse.Namespace(fhir_version="R4", type="collection", output=str(tmp_path / "out.json"),
-                              package=None, knowledge=str(broken))
+                              package=None, module=[str(broken.parent)])
     assert export_command(args) == 2
     err = capsys.readouterr().err
     assert "invalid knowledge" in err and "not in the monograph" in err

@@ -13,7 +13,7 @@ import pytest
 from fhir_checks import knowledge
 
 from fhir_module.fhir.medicationknowledge import build_medication_knowledge, drug_id, product_id
-from fhir_module.knowledge import default_knowledge_path, load_knowledge
+from fhir_module.knowledge import builtin_module_dir, load_knowledge
 from fhir_module.knowledge.terminology import RXNORM
 
 UCUM = "http://unitsofmeasure.org"
@@ -120,10 +120,9 @@ def test_r5_structured_ranges_and_clinical_use_links(k):
 
 def _edited_knowledge(tmp_path):
     """A copy whose maximum is 100 mg/day (not 120) and whose moderate renal limit is 70 mg (not 80)."""
-    from importlib import resources
-
-    monograph = resources.files("fhir_module.data").joinpath("monographs/levomilnacipran.md").read_text("utf-8")
-    yaml_text = default_knowledge_path().read_text("utf-8")
+    folder = builtin_module_dir("levomilnacipran")
+    monograph = (folder / "levomilnacipran.md").read_text("utf-8")
+    yaml_text = (folder / "knowledge.yaml").read_text("utf-8")
     for old, new in [("up to a maximum of 120 mg once daily", "up to a maximum of 100 mg once daily"),
                      ("ranges from 40 mg to 120 mg", "ranges from 40 mg to 100 mg"),
                      ("may necessitate a maximum dose of 80 mg daily", "may necessitate a maximum dose of 70 mg daily")]:

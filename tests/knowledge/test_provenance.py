@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
-from fhir_module.knowledge import KnowledgeError, build_knowledge, default_knowledge_path, load_knowledge
-from fhir_module.monograph import default_monograph_path
+from fhir_module.knowledge import KnowledgeError, build_knowledge, builtin_module_dir, load_knowledge
 
-MONOGRAPH = default_monograph_path().read_text(encoding="utf-8")
-DATA = yaml.safe_load(default_knowledge_path().read_text(encoding="utf-8"))
+LEVO = builtin_module_dir("levomilnacipran")
+MONOGRAPH = (LEVO / "levomilnacipran.md").read_text(encoding="utf-8")
+DATA = yaml.safe_load((LEVO / "knowledge.yaml").read_text(encoding="utf-8"))
 
 
 def _data() -> dict[str, Any]:
@@ -24,7 +24,7 @@ def _rule(data: dict[str, Any], rule_id: str) -> dict[str, Any]:
 
 
 def test_the_packaged_knowledge_loads_with_every_rule_quoted() -> None:
-    knowledge = load_knowledge()
+    knowledge = load_knowledge(LEVO)
     assert {rule.id for rule in knowledge.rules} >= {
         "D1", "D2", "D3", "D4", "D5", "R1", "R2", "R3", "C1", "I1", "I2", "I3", "I4", "I5",
         "A1", "K1", "K2", "K3", "K4", "P1", "P2", "P3", "P4", "P5", "F1"}

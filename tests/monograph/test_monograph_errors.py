@@ -6,9 +6,10 @@ from typing import Callable
 
 import pytest
 
-from fhir_module.monograph import MonographError, default_monograph_path, parse_monograph
+from fhir_module.knowledge import builtin_module_dir
+from fhir_module.monograph import MonographError, parse_monograph
 
-REAL = default_monograph_path().read_text(encoding="utf-8")
+REAL = (builtin_module_dir("levomilnacipran") / "levomilnacipran.md").read_text(encoding="utf-8")
 
 
 def line_of(prefix: str, lines: list[str] | None = None) -> int:

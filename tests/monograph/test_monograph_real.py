@@ -8,9 +8,13 @@ import hashlib
 import pytest
 
 from fhir_module.monograph import (
-    FAQ, BulletList, Monograph, MonographError, Paragraph, default_monograph_path, load_monograph,
-    strip_emphasis,
+    FAQ, BulletList, Monograph, MonographError, Paragraph, load_monograph, strip_emphasis,
 )
+from fhir_module.knowledge import builtin_module_dir
+
+
+def default_monograph_path():
+    return builtin_module_dir("levomilnacipran") / "levomilnacipran.md"
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +24,7 @@ def mono() -> Monograph:
 
 def test_title_front_matter_and_hash(mono: Monograph) -> None:
     path = default_monograph_path()
-    assert path.is_file() and path.parent.name == "monographs"
+    assert path.is_file() and path.parent.name == "levomilnacipran"
     assert mono.title == "Levomilnacipran"
     assert mono.front_matter == {"layout": "minimal-medicine", "title": "Levomilnacipran"}
     assert mono.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()

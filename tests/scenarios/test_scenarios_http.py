@@ -18,18 +18,19 @@ import pytest
 from fhir_module.api import create_app
 from fhir_module.config import Settings
 from fhir_module.engine import Engine
+from fhir_module.knowledge import builtin_module_dir
 from tests.api.helpers import serve_app
 from tests.support.fhir_server import FhirServer
 from tests.engine.test_ehr_scenarios import KNOWN_ENGINE_FAILURES
 from tests.support.scenarios import Scenario, build_request, compare_cards, load_scenarios
 
-HERE = Path(__file__).parent
+CASES = builtin_module_dir("levomilnacipran") / "cases"
 TODAY = date.today()
 SCENARIOS = [
     pytest.param(s, marks=pytest.mark.xfail(reason=KNOWN_ENGINE_FAILURES[s.id], strict=True))
     if s.id in KNOWN_ENGINE_FAILURES else s
-    for folder in ("public", "own", "ehr") if (HERE / folder).is_dir()
-    for s in load_scenarios(HERE / folder, TODAY)
+    for folder in ("public", "own", "ehr") if (CASES / folder).is_dir()
+    for s in load_scenarios(CASES / folder, TODAY)
 ]
 
 

@@ -1,6 +1,6 @@
 """The clinical scenario harness: load scenario files, build CDS Hooks requests, compare cards.
 
-A scenario is run the way an EHR runs it (tests/scenarios/README.md): read the discovery document, fill
+A scenario (a module's test case) is run the way an EHR runs it (tests/scenarios/README.md): read the discovery document, fill
 each prefetch template from the chart (or send none and give ``fhirServer``), post, compare cards.
 This module does the EHR's part; it knows CDS Hooks and FHIR, not the drug.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fhir_module.knowledge import builtin_module_dir
 import json
 import uuid
 from datetime import date
@@ -26,7 +27,7 @@ from tests.support.scenarios import (
     service_for_hook,
 )
 
-PUBLIC = Path(__file__).resolve().parent.parent / "scenarios" / "public"
+PUBLIC = builtin_module_dir("levomilnacipran") / "cases" / "public"
 TODAY = date(2026, 3, 1)
 
 # A discovery entry shaped like the ones a CDS service publishes (the harness must not depend on ours).

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from .clinical._json import codings
 from .errors import RequestError
 
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
@@ -57,6 +58,9 @@ class Chart:
     by_reference: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What the chart could not use, said in every card's detail so nothing is ignored silently.
     notes: list[str] = field(default_factory=list)
+    # Indexes built on first use and shared by every rule of the request (read-only lists).
+    _for_patient: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
+    _observations_by_code: dict[tuple[str, str], list[int]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_request(cls, context: dict[str, Any], prefetch: dict[str, Any]) -> "Chart":
@@ -114,8 +118,29 @@ class Chart:
         return [resource for t in types for resource in self.by_type.get(t, [])]
 
     def for_patient(self, *types: str) -> list[dict[str, Any]]:
-        """Resources of the types that belong to this patient (or name no patient at all)."""
-        return [r for r in self.of_type(*types) if self._owner(r) in (None, self.patient_id)]
+        """Resources of the types that belong to this patient (or name no patient at all).
+        Computed once per request and types; callers must not change the list."""
+        found = self._for_patient.get(types)
+        if found is None:
+            found = self._for_patient[types] = [r for r in self.of_type(*types) if self._owner(r) in (None, self.patient_id)]
+        return found
+
+    def observations_with(self, codes: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The patient's Observations coded (on `code` or a component's `code`) with one of the
+        (system, code) pairs, in chart order: what a rule reading those codes needs to look at."""
+        observations = self.for_patient("Observation")
+        if self._observations_by_code is None:
+            index: dict[tuple[str, str], list[int]] = {}
+            for position, observation in enumerate(observations):
+                components = observation.get("component") if isinstance(observation.get("component"), list) else []
+                for concept in [observation.get("code"), *(c.get("code") for c in components if isinstance(c, dict))]:
+                    for system, code, _ in codings(concept):
+                        positions = index.setdefault((system, code), [])
+                        if not positions or positions[-1] != position:
+                            positions.append(position)
+            self._observations_by_code = index
+        positions = sorted({p for pair in codes for p in self._observations_by_code.get(pair, ())})
+        return [observations[p] for p in positions]
 
     def resolver(self, holder: dict[str, Any]):
         """A function resolving references made from `holder` (contained first, then the chart)."""

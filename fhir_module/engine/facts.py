@@ -28,7 +28,7 @@ from .clinical.observations import (
 from .clinical.renal import RenalCodes, renal_function
 from .clinical.timeline import days_since, therapy_status
 from .clinical.valueset import normalise_name
-from .knowledgebase import KnowledgeBase, strength_mg
+from .knowledgebase import KnowledgeBase, concept_key, strength_mg
 
 
 def _first(values: list[Any]) -> Any:
@@ -45,27 +45,45 @@ def _display(concepts: MedicationConcepts) -> str:
 
 
 class ChartFacts:
-    """Answers the knowledge's functions for one request; the evaluator sets `order` per order."""
+    """Answers the knowledge's functions for one request; the evaluator sets `order` per order.
+
+    What several rules ask of the same resource (its medication concepts, whether it is in a value
+    set, its daily dose, the therapies of a class) is worked out once per request and shared:
+    caches are keyed by the resource's identity, which the chart holds for the whole request.
+    """
 
     def __init__(self, kb: KnowledgeBase, chart: Chart, today: date) -> None:
         self.kb = kb
         self.chart = chart
         self.today = today
         self.order: dict[str, Any] | None = None
-        self._therapies: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._therapies: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        self._concepts: dict[int, MedicationConcepts] = {}
+        self._matches: dict[tuple[str, int], dict[str, Any] | None] = {}
+        self._doses: dict[int, dict[str, Any]] = {}
+        self._conditions: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+        self._counting: dict[bool, list[dict[str, Any]]] = {}
+        self._keys: dict[int, Any] = {}
 
     # --- medications -------------------------------------------------------------------------
 
     def concepts(self, resource: dict[str, Any]) -> MedicationConcepts:
-        return medication_concepts(resource, self.chart.resolver(resource))
+        key = id(resource)
+        if key not in self._concepts:
+            self._concepts[key] = medication_concepts(resource, self.chart.resolver(resource))
+        return self._concepts[key]
 
     def match(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
+        key = (vs, id(resource))
+        if key in self._matches:
+            return self._matches[key]
         concepts = self.concepts(resource)
         found = self.kb.match(vs, concepts)
-        if found is None:
-            return None
-        how, what = found
-        return {"how": how, "text": what, "name": _display(concepts)}
+        if found is not None:
+            how, what = found
+            found = {"how": how, "text": what, "name": _display(concepts)}
+        self._matches[key] = found
+        return found
 
     def medication_match(self, inputs: list[Any], vs: str) -> list[dict[str, Any]]:
         return [m for resource in inputs if isinstance(resource, dict) and (m := self.match(vs, resource))]
@@ -81,6 +99,12 @@ class ChartFacts:
         return strength_mg(medication) if isinstance(medication, dict) else None
 
     def dose_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        key = id(resource)
+        if key not in self._doses:
+            self._doses[key] = self._dose_of(resource)
+        return self._doses[key]
+
+    def _dose_of(self, resource: dict[str, Any]) -> dict[str, Any]:
         if resource.get("resourceType") == "MedicationStatement":
             # A statement records its dosage as `dosage`; the arithmetic is the same.
             resource = {**resource, "resourceType": "MedicationRequest", "dosageInstruction": resource.get("dosage")}
@@ -99,19 +123,17 @@ class ChartFacts:
         return [self.dose_of(r) for r in inputs if isinstance(r, dict) and r.get("resourceType") == "MedicationRequest"]
 
     def therapies(self, inputs: list[Any], vs: str) -> list[dict[str, Any]]:
-        """Every medication in the chart or among the other drafts whose drug is in the value set."""
-        order_ref = ref(self.order) if self.order else None
-        key = (vs, order_ref or "")
-        if key not in self._therapies:
-            facts = []
+        """Every medication in the chart or among the other drafts whose drug is in the value set
+        (the class is worked out once per request; each order leaves out itself)."""
+        if vs not in self._therapies:
+            found = []
             for resource in [*self.chart.for_patient(*MEDICATION_TYPES), *self.chart.drafts]:
-                if resource is self.order:
-                    continue  # the order being checked (its chart copy, if any, is its history)
                 fact = self._therapy(vs, resource)
                 if fact is not None:
-                    facts.append(fact)
-            self._therapies[key] = facts
-        return self._therapies[key]
+                    found.append((resource, fact))
+            self._therapies[vs] = found
+        # The order being checked is not its own therapy (its chart copy, if any, is its history).
+        return [fact for resource, fact in self._therapies[vs] if resource is not self.order]
 
     @cached_property
     def _replaced(self) -> set[str]:
@@ -159,17 +181,25 @@ class ChartFacts:
         return [ref(r) for r in inputs if isinstance(r, dict) and r.get("resourceType") and r.get("id")]
 
     def renal_function(self, inputs: list[Any], crcl: str, mass: str, molar: str, weight: str, egfr: str):
-        codes = RenalCodes(*(self.kb.codes(vs) for vs in (crcl, mass, molar, weight, egfr)))
-        result = renal_function(self.chart.for_patient("Observation"), self.chart.patient or {}, self.today, codes)
+        sets = [self.kb.codes(vs) for vs in (crcl, mass, molar, weight, egfr)]
+        observations = self.chart.observations_with(frozenset().union(*sets))
+        result = renal_function(observations, self.chart.patient or {}, self.today, RenalCodes(*sets))
         if result is None:
             return []
         short = f"{'CrCl' if result.method != 'egfr' else 'eGFR'} {fmt_rounded(result.ml_min)} mL/min"
         return [{"mlMin": result.ml_min, "method": result.method, "date": result.date.isoformat(),
                  "short": short, "evidence": result.evidence}]
 
+    def _key(self, concept: dict[str, Any]) -> Any:
+        """The concept's memo key for KnowledgeBase.match, worked out once per request."""
+        key = id(concept)
+        if key not in self._keys:
+            self._keys[key] = concept_key(concept)
+        return self._keys[key]
+
     def _condition_fact(self, condition: dict[str, Any], vs: str) -> dict[str, Any] | None:
         concept = condition.get("code")
-        if not isinstance(concept, dict) or self.kb.match(vs, concept) is None:
+        if not isinstance(concept, dict) or self.kb.match(vs, concept, self._key(concept)) is None:
             return None
         name = (concept or {}).get("text") or next((d for _, _, d in codings_of(concept) if d), None) \
             or next((self.kb.display_of(system, code) or code for system, code, _ in codings_of(concept) if code), "condition")
@@ -187,12 +217,21 @@ class ChartFacts:
         return fact
 
     def conditions(self, inputs: list[Any], vs: str, include_inactive: bool = False) -> list[dict[str, Any]]:
-        return [
-            fact
-            for condition in self.chart.for_patient("Condition")
-            if condition_counts(condition, include_inactive=bool(include_inactive))
-            and (fact := self._condition_fact(condition, vs))
-        ]
+        key = (vs, bool(include_inactive))
+        if key not in self._conditions:
+            self._conditions[key] = [
+                fact
+                for condition in self._counting_conditions(bool(include_inactive))
+                if (fact := self._condition_fact(condition, vs))
+            ]
+        return self._conditions[key]
+
+    def _counting_conditions(self, include_inactive: bool) -> list[dict[str, Any]]:
+        """The conditions that count, whatever the value set."""
+        if include_inactive not in self._counting:
+            self._counting[include_inactive] = [c for c in self.chart.for_patient("Condition")
+                                                if condition_counts(c, include_inactive=include_inactive)]
+        return self._counting[include_inactive]
 
     def allergies(self, inputs: list[Any], *vs_ids: str) -> list[dict[str, Any]]:
         """Allergies and intolerances that count, to a substance in one of the value sets: the
@@ -204,8 +243,10 @@ class ChartFacts:
             reactions = allergy.get("reaction") if isinstance(allergy.get("reaction"), list) else []
             concepts = [c for c in [allergy.get("code"), *(r.get("substance") for r in reactions if isinstance(r, dict))]
                         if isinstance(c, dict)]
+            # The concept's texts are derived from it: its key stands for both.
             found = next(((concept, match) for concept in concepts for vs in vs_ids
-                          if (match := self.kb.match(vs, [concept, *_texts(concept)]))), None)
+                          if (match := self.kb.match(vs, [concept, *_texts(concept)], _with_texts(concept, self._key(concept))))),
+                         None)
             if found is None:
                 continue
             concept, (how, what) = found
@@ -215,14 +256,16 @@ class ChartFacts:
         return facts
 
     def latest_observation(self, inputs: list[Any], vs: str, days: float) -> list[dict[str, Any]]:
-        found = latest_observation(self.chart.for_patient("Observation"), self.kb.codes(vs), self.today, int(days))
+        codes = self.kb.codes(vs)
+        found = latest_observation(self.chart.observations_with(codes), codes, self.today, int(days))
         if found is None:
             return []
         fact = {"value": found.value, "unit": found.unit, "date": found.date.isoformat(), "evidence": found.evidence}
         return [{k: v for k, v in fact.items() if v is not None}]
 
     def latest_observation_with_value(self, inputs: list[Any], vs: str, value_vs: str, days: float):
-        found = latest_observation(self.chart.for_patient("Observation"), self.kb.codes(vs), self.today, int(days))
+        codes = self.kb.codes(vs)
+        found = latest_observation(self.chart.observations_with(codes), codes, self.today, int(days))
         if found is None:
             return []
         coded = any(self.kb.contains(value_vs, system, code) for system, code, _ in found.concept)
@@ -234,8 +277,8 @@ class ChartFacts:
         return [{"date": found.date.isoformat(), "evidence": found.evidence, "name": found.text or "positive"}]
 
     def blood_pressure(self, inputs: list[Any], panel: str, systolic: str, diastolic: str, days: float):
-        found = blood_pressure(self.chart.for_patient("Observation"), self.kb.codes(panel), self.kb.codes(systolic),
-                               self.kb.codes(diastolic), self.today, int(days))
+        codes = [self.kb.codes(vs) for vs in (panel, systolic, diastolic)]
+        found = blood_pressure(self.chart.observations_with(frozenset().union(*codes)), *codes, self.today, int(days))
         if found is None:
             return []
         text = f"{fmt_rounded(found.systolic) if found.systolic is not None else '?'}/" \
@@ -254,6 +297,11 @@ class ChartFacts:
             if target and target.get("resourceType") == "Condition" and (fact := self._condition_fact(target, vs)):
                 facts.append(fact)
         return facts
+
+
+def _with_texts(concept: dict[str, Any], key: Any) -> Any:
+    """The memo key of a concept matched together with its texts (the text as written)."""
+    return None if key is None else ("with texts", key, concept.get("text") if isinstance(concept.get("text"), str) else None)
 
 
 def _texts(concept: dict[str, Any]) -> list[str]:

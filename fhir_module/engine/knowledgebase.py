@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .clinical._json import as_number, codings
+from .clinical._json import as_number, as_str, codings
 from .clinical.medication import MedicationConcepts
 from .clinical.units import mass_mg
 from .clinical.valueset import ValueSetIndex, name_matches, normalise_name
@@ -119,6 +119,8 @@ class KnowledgeBase:
                         (include.get("system", ""), concept.get("code", ""), concept.get("display")))
         self._displays = {(system, code): display for listed in self._listed.values()
                           for system, code, display in listed if display}
+        # Charts repeat the same drugs and diagnoses: a concept's membership is worked out once.
+        self._matched: dict[tuple[str, Any], tuple[str, str] | None] = {}
 
     @classmethod
     def from_bundle(cls, bundle: dict[str, Any]) -> "KnowledgeBase":
@@ -150,8 +152,22 @@ class KnowledgeBase:
         return frozenset(normalise_name(display) for _, _, display in self._listed.get(self.valueset_url(vs), ())
                          if display)
 
-    def match(self, vs: str, concepts: Any) -> tuple[str, str] | None:
-        """(how, what) when the concepts are in the value set: by code, ingredient or name."""
+    def match(self, vs: str, concepts: Any, key: Any = None) -> tuple[str, str] | None:
+        """(how, what) when the concepts are in the value set: by code, ingredient or name.
+        `key`, when given, is a hashable stand-in for the concepts (same key, same answer)."""
+        key = key if key is not None else concept_key(concepts)
+        if key is None:
+            return self._match(vs, concepts)
+        try:
+            return self._matched[(vs, key)]
+        except KeyError:
+            pass
+        if len(self._matched) > _MATCH_MEMO_LIMIT:
+            self._matched.clear()  # bounded memory whatever the traffic
+        found = self._matched[(vs, key)] = self._match(vs, concepts)
+        return found
+
+    def _match(self, vs: str, concepts: Any) -> tuple[str, str] | None:
         found = self.valuesets.match(self.valueset_url(vs), concepts)
         if found is None:
             return None
@@ -197,6 +213,19 @@ class KnowledgeBase:
 
     def plan_definitions_for(self, hook: str) -> list[dict[str, Any]]:
         return [pd for pd in self.plan_definitions if hook in hooks_of(pd)]
+
+
+_MATCH_MEMO_LIMIT = 100_000
+
+
+def concept_key(concepts: Any) -> Any:
+    """What a match depends on, hashable: a MedicationConcepts, or a CodeableConcept's codings and
+    text; None for anything else (matched without the memo)."""
+    if isinstance(concepts, MedicationConcepts):
+        return concepts
+    if isinstance(concepts, dict) and ("coding" in concepts or "text" in concepts):
+        return ("concept", tuple(codings(concepts)), as_str(concepts.get("text")))
+    return None
 
 
 def _is_eca_rule(pd: dict[str, Any]) -> bool:

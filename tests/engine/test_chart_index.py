@@ -1,0 +1,98 @@
+"""The chart is indexed once per request: what each rule reads is worked out once and shared,
+and the indexes give exactly what a scan of the whole chart would."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fhir_module.engine import Engine
+from fhir_module.engine.chart import Chart
+from fhir_module.engine.facts import ChartFacts
+from fhir_module.engine.knowledgebase import concept_key
+
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+TODAY = date(2026, 11, 26)
+
+
+def _bundle(*resources: dict) -> dict:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
+def _observation(rid: str, code: str, *, components: tuple[str, ...] = (), patient: str = "p1") -> dict:
+    observation = {"resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": f"Patient/{patient}"},
+                   "code": {"coding": [{"system": LOINC, "code": code}]}, "effectiveDateTime": "2026-11-20"}
+    if components:
+        observation["component"] = [{"code": {"coding": [{"system": LOINC, "code": c}]}, "valueQuantity": {"value": 1}}
+                                    for c in components]
+    return observation
+
+
+def _chart(*resources: dict, drafts: tuple[dict, ...] = ()) -> Chart:
+    return Chart.from_request({"patientId": "p1", "draftOrders": _bundle(*drafts)}, {"all": _bundle(*resources)})
+
+
+def test_observations_by_code_include_component_codes_in_chart_order_and_only_the_patients() -> None:
+    chart = _chart(
+        _observation("hr", "8867-4"),
+        _observation("panel", "85354-9", components=("8480-6", "8462-4")),
+        _observation("systolic", "8480-6"),
+        _observation("other-patient", "8480-6", patient="p2"),
+        _observation("weight", "29463-7"),
+    )
+    assert [o["id"] for o in chart.observations_with({(LOINC, "8480-6")})] == ["panel", "systolic"]
+    assert [o["id"] for o in chart.observations_with({(LOINC, "29463-7"), (LOINC, "8867-4")})] == ["hr", "weight"]
+    assert chart.observations_with({(LOINC, "0000-0")}) == []
+    assert chart.observations_with(set()) == []
+
+
+def test_observation_codes_are_read_as_the_clinical_functions_read_them() -> None:
+    """Whitespace inside a code and a coding without a system match as concept_has_code says."""
+    spaced = _observation("spaced", "8867-4")
+    spaced["code"]["coding"][0]["code"] = " 8867- 4 "
+    no_system = _observation("no-system", "8867-4")
+    del no_system["code"]["coding"][0]["system"]
+    chart = _chart(spaced, no_system)
+    assert [o["id"] for o in chart.observations_with({(LOINC, "8867-4")})] == ["spaced"]
+    assert [o["id"] for o in chart.observations_with({("", "8867-4")})] == ["no-system"]
+
+
+def test_for_patient_is_worked_out_once_per_request() -> None:
+    chart = _chart(_observation("a", "8867-4"), _observation("b", "8867-4", patient="p2"))
+    first = chart.for_patient("Observation")
+    assert [o["id"] for o in first] == ["a"]
+    assert chart.for_patient("Observation") is first
+
+
+def _med(rid: str, code: str, status: str = "active") -> dict:
+    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-11-01",
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code}]}}
+
+
+def test_therapies_of_a_class_are_shared_by_every_order_and_leave_out_the_order_itself() -> None:
+    engine = Engine.default()
+    first, second = _med("d1", "36437", "draft"), _med("d2", "36437", "draft")  # two sertraline drafts
+    chart = _chart(_med("chart-ssri", "36437"), drafts=(first, second))
+    facts = ChartFacts(engine.kb, chart, TODAY)
+    facts.order = first
+    assert [t["id"] for t in facts.therapies([], "serotonergic")] == ["MedicationRequest/chart-ssri", "MedicationRequest/d2"]
+    facts.order = second
+    assert [t["id"] for t in facts.therapies([], "serotonergic")] == ["MedicationRequest/chart-ssri", "MedicationRequest/d1"]
+    assert list(facts._therapies) == ["serotonergic"]  # the class was worked out once for both orders
+
+
+def test_value_set_membership_is_remembered_per_concept_and_gives_the_same_answer() -> None:
+    kb = Engine.default().kb
+    ssri = {"coding": [{"system": RXNORM, "code": "36437", "display": "Sertraline"}], "text": "Sertraline"}
+    unknown = {"coding": [{"system": RXNORM, "code": "0"}], "text": "no such drug"}
+    for concept in (ssri, unknown):
+        for vs in ("serotonergic", "maoi"):
+            fresh = kb._match(vs, concept)
+            assert kb.match(vs, concept) == fresh
+            assert kb.match(vs, dict(concept)) == fresh  # answered from the memo
+    assert kb.match("serotonergic", ssri) is not None and kb.match("maoi", ssri) is None
+    # A copy with the same codings and text has the same key; a different text does not.
+    assert concept_key(dict(ssri)) == concept_key(ssri)
+    assert concept_key({**ssri, "text": "Zoloft"}) != concept_key(ssri)
+    assert concept_key(["not", "a", "concept"]) is None

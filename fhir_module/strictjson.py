@@ -16,6 +16,8 @@ import math
 import re
 from typing import Any, Callable
 
+import orjson
+
 # Real requests and resources nest a few dozen levels at most (a prefetch Bundle of resources with
 # extensions); the code that reads them walks recursively, so deeper input is refused here.
 MAX_DEPTH = 64
@@ -79,6 +81,36 @@ def check_tree(value: Any, max_depth: int = MAX_DEPTH, *, strings: bool = False)
             raise JsonError("a string holds a lone UTF-16 surrogate (not Unicode text)")
 
 
+def _fast(text: str | bytes, max_depth: int) -> Any:
+    """orjson's reading when it is certainly what `loads` would give, else None.
+
+    orjson is strict where Python is lax (NaN, Infinity, 1e400, lone surrogates, bad UTF-8 are
+    errors) but reads an integer beyond 64 bits as a float and nests up to 1024 levels: one walk
+    checks the depth and sends any float that large (rare: a real dose or lab value is not) to
+    the exact reading. Whatever orjson refuses is read again the exact way, for its message.
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, (dict, list)):
+        return None  # a bare scalar: rare, read the exact way
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return None
+        for item in node.values() if isinstance(node, dict) else node:
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+            elif isinstance(item, float) and not -_BIG < item < _BIG:
+                return None
+    return value
+
+
+_BIG = float(2**63)
+
+
 def loads(
     text: str | bytes,
     *,
@@ -86,6 +118,20 @@ def loads(
     object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
 ) -> Any:
     """Parse JSON text (bytes are UTF-8), refusing what RFC 8259 and FHIR do not allow."""
+    if object_pairs_hook is None:
+        fast = _fast(text, max_depth)
+        if fast is not None:
+            return fast
+    return exact_loads(text, max_depth=max_depth, object_pairs_hook=object_pairs_hook)
+
+
+def exact_loads(
+    text: str | bytes,
+    *,
+    max_depth: int = MAX_DEPTH,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+) -> Any:
+    """`loads` without orjson: Python's parser with a check of every number and string."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")

@@ -65,3 +65,51 @@ def test_check_tree_on_values_built_in_memory() -> None:
         strictjson.check_tree({"a": [[1]]}, 2)
     with pytest.raises(JsonError):
         strictjson.check_tree({"a": "\ud800"}, strings=True)
+
+
+# -- the orjson fast path reads exactly what the exact reading reads --------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_numbers = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["1e400", "-1e400", "1E2", "-0", "-0.0", "0.1", "1e-7", "18446744073709551615",
+                     "18446744073709551616", "-9223372036854775808", "-9223372036854775809", "NaN", "Infinity"]),
+)
+_strings = st.one_of(
+    st.text(max_size=8).map(json.dumps),
+    st.sampled_from(['"\\ud800"', '"\\ud83d\\ude00"', '"a\\u00e9"', '"\\"["', "'single'"]),
+)
+_scalars = st.one_of(_numbers, _strings, st.sampled_from(["true", "false", "null"]))
+_texts = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+        st.lists(st.tuples(_strings, inner), max_size=4).map(
+            lambda pairs: "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"),
+    ),
+    max_leaves=20,
+)
+
+
+def _reading(read, text):
+    try:
+        value = read(text)
+    except JsonError as error:
+        return ("refused", error.message, error.code)
+    return ("read", json.dumps(value, sort_keys=True, allow_nan=True), repr(value))
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=_texts, as_bytes=st.booleans())
+def test_fast_path_reads_what_the_exact_path_reads(text, as_bytes):
+    given_text = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    assert _reading(strictjson.loads, given_text) == _reading(strictjson.exact_loads, given_text)
+
+
+@pytest.mark.parametrize("depth", [63, 64, 65, 1100])
+def test_fast_path_keeps_the_depth_limit(depth):
+    text = "[" * depth + "]" * depth
+    assert _reading(strictjson.loads, text) == _reading(strictjson.exact_loads, text)

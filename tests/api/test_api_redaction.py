@@ -132,3 +132,20 @@ def test_a_token_split_between_template_and_argument_is_redacted() -> None:
     record = logging.LogRecord("fhir_module", logging.INFO, __file__, 1, "Authorization: Bearer %s", ("abc.def",), None)
     RedactingFilter().filter(record)
     assert record.getMessage() == "Authorization: Bearer [REDACTED]"
+
+
+def test_redaction_shortcut_misses_nothing_the_patterns_catch() -> None:
+    """Lines without the patterns' words skip the regexes; every spelling the (?i) patterns
+    match still reaches them (casefold: 'ſ' is an 's', the Kelvin sign a 'k')."""
+    from fhir_module.api.redaction import _PATTERNS
+
+    def slow(text: str) -> str:
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    samples = ["BEARER abc", "BeArEr x.y", "ACCESS_TOKEN=abc", "acceſſ_token=abc", "acceſs_to\u212aen: abc",
+               f"x {JWT_LIKE}", '127.0.0.1:5000 - "POST /cds-services/x HTTP/1.1" 200', "bear er abc", "eyj.abc.def"]
+    for text in samples:
+        assert redact(text) == slow(text), text
+    assert redact("acceſſ_token=abc") != "acceſſ_token=abc"

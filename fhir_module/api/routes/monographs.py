@@ -48,6 +48,8 @@ async def monograph_page(request: Request, name: str = Path(min_length=1, max_le
 
 def localise_links(response: dict[str, Any], engine: Any, base_url: str) -> dict[str, Any]:
     """Point card links at the monograph URLs of the knowledge to this service's copy."""
+    if not response.get("cards"):
+        return response
     mapping = {url: f"{base_url.rstrip('/')}{ROUTE}{url.rstrip('/').rsplit('/', 1)[-1]}" for url in engine.monograph_urls()}
 
     def local(url: Any) -> Any:

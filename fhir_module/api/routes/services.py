@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +32,15 @@ log = logging.getLogger("fhir_module.api.services")
 router = APIRouter(tags=["services"])
 
 ServiceId = Path(description="The service id from discovery", min_length=1, max_length=200)
+
+# Requests up to this size are evaluated on the event loop: they take a millisecond or two, less
+# than the hop to a worker thread and back costs them. Larger charts go to the thread pool so that
+# other requests' FHIR fetches and health checks go on meanwhile.
+INLINE_BODY_BYTES = 64 * 1024
+
+
+def evaluates_inline(body_bytes: int) -> bool:
+    return body_bytes <= INLINE_BODY_BYTES
 
 
 def known_service(request: Request, service_id: str) -> dict[str, Any]:
@@ -57,7 +67,7 @@ def parse_request(body: dict[str, Any]) -> CdsServiceRequest:
     openapi_extra=json_request_body(CdsServiceRequest),
     dependencies=[Depends(require_client)],
 )
-async def call_service(request: Request, service_id: str = ServiceId) -> JSONResponse:
+async def call_service(request: Request, service_id: str = ServiceId) -> Response:
     state = request.app.state
     service = known_service(request, service_id)
     require_json_content_type(request)
@@ -112,9 +122,11 @@ async def call_service(request: Request, service_id: str = ServiceId) -> JSONRes
     engine_request = {k: v for k, v in body.items() if k != "fhirAuthorization"}
     engine_request["prefetch"] = prefetch
     try:
-        # CPU work off the event loop: other requests' FHIR fetches and health checks go on.
-        response = await run_in_threadpool(state.engine.evaluate, service_id, engine_request)
+        if evaluates_inline(len(await request.body())):
+            response = state.engine.evaluate(service_id, engine_request)
+        else:
+            response = await run_in_threadpool(state.engine.evaluate, service_id, engine_request)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
     base_url = settings.public_base_url or str(request.base_url)
-    return JSONResponse(localise_links(response, state.engine, base_url))
+    return Response(orjson.dumps(localise_links(response, state.engine, base_url)), media_type="application/json")

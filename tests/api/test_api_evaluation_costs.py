@@ -1,0 +1,39 @@
+"""What the services route does per request, and where: small requests are evaluated on the event
+loop, large ones in the thread pool; both give the engine's cards, as compact JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import httpx
+import orjson
+
+from fhir_module.api.routes.services import INLINE_BODY_BYTES, evaluates_inline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import workloads  # noqa: E402
+
+
+def test_the_inline_limit_is_on_the_body_size():
+    assert evaluates_inline(0) and evaluates_inline(INLINE_BODY_BYTES)
+    assert not evaluates_inline(INLINE_BODY_BYTES + 1)
+
+
+def test_small_and_large_requests_give_the_engines_cards(base_url, engine):
+    today = date.today()
+    for request in (workloads.relevant(today), workloads.scaled(400, today)):
+        body = json.dumps(request).encode()
+        response = httpx.post(f"{base_url}/cds-services/{workloads.SERVICE}", content=body,
+                              headers={"content-type": "application/json"}, timeout=60)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        expected = engine.evaluate(workloads.SERVICE, request, today=today)
+        cards = response.json()["cards"]
+        assert [c["source"]["topic"]["code"] for c in cards] == [c["source"]["topic"]["code"] for c in expected["cards"]]
+        assert [c["uuid"] for c in cards] == [c["uuid"] for c in expected["cards"]]
+        assert response.content == orjson.dumps(response.json())  # compact JSON, as written
+    assert len(json.dumps(workloads.relevant(today))) <= INLINE_BODY_BYTES < len(json.dumps(workloads.scaled(400, today)))

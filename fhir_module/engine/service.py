@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .actions import variables
 from .apply import PlanApplier
@@ -102,6 +102,15 @@ def _used_variables(action: dict[str, Any], expressions: list[Any]) -> list[str]
         used.update(new)
 
 
+class Prepared(NamedTuple):
+    """A request read once: its service, chart, checked orders and the applier over them."""
+
+    service: dict[str, Any]
+    chart: Chart
+    selected: list[dict[str, Any]]
+    applier: PlanApplier
+
+
 class Engine:
     """Applies a knowledge base to CDS Hooks requests."""
 
@@ -157,7 +166,8 @@ class Engine:
     def service(self, service_id: str) -> dict[str, Any] | None:
         return self._services.get(service_id)
 
-    def needed_prefetch(self, service_id: str, request: Any, *, today: date | None = None) -> list[str]:
+    def needed_prefetch(self, service_id: str, request: Any, *, today: date | None = None,
+                        prepared: "Prepared | None" = None) -> list[str]:
         """The prefetch keys that the rules of the request's checked orders read.
 
         Whether a kind of order applies is judged on the order alone (its drug, by code, by the
@@ -169,7 +179,7 @@ class Engine:
         Medications from an allowed server before asking). Bad context raises RequestError as
         `evaluate` does.
         """
-        service, chart, selected, applier = self._prepare(service_id, request, today)
+        service, chart, selected, applier = prepared or self.prepare(service_id, request, today=today)
         keys: set[str] = set()
         for kind in self._kinds[service_id]:
             if any(self._may_apply(applier, chart, kind, order) for order in selected):
@@ -203,8 +213,11 @@ class Engine:
                 missing.append(key)
         return missing
 
-    def evaluate(self, service_id: str, request: Any, *, today: date | None = None) -> dict[str, Any]:
-        service, _, selected, applier = self._prepare(service_id, request, today)
+    def evaluate(self, service_id: str, request: Any, *, today: date | None = None,
+                 prepared: "Prepared | None" = None) -> dict[str, Any]:
+        """The cards for a request. `prepared` (from `prepare` on this same request and its
+        complete prefetch, as `needed_prefetch` used it) saves reading the chart twice."""
+        service, _, selected, applier = prepared or self.prepare(service_id, request, today=today)
         try:
             cards = applier.apply(self._plans[service_id], service["hook"], selected)
             return {"cards": applier.finish(cards)}
@@ -216,7 +229,7 @@ class Engine:
                 UNEVALUABLE, f"the request's data could not be evaluated ({type(error).__name__}); no cards were made"
             ) from error
 
-    def _prepare(self, service_id: str, request: Any, today: date | None):
+    def prepare(self, service_id: str, request: Any, *, today: date | None = None) -> "Prepared":
         """The service, the request's chart, its checked orders and an applier over them."""
         service = self._services.get(service_id)
         if service is None:
@@ -226,7 +239,7 @@ class Engine:
         chart = Chart.from_request(context, prefetch)
         selected = orders(chart)
         applier = PlanApplier(self.kb, chart, today or date.today(), context, str(request.get("hookInstance", "")))
-        return service, chart, selected, applier
+        return Prepared(service, chart, selected, applier)
 
     @staticmethod
     def _checked_orders(service: dict[str, Any], request: Any):

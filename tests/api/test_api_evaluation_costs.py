@@ -37,3 +37,19 @@ def test_small_and_large_requests_give_the_engines_cards(base_url, engine):
         assert [c["uuid"] for c in cards] == [c["uuid"] for c in expected["cards"]]
         assert response.content == orjson.dumps(response.json())  # compact JSON, as written
     assert len(json.dumps(workloads.relevant(today))) <= INLINE_BODY_BYTES < len(json.dumps(workloads.scaled(400, today)))
+
+
+def test_a_prefetch_key_outside_the_templates_is_not_read_even_when_the_chart_is_reused(base_url, engine):
+    """The chart read to judge the orders is reused only when the evaluated prefetch is the one
+    sent: resources under a key no template names stay out of the evaluation, as before."""
+    today = date.today()
+    request = workloads.relevant(today)
+    moved = request["prefetch"].pop("medicationRequests")  # the sertraline order (serotonergic card)
+    request["prefetch"]["somethingElse"] = moved
+    request["prefetch"]["medicationRequests"] = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    response = httpx.post(f"{base_url}/cds-services/{workloads.SERVICE}", json=request, timeout=60)
+    assert response.status_code == 200
+    expected = engine.evaluate(workloads.SERVICE, {**request, "prefetch": {k: v for k, v in request["prefetch"].items()
+                                                                           if k != "somethingElse"}}, today=today)
+    assert [c["source"]["topic"]["code"] for c in response.json()["cards"]] == \
+        [c["source"]["topic"]["code"] for c in expected["cards"]]

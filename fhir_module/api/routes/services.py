@@ -99,7 +99,8 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
         )
     judged = {**body, "prefetch": {**sent, REFERENCED_MEDICATIONS: medications}} if medications else body
     try:
-        needed = state.engine.needed_prefetch(service_id, judged)
+        prepared = state.engine.prepare(service_id, judged)
+        needed = state.engine.needed_prefetch(service_id, judged, prepared=prepared)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
     missing = state.engine.missing_prefetch(service_id, sent, needed)
@@ -121,11 +122,15 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
     # The engine gets the request without the access token: it never needs it.
     engine_request = {k: v for k, v in body.items() if k != "fhirAuthorization"}
     engine_request["prefetch"] = prefetch
+    # The chart read to judge the orders is the one to evaluate when the prefetch evaluated is
+    # exactly the one sent (nothing fetched, added or left out).
+    if medications or prefetch.keys() != sent.keys() or any(prefetch[k] is not sent[k] for k in prefetch):
+        prepared = None
     try:
         if evaluates_inline(len(await request.body())):
-            response = state.engine.evaluate(service_id, engine_request)
+            response = state.engine.evaluate(service_id, engine_request, prepared=prepared)
         else:
-            response = await run_in_threadpool(state.engine.evaluate, service_id, engine_request)
+            response = await run_in_threadpool(state.engine.evaluate, service_id, engine_request, prepared=prepared)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
     base_url = settings.public_base_url or str(request.base_url)

@@ -6,6 +6,7 @@ shared httpx.AsyncClient for FHIR and JWKS fetches), `store` (feedback) and `aut
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -60,6 +61,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # What is loaded at start (modules, knowledge, compiled expressions) lives as long as the
+        # process: out of the collector's sight, a large request's garbage collections walk only
+        # what requests create (74 ms of a 5,000-resource request was collection before this).
+        gc.freeze()
         try:
             yield
         finally:

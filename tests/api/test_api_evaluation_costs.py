@@ -53,3 +53,10 @@ def test_a_prefetch_key_outside_the_templates_is_not_read_even_when_the_chart_is
                                                                            if k != "somethingElse"}}, today=today)
     assert [c["source"]["topic"]["code"] for c in response.json()["cards"]] == \
         [c["source"]["topic"]["code"] for c in expected["cards"]]
+
+
+def test_what_is_loaded_at_start_is_out_of_the_garbage_collectors_sight(base_url):
+    import gc
+
+    assert httpx.get(f"{base_url}/healthz", timeout=10).status_code == 200
+    assert gc.get_freeze_count() > 0

@@ -95,16 +95,20 @@ def _fast(text: str | bytes, max_depth: int) -> Any:
         return None
     if not isinstance(value, (dict, list)):
         return None  # a bare scalar: rare, read the exact way
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    # Level by level, with exact type checks: this walk runs on every request body.
+    level, depth = [value], 1
+    while level:
         if depth > max_depth:
             return None
-        for item in node.values() if isinstance(node, dict) else node:
-            if isinstance(item, (dict, list)):
-                stack.append((item, depth + 1))
-            elif isinstance(item, float) and not -_BIG < item < _BIG:
-                return None
+        below = []
+        for node in level:
+            for item in node.values() if type(node) is dict else node:
+                kind = type(item)
+                if kind is dict or kind is list:
+                    below.append(item)
+                elif kind is float and not -_BIG < item < _BIG:
+                    return None
+        level, depth = below, depth + 1
     return value
 
 

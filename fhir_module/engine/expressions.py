@@ -13,13 +13,15 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Callable
 
-import fhirpathpy
-from fhirpathpy.models import models
-
 import math
 from decimal import Decimal
 
+from fhirpathpy import apply_parsed_path
+from fhirpathpy.models import models
+
 from .clinical._json import fmt_rounded
+from .fhirpath import FHIRPathSyntaxError, call_problems, parse_for_fhirpathpy, variables_used
+from .functions import CHART_READS, FUNCTIONS, MODULE_FUNCTIONS, fhirpathpy_kinds
 
 log = logging.getLogger(__name__)
 
@@ -44,39 +46,6 @@ def _user_function(method: str) -> Callable[..., Any]:
     return call
 
 
-# Function name → (ChartFacts method, accepted argument lists). Arguments are FHIRPath values.
-_FUNCTIONS: dict[str, tuple[str, dict[int, list[str]]]] = {
-    "medicationMatch": ("medication_match", {1: ["String"]}),
-    "dailyDose": ("daily_dose", {0: []}),
-    "ageYears": ("age_years", {0: []}),
-    "ref": ("ref", {0: []}),
-    "therapies": ("therapies", {1: ["String"]}),
-    "renalFunction": ("renal_function", {5: ["String"] * 5}),
-    "conditions": ("conditions", {1: ["String"], 2: ["String", "Boolean"]}),
-    "allergies": ("allergies", {1: ["String"], 2: ["String", "String"], 3: ["String", "String", "String"]}),
-    "latestObservation": ("latest_observation", {2: ["String", "Number"]}),
-    "latestObservationWithValue": ("latest_observation_with_value", {3: ["String", "String", "Number"]}),
-    "bloodPressure": ("blood_pressure", {4: ["String", "String", "String", "Number"]}),
-    "conceptIn": ("concept_in", {1: ["String"]}),
-    "resolveIn": ("resolve_in", {1: ["String"]}),
-}
-# What each function reads from the patient's chart (the prefetch) beyond the order itself and
-# the Medication it names: an order kind asks for the data its expressions read, and no more.
-CHART_READS: dict[str, tuple[str, ...]] = {
-    "medicationMatch": (),
-    "dailyDose": (),
-    "ageYears": (),  # of its input: `%patient` is read through the variable (below)
-    "ref": (),
-    "therapies": ("MedicationRequest", "MedicationStatement"),
-    "renalFunction": ("Observation", "Patient"),
-    "conditions": ("Condition",),
-    "allergies": ("AllergyIntolerance",),
-    "latestObservation": ("Observation",),
-    "latestObservationWithValue": ("Observation",),
-    "bloodPressure": ("Observation",),
-    "conceptIn": (),
-    "resolveIn": ("Condition",),
-}
 _VARIABLE_READS = {"patient": ("Patient",)}
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
@@ -111,9 +80,11 @@ def chart_types_read(value: Any) -> set[str]:
 
 
 USER_FUNCTIONS = {
-    name: {"fn": _user_function(method), "arity": arity} for name, (method, arity) in _FUNCTIONS.items()
+    name: {"fn": _user_function(method), "arity": fhirpathpy_kinds(function)}
+    for name, (method, function) in MODULE_FUNCTIONS.items()
 }
 _OPTIONS = {"userInvocationTable": USER_FUNCTIONS}
+_MODEL = models["r4"]
 
 
 class ExpressionError(ValueError):
@@ -121,17 +92,28 @@ class ExpressionError(ValueError):
 
 
 class Expression:
-    """One compiled FHIRPath expression and the %variables it reads."""
+    """One compiled FHIRPath expression, its syntax tree and the %variables it reads.
 
-    __slots__ = ("text", "variables", "_compiled")
+    Parsing is strict (engine/fhirpath): an expression with a syntax error, trailing input or a
+    call the function table does not allow is refused here, never evaluated as something else.
+    """
+
+    __slots__ = ("text", "tree", "variables", "_parsed")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.variables = tuple(dict.fromkeys(_VARIABLE_REFERENCE.findall(text)))
         try:
-            self._compiled = fhirpathpy.compile(text, models["r4"], options=_OPTIONS)
-        except Exception as error:  # the ANTLR parser raises several types
-            raise ExpressionError(f"cannot compile FHIRPath {text!r}: {error}") from error
+            self.tree, self._parsed = parse_for_fhirpathpy(text)
+        except FHIRPathSyntaxError as error:
+            raise ExpressionError(f"FHIRPath {text!r}: {error}") from error
+        problems = call_problems(self.tree, FUNCTIONS)
+        if problems:
+            first = FHIRPathSyntaxError(text, problems[0].offset, problems[0].message)
+            raise ExpressionError(f"FHIRPath {text!r}: {first}")
+        self.variables = tuple(dict.fromkeys(node.name for node in variables_used(self.tree)))
+
+    def _compiled(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
+        return apply_parsed_path(resource, self._parsed, variables, _MODEL, _OPTIONS)
 
     def evaluate(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
         """The expression's value; data the expression cannot handle gives an empty result."""

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from fhir_module.engine import Engine, KnowledgeBase, KnowledgeLoadError
-from fhir_module.engine.expressions import _FUNCTIONS, CHART_READS, chart_types_read
+from fhir_module.engine.expressions import CHART_READS, chart_types_read
+from fhir_module.engine.functions import MODULE_FUNCTIONS
 from fhir_module.fhir.builtin import built_in_resources
 from tests.api.helpers import scenario_request
 
@@ -41,7 +42,7 @@ def discovery(engine: Engine) -> dict[str, Any]:
 
 
 def test_every_function_says_what_it_reads() -> None:
-    assert set(CHART_READS) == set(_FUNCTIONS)
+    assert set(CHART_READS) == set(MODULE_FUNCTIONS)
 
 
 def test_chart_types_read_follows_functions_and_the_patient() -> None:

@@ -1,0 +1,250 @@
+"""A strict FHIRPath parser: any syntax error or trailing input is an error with its position.
+
+fhirpathpy's own `parse` recovers from syntax errors and stops wherever the expression it
+recognised ends, so `this is (not fhirpath` and `%orderMatch.exists(` both "compile" and then
+quietly evaluate to something else. This parser runs the same ANTLR grammar (fhirpathpy's
+FHIRPath.g4, so both agree on what an expression means) from its `entireExpression` rule, which
+requires the end of input, with an error listener that stops at the first error instead of
+recovering. The parse tree becomes our own syntax tree (`ast`), positions included.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from antlr4 import CommonTokenStream, InputStream, Token
+from antlr4.error.ErrorListener import ErrorListener
+from antlr4.tree.Tree import ParseTreeWalker
+from fhirpathpy.parser.ASTPathListener import ASTPathListener
+from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
+
+from . import ast
+
+
+class FHIRPathSyntaxError(ValueError):
+    """The text is not a FHIRPath expression. `offset` is where the problem is (0-based, into
+    `text`); `line` and `column` are 1-based, for people."""
+
+    def __init__(self, text: str, offset: int, problem: str) -> None:
+        self.text = text
+        self.offset = max(0, min(offset, len(text)))
+        self.line = text.count("\n", 0, self.offset) + 1
+        self.column = self.offset - (text.rfind("\n", 0, self.offset) + 1) + 1
+        self.problem = problem
+        super().__init__(f"{problem} at {self.where}")
+
+    @property
+    def where(self) -> str:
+        return f"line {self.line}, column {self.column}" if "\n" in self.text else f"column {self.column}"
+
+
+class _Stop(Exception):
+    def __init__(self, offset: int, problem: str) -> None:
+        super().__init__(problem)
+        self.offset = offset
+        self.problem = problem
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    """ANTLR's (1-based line, 0-based column) as an offset into the text."""
+    start = 0
+    for _ in range(line - 1):
+        start = text.index("\n", start) + 1
+    return start + column
+
+
+_EXPECTING = re.compile(r"\s+expecting\s+(.*)$", re.DOTALL)
+
+
+def _describe(token: Any) -> str:
+    if token is None or token.type == Token.EOF:
+        return "end of expression"
+    return repr(token.text)
+
+
+def _problem(message: str, token: Any) -> str:
+    """A short message from ANTLR's: what was found and, when the list is short, what was expected."""
+    if message.startswith("token recognition error at: "):
+        return f"unexpected character {message[len('token recognition error at: '):]}"
+    if message.startswith("missing "):
+        wanted = message[len("missing "):].split(" at ")[0]
+        return f"missing {wanted} before {_describe(token)}"
+    expected = _EXPECTING.search(message)
+    found = f"unexpected {_describe(token)}"
+    if expected:
+        choices = expected.group(1).strip()
+        if choices == "<EOF>":
+            return f"{found}: the expression should end here"
+        if not choices.startswith("{") or choices.count(",") < 4:
+            return f"{found}, expected {choices.replace('<EOF>', 'end of expression')}"
+    return found
+
+
+class _StopAtFirstError(ErrorListener):
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802 - ANTLR's name
+        if offendingSymbol is not None and getattr(offendingSymbol, "start", -1) >= 0:
+            offset = offendingSymbol.start
+        else:
+            offset = _offset(self.text, line, column)
+        raise _Stop(offset, _problem(msg, offendingSymbol))
+
+
+def _raise_lexer_error(error: Exception) -> None:
+    raise error
+
+
+@dataclass(frozen=True)
+class _Tree:
+    expression: Any  # FHIRPathParser.ExpressionContext
+
+
+def _antlr_tree(text: str) -> _Tree:
+    if not text.strip():
+        raise FHIRPathSyntaxError(text, 0, "empty expression")
+    listener = _StopAtFirstError(text)
+    lexer = FHIRPathLexer(InputStream(text))
+    lexer.removeErrorListeners()
+    lexer.addErrorListener(listener)
+    lexer.recover = _raise_lexer_error  # the listener raises first; never skip a character
+    parser = FHIRPathParser(CommonTokenStream(lexer))
+    parser.removeErrorListeners()
+    parser.addErrorListener(listener)
+    try:
+        entire = parser.entireExpression()  # expression EOF: trailing input is an error
+    except _Stop as stop:
+        raise FHIRPathSyntaxError(text, stop.offset, stop.problem) from None
+    return _Tree(entire.expression())
+
+
+# -- parse tree → syntax tree ---------------------------------------------------------------------
+
+_ESCAPES = {"`": "`", "'": "'", "\\": "\\", "/": "/", "f": "\f", "n": "\n", "r": "\r", "t": "\t", '"': '"'}
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
+
+
+def _unquote(token_text: str) -> str:
+    """A STRING or DELIMITEDIDENTIFIER token's value: quotes removed, escapes resolved."""
+    body = token_text[1:-1]
+
+    def escape(match: re.Match[str]) -> str:
+        code = match.group(1)
+        return chr(int(code[1:], 16)) if code.startswith("u") and len(code) == 5 else _ESCAPES.get(code, code)
+
+    return _ESCAPE.sub(escape, body)
+
+
+def _span(ctx: Any) -> tuple[int, int]:
+    return ctx.start.start, ctx.stop.stop + 1
+
+
+def _identifier(ctx: Any) -> str:
+    text = ctx.getText()
+    return _unquote(text) if text.startswith("`") else text
+
+
+def _number(text: str) -> int | Decimal:
+    return Decimal(text) if "." in text else int(text)
+
+
+class _Builder:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def expression(self, ctx: Any) -> ast.Node:
+        kind = type(ctx).__name__
+        start, end = _span(ctx)
+        if kind == "TermExpressionContext":
+            return self.term(ctx.term())
+        if kind == "InvocationExpressionContext":
+            return self.invocation(ctx.invocation(), self.expression(ctx.expression()), start)
+        if kind == "IndexerExpressionContext":
+            return ast.Indexer(start=start, end=end, source=self.expression(ctx.expression(0)),
+                               index=self.expression(ctx.expression(1)))
+        if kind == "PolarityExpressionContext":
+            return ast.Unary(start=start, end=end, op=ctx.getChild(0).getText(), operand=self.expression(ctx.expression()))
+        if kind == "TypeExpressionContext":
+            names = ctx.typeSpecifier().qualifiedIdentifier().identifier()
+            return ast.TypeOperation(start=start, end=end, op=ctx.getChild(1).getText(),
+                                     operand=self.expression(ctx.expression()),
+                                     type_name=".".join(_identifier(n) for n in names))
+        # Every other alternative is `expression OP expression`.
+        return ast.Binary(start=start, end=end, op=ctx.getChild(1).getText(),
+                          left=self.expression(ctx.expression(0)), right=self.expression(ctx.expression(1)))
+
+    def term(self, ctx: Any) -> ast.Node:
+        kind = type(ctx).__name__
+        start, end = _span(ctx)
+        if kind == "InvocationTermContext":
+            return self.invocation(ctx.invocation(), None, start)
+        if kind == "LiteralTermContext":
+            return self.literal(ctx.literal())
+        if kind == "ExternalConstantTermContext":
+            constant = ctx.externalConstant()
+            name = _unquote(constant.STRING().getText()) if constant.STRING() else _identifier(constant.identifier())
+            return ast.Variable(start=start, end=end, name=name)
+        return self.expression(ctx.expression())  # parenthesized
+
+    def invocation(self, ctx: Any, source: ast.Node | None, start: int) -> ast.Node:
+        kind = type(ctx).__name__
+        end = _span(ctx)[1]
+        if kind == "MemberInvocationContext":
+            return ast.Member(start=start, end=end, source=source, name=_identifier(ctx.identifier()))
+        if kind == "FunctionInvocationContext":
+            function = ctx.functn()
+            params = function.paramList()
+            args = tuple(self.expression(p) for p in params.expression()) if params else ()
+            return ast.Call(start=start, end=end, source=source, name=_identifier(function.identifier()),
+                            args=args, name_start=function.start.start)
+        return ast.Special(start=start, end=end, source=source, name=ctx.getText())  # $this, $index, $total
+
+    def literal(self, ctx: Any) -> ast.Literal:
+        kind = type(ctx).__name__
+        start, end = _span(ctx)
+        text = ctx.getText()
+        if kind == "NullLiteralContext":
+            return ast.Literal(start=start, end=end, kind=ast.NULL, value=None)
+        if kind == "BooleanLiteralContext":
+            return ast.Literal(start=start, end=end, kind=ast.BOOLEAN_LITERAL, value=text == "true")
+        if kind == "StringLiteralContext":
+            return ast.Literal(start=start, end=end, kind=ast.STRING, value=_unquote(text))
+        if kind == "NumberLiteralContext":
+            return ast.Literal(start=start, end=end, kind=ast.NUMBER, value=_number(text))
+        if kind == "DateTimeLiteralContext":
+            value = text[1:]
+            return ast.Literal(start=start, end=end, kind=ast.DATETIME if "T" in value else ast.DATE, value=value)
+        if kind == "TimeLiteralContext":
+            return ast.Literal(start=start, end=end, kind=ast.TIME, value=text[2:])
+        quantity = ctx.quantity()
+        unit = quantity.unit()
+        unit_text = None
+        if unit is not None:
+            unit_text = _unquote(unit.getText()) if unit.STRING() else unit.getText()
+        return ast.Literal(start=start, end=end, kind=ast.QUANTITY, value=_number(quantity.NUMBER().getText()),
+                           unit=unit_text)
+
+
+# -- the public functions -------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8192)
+def parse(text: str) -> ast.Node:
+    """The syntax tree of a FHIRPath expression; FHIRPathSyntaxError when it is not one, at the
+    first error, with its position. The grammar is fhirpathpy's."""
+    return _Builder(text).expression(_antlr_tree(text).expression)
+
+
+def parse_for_fhirpathpy(text: str) -> tuple[ast.Node, dict[str, Any]]:
+    """The syntax tree and, from the same strict parse, the tree fhirpathpy evaluates
+    (what `fhirpathpy.parser.parse` would give for a valid expression)."""
+    tree = _antlr_tree(text)
+    listener = ASTPathListener()
+    ParseTreeWalker().walk(listener, tree.expression)
+    return _Builder(text).expression(tree.expression), listener.parentStack[0]

@@ -76,23 +76,29 @@ class PlanApplier:
                 fired.append(card.topic)
                 cards.append(card)
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
-            notes = list(dict.fromkeys(self.chart.notes + self._notes(action, scope)))
-            if notes:
-                for card in cards:
+            every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, rules=False)]
+            about_data = [note for child in action.get("action") or [] if not action_type(child)
+                          for note in self._notes(child, scope.child(variables(child)), rules=True)]
+            for card in cards:
+                notes = every_card + [text for text, needs in about_data if needs <= card.reads]
+                notes = list(dict.fromkeys(notes))
+                if notes:
                     card.detail += "\n\n**Data notes:**\n" + "\n".join(f"- {note}" for note in notes)
         return cards
 
-    def _notes(self, action: dict[str, Any], scope: Scope) -> list[str]:
-        """The notes of an action and of the rules under it, each in its own scope, that hold:
-        missing or uncertain data, said whether or not the rule itself fired."""
-        found = [
-            scope.render(note_parts.get("text"))
-            for note in ext(action, "/card-note")
-            if (note_parts := parts(note)).get("when") and truthy(scope.evaluate(note_parts["when"]))
-        ]
-        for child in action.get("action") or []:
-            if not action_type(child):  # rules and causes, not suggestions
-                found += self._notes(child, scope.child(variables(child)))
+    def _notes(self, action: dict[str, Any], scope: Scope, *, rules: bool) -> list[tuple[str, frozenset]]:
+        """The notes that hold, with the variables each one's `when` reads: missing or uncertain data,
+        said whether or not the rule itself fired. The notes of an order kind are about the order and
+        go on every card; a rule's notes (`rules`) go on the cards whose rules read what they read."""
+        found = []
+        for note in ext(action, "/card-note"):
+            note_parts = parts(note)
+            if note_parts.get("when") and truthy(scope.evaluate(note_parts["when"])):
+                found.append((scope.render(note_parts.get("text")), scope.reads([note_parts["when"]])))
+        if rules:
+            for child in action.get("action") or []:
+                if not action_type(child):  # causes of a merged card, not suggestions
+                    found += self._notes(child, scope.child(variables(child)), rules=True)
         return found
 
     def _rule(self, action: dict[str, Any], parent: Scope, order: dict[str, Any]) -> Card | None:
@@ -117,16 +123,19 @@ class PlanApplier:
             suggestions=self.suggester.suggestions(action, scope, order),
             orders={ref(order)},
             involves={v for v in scope.evaluate(template["involves"]) if isinstance(v, str)} if template.get("involves") else set(),
+            reads=scope.reads(_conditions(action)),
         )
 
     def _merged(self, action: dict[str, Any], scope: Scope, order: dict[str, Any], template: dict[str, Any]) -> Card | None:
         """One card for all causes of a topic that hold; the lowest value of the merge variable leads."""
         variable = template["merge"]
         causes = []
+        reads: frozenset[tuple[int, str]] = frozenset()
         for child in action.get("action") or []:
             if action_type(child):
                 continue  # a suggestion, not a cause
             cause_scope = scope.child(variables(child))
+            reads |= cause_scope.reads(_conditions(child))  # every limit the card stands for, fired or not
             if not holds(child, cause_scope):
                 continue
             limit = [n for v in cause_scope.value(variable) if (n := number(v)) is not None]
@@ -161,6 +170,7 @@ class PlanApplier:
             documentation=documentation,
             suggestions=self.suggester.suggestions(action, scope, order),
             orders={ref(order)},
+            reads=reads,
         )
 
     def _rule_text(self, action: dict[str, Any], scope: Scope) -> str:
@@ -182,6 +192,13 @@ class PlanApplier:
 
     def finish(self, cards: list[Card]) -> list[dict[str, Any]]:
         return self.writer.finish(cards)
+
+
+def _conditions(action: dict[str, Any]) -> list[str]:
+    """The FHIRPath of an action's applicability conditions."""
+    return [text for condition in action.get("condition") or []
+            if condition.get("kind", "applicability") == "applicability"
+            and (text := (condition.get("expression") or {}).get("expression"))]
 
 
 __all__ = ["PlanApplier", "Card"]

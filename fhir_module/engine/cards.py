@@ -31,6 +31,9 @@ class Card:
     suggestions: list[dict[str, Any]]
     orders: set[str]
     involves: set[str] = field(default_factory=set)
+    # The variables its rules read to decide (see Scope.reads): a note about data goes only on the
+    # cards whose rules needed that data.
+    reads: frozenset[tuple[int, str]] = frozenset()
 
     @property
     def draft_orders(self) -> set[str]:

@@ -25,7 +25,7 @@ from .clinical.observations import (
     condition_dates,
     latest_observation,
 )
-from .clinical.renal import RenalCodes, renal_function
+from .clinical.renal import RenalAssessment, RenalCodes, renal_assessment
 from .clinical.timeline import days_since, therapy_status
 from .clinical.valueset import normalise_name
 from .knowledgebase import KnowledgeBase, concept_key, strength_mg
@@ -64,6 +64,7 @@ class ChartFacts:
         self._conditions: dict[tuple[str, bool], list[dict[str, Any]]] = {}
         self._counting: dict[bool, list[dict[str, Any]]] = {}
         self._keys: dict[int, Any] = {}
+        self._renal_assessments: dict[tuple[str, ...], RenalAssessment] = {}
 
     # --- medications -------------------------------------------------------------------------
 
@@ -180,15 +181,30 @@ class ChartFacts:
     def ref(self, inputs: list[Any]) -> list[str]:
         return [ref(r) for r in inputs if isinstance(r, dict) and r.get("resourceType") and r.get("id")]
 
+    def _renal(self, crcl: str, mass: str, molar: str, weight: str, egfr: str) -> RenalAssessment:
+        key = (crcl, mass, molar, weight, egfr)
+        if key not in self._renal_assessments:
+            sets = [self.kb.codes(vs) for vs in key]
+            observations = self.chart.observations_with(frozenset().union(*sets))
+            self._renal_assessments[key] = renal_assessment(
+                observations, self.chart.patient or {}, self.today, RenalCodes(*sets))
+        return self._renal_assessments[key]
+
     def renal_function(self, inputs: list[Any], crcl: str, mass: str, molar: str, weight: str, egfr: str):
-        sets = [self.kb.codes(vs) for vs in (crcl, mass, molar, weight, egfr)]
-        observations = self.chart.observations_with(frozenset().union(*sets))
-        result = renal_function(observations, self.chart.patient or {}, self.today, RenalCodes(*sets))
+        assessment = self._renal(crcl, mass, molar, weight, egfr)
+        result = assessment.result
         if result is None:
             return []
         short = f"{'CrCl' if result.method != 'egfr' else 'eGFR'} {fmt_rounded(result.ml_min)} mL/min"
+        evidence = result.evidence
+        if assessment.not_used:
+            evidence += f" (not used: {'; '.join(why for _, why in assessment.not_used)})"
         return [{"mlMin": result.ml_min, "method": result.method, "date": result.date.isoformat(),
-                 "short": short, "evidence": result.evidence}]
+                 "short": short, "evidence": evidence}]
+
+    def renal_not_used(self, inputs: list[Any], crcl: str, mass: str, molar: str, weight: str, egfr: str) -> list[str]:
+        """What was found but could not be used for the renal function (no unit, no sex, ...)."""
+        return [why for _, why in self._renal(crcl, mass, molar, weight, egfr).not_used]
 
     def _key(self, concept: dict[str, Any]) -> Any:
         """The concept's memo key for KnowledgeBase.match, worked out once per request."""

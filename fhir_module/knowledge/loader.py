@@ -289,7 +289,7 @@ def _products(drug: dict[str, Any], source: str, terms: terminology.Terminology)
 
 _VALUESET_ARGUMENT = re.compile(
     r"\b(?:medicationMatch|therapies|conditions|allergies|conceptIn|resolveIn|latestObservation"
-    r"|latestObservationWithValue|bloodPressure|renalFunction)\(([^)]*)\)"
+    r"|latestObservationWithValue|bloodPressure|renalFunction|renalNotUsed)\(([^)]*)\)"
 )
 
 

@@ -453,11 +453,24 @@ def _suggestion_problem(expected: dict[str, Any], card: dict[str, Any]) -> str |
     return f"suggestion '{want}' not found (actions seen: {seen or 'none'})"
 
 
+def _text_problem(expected: dict[str, Any], card: dict[str, Any]) -> str | None:
+    """None when the card's summary and detail say (and do not say) what ``expected`` asks:
+    ``summaryIncludes``, ``detailIncludes``, ``detailExcludes`` (lists of texts, case-sensitive)."""
+    for key, element, wanted in (("summaryIncludes", "summary", True), ("detailIncludes", "detail", True),
+                                 ("detailExcludes", "detail", False)):
+        text = card.get(element) if isinstance(card.get(element), str) else ""
+        for fragment in expected.get(key) or []:
+            if (fragment in text) != wanted:
+                return f"{element} {'lacks' if wanted else 'says'} {fragment!r}: {text!r}"
+    return None
+
+
 def compare_cards(expect: dict[str, Any], response: dict[str, Any]) -> list[str]:
     """The ways ``response`` differs from a scenario's ``expect``; an empty list means it matches.
 
-    Expected cards are matched by topic code and indicator; each actual card answers at most one
-    expected card. With ``noOtherCards``, every unmatched card is a false alarm.
+    Expected cards are matched by topic code and indicator (and, when given, their suggestion and
+    what their summary and detail say); each actual card answers at most one expected card. With
+    ``noOtherCards``, every unmatched card is a false alarm.
     """
     cards = response.get("cards") if isinstance(response, dict) else None
     if not isinstance(cards, list):
@@ -476,10 +489,8 @@ def compare_cards(expect: dict[str, Any], response: dict[str, Any]) -> list[str]
             problems.append(f"missing card {label} (cards: {got or 'none'})")
             continue
         suggestion = expected.get("suggestion")
-        if suggestion is None:
-            used.add(candidates[0])
-            continue
-        reasons = {i: _suggestion_problem(suggestion, cards[i]) for i in candidates}
+        reasons = {i: _text_problem(expected, cards[i]) or (_suggestion_problem(suggestion, cards[i]) if suggestion else None)
+                   for i in candidates}
         good = [i for i, reason in reasons.items() if reason is None]
         if good:
             used.add(good[0])

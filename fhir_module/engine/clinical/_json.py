@@ -8,6 +8,7 @@ gives "nothing here" instead of an exception.
 from __future__ import annotations
 
 import math
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 
@@ -89,16 +90,30 @@ def fmt_number(value: float) -> str:
     return text if text not in ("", "-0") else "0"
 
 
-def fmt_rounded(value: float) -> str:
-    """A computed number for evidence text: whole numbers without decimals, else one decimal.
+def fmt_rounded(value: float, *, cut: bool = True) -> str:
+    """A computed clinical value for card text: whole numbers without decimals, else one decimal.
 
-    When one decimal would round to a whole number the value is not (29.96 -> "30"), more
-    decimals are kept so the text never shows a value on the wrong side of a threshold.
+    A value a rule compares is cut, not rounded (29.96 -> "29.9", 14.99 -> "14.9"): the text never
+    shows a value at a band edge it has not reached ("below 30" never reads "30.0"), and never more
+    than one decimal (a computed "15.000" is noise, not precision). An input shown converted (a
+    weight in pounds as kg) is rounded (`cut=False`: 69.998 -> "70").
     """
-    if value == int(value):
-        return str(int(value))
-    for places in (1, 2, 3):
-        text = f"{value:.{places}f}"
-        if float(text) != int(float(text)):
-            return text
-    return f"{value:.3f}"
+    if not math.isfinite(value):
+        return str(value)
+    tenths = Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_DOWN if cut else ROUND_HALF_UP)
+    if tenths == tenths.to_integral_value():
+        return str(int(tenths))
+    return str(tenths)
+
+
+# Computed values (Cockcroft-Gault, unit conversions, frequencies) are compared as the numbers a
+# clinician would write: binary floating point gives 14.999999999999998 for an exact 15.
+SIGNIFICANT_DIGITS = 6
+
+
+def as_written(value: float) -> float:
+    """*value* rounded to 6 significant digits, so an exact threshold computed in floating point
+    (15.0 as 14.999999999999998) falls on the side the written number does."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")

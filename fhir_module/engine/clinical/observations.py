@@ -6,16 +6,18 @@ Observation rules shared by every fact the engine reads:
 - the clinical date is effectiveDateTime, effectiveInstant, effectivePeriod (end, else start),
   else issued; a result dated after today is ignored;
 - codes match on any coding of Observation.code (or of a component's code);
-- a value comparator ("<0.5") is kept and shown in the evidence.
+- a value comparator ("<0.5") is kept and shown in the evidence;
+- a preliminary result is said in the evidence; a quantity without a unit is not used, and said
+  when a newer one was passed over for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from ._json import as_dict, as_number, as_str, codings, concept_has_code, dicts, fmt_number, has_type, reference_of
+from ._json import as_dict, as_number, as_str, codings, concept_has_code, dicts, fmt_number, fmt_rounded, has_type, reference_of
 from .dates import fhir_instant, parse_fhir_date
 from .units import pressure_mmhg
 
@@ -81,6 +83,11 @@ def observation_moment(observation: Any) -> datetime:
     return datetime.min.replace(tzinfo=timezone.utc)
 
 
+def status_note(observation: Any) -> str:
+    """", preliminary result" for a result that is not final yet (it counts, and the card says so)."""
+    return ", preliminary result" if as_str(as_dict(observation).get("status")) == "preliminary" else ""
+
+
 def window_start(today: date, within_days: int | None) -> date | None:
     """First day inside a look-back window of *within_days* days (inclusive); None = no limit."""
     if within_days is None:
@@ -119,29 +126,32 @@ def _label(concept: Any, codes: frozenset[tuple[str, str]]) -> str:
     return as_str(as_dict(concept).get("text")) or (matched[0][0] if matched else "observation")
 
 
-def _value_of(holder: dict, label: str, day: date, ref: str) -> ObservationValue | None:
-    """The value[x] of an observation or component, or None when it holds none."""
+def _value_of(holder: dict, label: str, day: date, ref: str, note: str = "") -> ObservationValue | str | None:
+    """The value[x] of an observation or component; a reason (str) when its value cannot be
+    used (a quantity without a unit); None when it holds none. *note* follows the reference."""
     q = quantity(holder.get("valueQuantity"))
     if q is not None:
         number, unit, comparator = q
-        text = f"{label} {describe_quantity(number, unit, comparator)} on {day.isoformat()} ({ref})"
+        if unit is None:
+            return f"{label} {describe_quantity(number, unit, comparator)} on {day.isoformat()} ({ref}): no readable unit, not used"
+        text = f"{label} {describe_quantity(number, unit, comparator)} on {day.isoformat()} ({ref}{note})"
         return ObservationValue(number, unit, comparator, (), None, day, ref, text)
     integer = as_number(holder.get("valueInteger"))
     if integer is not None:
-        text = f"{label} {fmt_number(integer)} on {day.isoformat()} ({ref})"
+        text = f"{label} {fmt_number(integer)} on {day.isoformat()} ({ref}{note})"
         return ObservationValue(integer, None, None, (), None, day, ref, text)
     concept = holder.get("valueCodeableConcept")
     if isinstance(concept, dict) and (codings(concept) or as_str(concept.get("text"))):
         found = tuple(codings(concept))
         shown = as_str(concept.get("text")) or next((d for _, _, d in found if d), None) or found[0][1]
-        text = f"{label} {shown} on {day.isoformat()} ({ref})"
+        text = f"{label} {shown} on {day.isoformat()} ({ref}{note})"
         return ObservationValue(None, None, None, found, as_str(concept.get("text")), day, ref, text)
     for key in ("valueString", "valueBoolean"):
         raw = holder.get(key)
         if isinstance(raw, bool):
             raw = "true" if raw else "false"
         if as_str(raw):
-            text = f"{label} {raw} on {day.isoformat()} ({ref})"
+            text = f"{label} {raw} on {day.isoformat()} ({ref}{note})"
             return ObservationValue(None, None, None, (), raw, day, ref, text)
     return None
 
@@ -170,28 +180,37 @@ def latest_observation(
     within_days: int | None,
 ) -> ObservationValue | None:
     """The newest value with one of *codes* (on Observation.code or a component's code) dated
-    within *within_days* days before *today* (inclusive; None = any date), or None."""
+    within *within_days* days before *today* (inclusive; None = any date), or None. Newer values
+    that could not be used (no unit) are said in its evidence."""
     if not _valid_window(today, within_days):
         return None
     codes = frozenset(codes)
     best: ObservationValue | None = None
     best_moment: datetime | None = None
+    unusable: list[tuple[datetime, str]] = []
     for obs, day in _dated_usable(observations, today, window_start(today, within_days)):
         moment = observation_moment(obs)
         if best_moment is not None and moment <= best_moment:
             continue
-        ref = reference_of(obs)
+        ref, note = reference_of(obs), status_note(obs)
         found = None
         if concept_has_code(obs.get("code"), codes):
-            found = _value_of(obs, _label(obs.get("code"), codes), day, ref)
+            found = _value_of(obs, _label(obs.get("code"), codes), day, ref, note)
         if found is None:
             for component in dicts(obs.get("component")):
                 if concept_has_code(component.get("code"), codes):
-                    found = _value_of(component, _label(component.get("code"), codes), day, ref)
+                    found = _value_of(component, _label(component.get("code"), codes), day, ref, note)
                     if found is not None:
                         break
-        if found is not None:
+        if isinstance(found, str):
+            unusable.append((moment, found))
+        elif found is not None:
             best, best_moment = found, moment
+    if best is None:
+        return None
+    newer = [why for moment, why in sorted(unusable, reverse=True) if moment > best_moment]
+    if newer:
+        best = replace(best, evidence=f"{best.evidence} (newer: {'; '.join(newer)})")
     return best
 
 
@@ -225,16 +244,22 @@ def blood_pressure(
     panel_codes, systolic_codes, diastolic_codes = map(frozenset, (panel_codes, systolic_codes, diastolic_codes))
     newest: dict[str, tuple[date, float, str | None, str]] = {}
     moments: dict[str, datetime] = {}
+    unusable: list[tuple[str, datetime, str]] = []
 
     def offer(kind: str, holder: dict, day: date, ref: str) -> None:
         reading = _pressure(holder)
-        if reading is not None and (kind not in newest or moment > moments[kind]):
+        if reading is None:
+            q = quantity(holder.get("valueQuantity"))
+            if q is not None:
+                unusable.append((kind, moment, f"{kind} {describe_quantity(*q)} on {day.isoformat()} "
+                                               f"({reference_of(obs)}): no pressure unit, not used"))
+        elif kind not in newest or moment > moments[kind]:
             newest[kind] = (day, reading[0], reading[1], ref)
             moments[kind] = moment
 
     for obs, day in _dated_usable(observations, today, window_start(today, within_days)):
         moment = observation_moment(obs)
-        ref = reference_of(obs)
+        ref = reference_of(obs) + status_note(obs)
         code = obs.get("code")
         if concept_has_code(code, panel_codes):
             for component in dicts(obs.get("component")):
@@ -249,14 +274,14 @@ def blood_pressure(
     if not newest:
         return None
     sys_reading, dia_reading = newest.get("systolic"), newest.get("diastolic")
-    refs = tuple(dict.fromkeys(r[3] for r in (sys_reading, dia_reading) if r))
+    refs = tuple(dict.fromkeys(r[3].split(',')[0] for r in (sys_reading, dia_reading) if r))
     latest = max(r[0] for r in (sys_reading, dia_reading) if r)
 
     def value_text(reading: tuple[date, float, str | None, str]) -> str:
-        return f"{reading[2] or ''}{fmt_number(reading[1])}"
+        return f"{reading[2] or ''}{fmt_rounded(reading[1])}"  # kPa converts to decimals
 
     if sys_reading and dia_reading and sys_reading[0] == dia_reading[0] and sys_reading[3] == dia_reading[3]:
-        evidence = f"BP {value_text(sys_reading)}/{value_text(dia_reading)} mmHg on {latest.isoformat()} ({refs[0]})"
+        evidence = f"BP {value_text(sys_reading)}/{value_text(dia_reading)} mmHg on {latest.isoformat()} ({sys_reading[3]})"
     else:
         parts = []
         for kind, reading in (("systolic", sys_reading), ("diastolic", dia_reading)):
@@ -265,6 +290,10 @@ def blood_pressure(
             else:
                 parts.append(f"no {kind} reading")
         evidence = "BP " + ", ".join(parts)
+    newer = [why for kind, moment, why in sorted(unusable, key=lambda u: u[1], reverse=True)
+             if kind not in moments or moment > moments[kind]]
+    if newer:
+        evidence += f" (newer: {'; '.join(newer)})"
     return BloodPressure(
         systolic=sys_reading[1] if sys_reading else None,
         diastolic=dia_reading[1] if dia_reading else None,

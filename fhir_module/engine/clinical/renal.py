@@ -1,36 +1,42 @@
 """Renal function in mL/min from a patient's observations.
 
-Newest first within the window (default 12 calendar months back from today, inclusive):
+Three kinds of result, each the newest of its kind within the window (default 12 calendar
+months back from today, inclusive):
 1. a measured creatinine clearance;
-2. else Cockcroft-Gault: (140 - age) x weight kg / (72 x serum creatinine mg/dL), x 0.85 for
-   a female patient, from the newest serum creatinine and the newest body weight in the
-   window. An unknown sex gets the 0.85 factor (the lower, safer estimate) and says so;
-3. else the newest eGFR, used as a proxy for creatinine clearance (and said to be one).
+2. Cockcroft-Gault: (140 - age) x weight kg / (72 x serum creatinine mg/dL), x 0.85 for a
+   female patient, from the newest serum creatinine and the newest body weight in the window,
+   dated by its creatinine. It needs the sex: with `gender` unknown, other or absent it is not
+   computed (the female factor is never guessed);
+3. an eGFR, used as a proxy for creatinine clearance (and said to be one).
+The newest result wins, whatever its kind; the order above only breaks ties on the same day.
 
 Observation status, dates and codes follow `observations` (final/amended/corrected/preliminary,
-effective date else issued, any coding). A value counts only with a unit it can convert
-(mL/min, optionally per 1.73 m2; mg/dL, mg/L, umol/L or mmol/L; kg, g or lb) and when positive.
-The result is not rounded: bands are the caller's (the evidence text rounds for reading).
+a preliminary result said; effective date else issued; any coding). A value counts only with a
+unit it can convert (mL/min, optionally per 1.73 m2; mg/dL, mg/L, umol/L or mmol/L; kg, g or lb)
+and when positive; a result without one is not used, and said. Computed values are rounded to
+6 significant digits (`as_written`), so an exact band edge stays on its side; bands are the
+caller's (the evidence text shows one decimal).
 """
 
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
-from ._json import as_dict, as_str, concept_has_code, fmt_number, fmt_rounded, reference_of
+from ._json import as_dict, as_str, as_written, concept_has_code, fmt_rounded, reference_of
 from .age import age_years
 from .dates import months_before
-from .observations import _dated_usable, describe_quantity, observation_moment, quantity, quantity_units
+from .observations import _dated_usable, describe_quantity, observation_moment, quantity, quantity_units, status_note
 from .units import creatinine_mg_dl, normalise_unit, weight_kg
 
 FEMALE_FACTOR = 0.85
 
 # mL/min, with or without the per-1.73 m2 normalisation (an eGFR is reported per 1.73 m2).
 _CLEARANCE_UNITS = frozenset({"ml/min", "ml/min/{1.73_m2}", "ml/min/1.73m2", "ml/min/1.73m^2", "ml/min/1.73_m2"})
+# Same-day ties: a measured clearance over an estimate from creatinine over an eGFR proxy.
+_PRIORITY = {"measured": 0, "cockcroft-gault": 1, "egfr": 2}
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,26 @@ class RenalResult:
     sources: tuple[str, ...]
 
 
-def _newest(observations: Any, codes: frozenset, today: date, start: date, convert) -> tuple | None:
-    """Newest (date, converted value, raw quantity, observation) whose value converts."""
+@dataclass(frozen=True)
+class RenalAssessment:
+    """The result that counts (None when there is none) and what was found but could not be used."""
+
+    result: RenalResult | None
+    not_used: tuple[tuple[date, str], ...]  # (date, why), newest first
+
+
+@dataclass(frozen=True)
+class _Reading:
+    day: date
+    value: float
+    quantity: tuple  # (value, unit, comparator) as written
+    observation: dict
+
+
+def _newest(observations: Any, codes: frozenset, today: date, start: date, convert: Callable,
+            label: str, not_used: list[tuple[date, str]]) -> _Reading | None:
+    """The newest reading with one of *codes* whose value converts; a value that does not (no
+    readable unit, not positive) is put in *not_used* with the reason."""
     best, best_moment = None, None
     for obs, day in _dated_usable(observations, today, start):
         if not concept_has_code(obs.get("code"), codes):
@@ -64,16 +88,15 @@ def _newest(observations: Any, codes: frozenset, today: date, start: date, conve
         q = quantity(obs.get("valueQuantity"))
         if q is None:
             continue
-        converted = None
-        for unit in quantity_units(obs.get("valueQuantity")):
-            converted = convert(q[0], unit)
-            if converted is not None:
-                break
+        converted = next((c for unit in quantity_units(obs.get("valueQuantity"))
+                          if (c := convert(q[0], unit)) is not None), None)
         if converted is None or converted <= 0:
+            why = "no readable unit" if converted is None else "not a positive value"
+            not_used.append((day, f"{label} {describe_quantity(*q)} on {day.isoformat()} ({reference_of(obs)}): {why}, not used"))
             continue
         moment = observation_moment(obs)
         if best is None or moment > best_moment:
-            best, best_moment = (day, converted, q, obs), moment
+            best, best_moment = _Reading(day, converted, q, obs), moment
     return best
 
 
@@ -96,6 +119,30 @@ def _bounded(value: float, q: tuple) -> float:
     return value
 
 
+def renal_assessment(
+    observations: Any,
+    patient: Any,
+    today: date,
+    codes: RenalCodes,
+    *,
+    months: int = 12,
+) -> RenalAssessment:
+    """The patient's renal function by the rules of the module docstring, and what was not used."""
+    if not isinstance(today, date) or not isinstance(codes, RenalCodes) or not isinstance(months, int):
+        return RenalAssessment(None, ())
+    start = months_before(today, months)
+    not_used: list[tuple[date, str]] = []
+    found = [result for result in (
+        _reported(observations, today, start, codes.crcl, "measured", not_used),
+        _cockcroft_gault(observations, patient, today, start, codes, not_used),
+        _reported(observations, today, start, codes.egfr, "egfr", not_used),
+    ) if result is not None]
+    result = max(found, key=lambda r: (r.date, -_PRIORITY[r.method]), default=None)
+    # Only what could have changed the answer is worth saying: results as new as the one used.
+    relevant = sorted((item for item in not_used if result is None or item[0] >= result.date), reverse=True)
+    return RenalAssessment(result, tuple(dict.fromkeys(relevant)))
+
+
 def renal_function(
     observations: Any,
     patient: Any,
@@ -104,75 +151,69 @@ def renal_function(
     *,
     months: int = 12,
 ) -> RenalResult | None:
-    """The patient's renal function by the priority in the module docstring, or None."""
-    if not isinstance(today, date) or not isinstance(codes, RenalCodes) or not isinstance(months, int):
+    """The patient's renal function by the rules of the module docstring, or None."""
+    return renal_assessment(observations, patient, today, codes, months=months).result
+
+
+def _reported(observations: Any, today: date, start: date, codes: frozenset, method: Literal["measured", "egfr"],
+              not_used: list[tuple[date, str]]) -> RenalResult | None:
+    """A clearance as the lab reports it: a measured creatinine clearance, or an eGFR used as a proxy."""
+    label = "creatinine clearance" if method == "measured" else "eGFR"
+    reading = _newest(observations, codes, today, start, _clearance, label, not_used)
+    if reading is None:
         return None
-    start = months_before(today, months)
-    window = f"within {months} months"
-
-    measured = _newest(observations, codes.crcl, today, start, _clearance)
-    if measured:
-        day, value, q, obs = measured
-        ref = reference_of(obs)
-        evidence = (
-            f"CrCl {fmt_rounded(value)} mL/min, measured creatinine clearance "
-            f"{describe_quantity(*q)}{_comparator_note(q)} on {day.isoformat()} ({ref})"
-        )
-        return RenalResult(_bounded(value, q), "measured", day, evidence, (ref,))
-
-    estimate = _cockcroft_gault(observations, patient, today, start, codes)
-    if estimate is not None:
-        return estimate
-
-    egfr = _newest(observations, codes.egfr, today, start, _clearance)
-    if egfr:
-        day, value, q, obs = egfr
-        ref = reference_of(obs)
-        evidence = (
-            f"renal function {fmt_rounded(value)} mL/min from eGFR {describe_quantity(*q)}{_comparator_note(q)} "
-            f"on {day.isoformat()} ({ref}), used as a proxy for creatinine clearance "
-            f"(no measured clearance or Cockcroft-Gault inputs {window})"
-        )
-        return RenalResult(_bounded(value, q), "egfr", day, evidence, (ref,))
-    return None
+    ref = reference_of(reading.observation)
+    reported = (f"{describe_quantity(*reading.quantity)}{_comparator_note(reading.quantity)} on "
+                f"{reading.day.isoformat()} ({ref}{status_note(reading.observation)})")
+    if method == "measured":
+        evidence = f"CrCl {fmt_rounded(reading.value)} mL/min, measured creatinine clearance {reported}"
+    else:
+        evidence = (f"renal function {fmt_rounded(reading.value)} mL/min from eGFR {reported}, "
+                    f"used as a proxy for creatinine clearance")
+    return RenalResult(_bounded(reading.value, reading.quantity), method, reading.day, evidence, (ref,))
 
 
 def _cockcroft_gault(
-    observations: Any, patient: Any, today: date, start: date, codes: RenalCodes
+    observations: Any, patient: Any, today: date, start: date, codes: RenalCodes, not_used: list[tuple[date, str]]
 ) -> RenalResult | None:
-    """Cockcroft-Gault clearance from the newest creatinine and weight, or None if any input is missing."""
-    mass = _newest(observations, codes.creatinine_mass, today, start, creatinine_mg_dl)
-    molar = _newest(observations, codes.creatinine_molar, today, start, creatinine_mg_dl)
+    """Cockcroft-Gault clearance from the newest creatinine and weight; None (with the reason in
+    *not_used*) when an input is missing."""
+    mass = _newest(observations, codes.creatinine_mass, today, start, creatinine_mg_dl, "serum creatinine", not_used)
+    molar = _newest(observations, codes.creatinine_molar, today, start, creatinine_mg_dl, "serum creatinine", not_used)
     candidates = [c for c in (mass, molar) if c]
     if not candidates:
         return None
-    creat_day, creat_mg_dl, creat_q, creat_obs = max(candidates, key=lambda c: c[0])
-    weight = _newest(observations, codes.weight, today, start, weight_kg)
+    creatinine = max(candidates, key=lambda c: c.day)
+    weight = _newest(observations, codes.weight, today, start, weight_kg, "body weight", not_used)
     pat = as_dict(patient)
     age = age_years(pat.get("birthDate"), today)
-    if weight is None or age is None or age >= 140:
-        return None
-    weight_day, kg, weight_q, weight_obs = weight
     gender = as_str(pat.get("gender"))
-    value = (140 - age) * kg / (72 * creat_mg_dl)
-    if gender == "male":
-        sex_text = "male"
-    elif gender == "female":
-        value *= FEMALE_FACTOR
-        sex_text = "female (x 0.85)"
-    else:
-        value *= FEMALE_FACTOR
-        sex_text = f"sex {gender or 'not recorded'} (x 0.85 applied, as for a female, to stay on the safe side)"
-    creat_text = describe_quantity(*creat_q)
-    if normalise_unit(creat_q[1]) not in ("mg/dl",):
-        creat_text += f" = {fmt_number(round(creat_mg_dl, 2))} mg/dL"
-    weight_text = describe_quantity(*weight_q)
-    if normalise_unit(weight_q[1]) not in ("kg",):
-        weight_text += f" = {fmt_number(round(kg, 1))} kg"
-    creat_ref, weight_ref, patient_ref = reference_of(creat_obs), reference_of(weight_obs), reference_of(pat or {"resourceType": "Patient"})
+    missing = [why for why, absent in (
+        ("no body weight in the same 12 months", weight is None),
+        ("no birth date", age is None),
+        (f"sex {gender or 'not recorded'} (the formula needs male or female; the female factor is not guessed)",
+         gender not in ("male", "female")),
+    ) if absent]
+    if missing or age >= 140:
+        why = "; ".join(missing) or f"age {age}"
+        not_used.append((creatinine.day, f"Cockcroft-Gault not computed from serum creatinine on "
+                                         f"{creatinine.day.isoformat()}: {why}"))
+        return None
+    factor = FEMALE_FACTOR if gender == "female" else 1.0
+    value = as_written((140 - age) * weight.value / (72 * creatinine.value) * factor)
+    creat_text = describe_quantity(*creatinine.quantity)
+    if normalise_unit(creatinine.quantity[1]) != "mg/dl":
+        creat_text += f" = {fmt_rounded(creatinine.value, cut=False)} mg/dL"
+    weight_text = describe_quantity(*weight.quantity)
+    if normalise_unit(weight.quantity[1]) != "kg":
+        weight_text += f" = {fmt_rounded(weight.value, cut=False)} kg"
+    sex_text = "female (x 0.85)" if gender == "female" else "male"
+    creat_ref, weight_ref = reference_of(creatinine.observation), reference_of(weight.observation)
+    patient_ref = reference_of(pat or {"resourceType": "Patient"})
     evidence = (
         f"CrCl {fmt_rounded(value)} mL/min, Cockcroft-Gault from serum creatinine {creat_text}"
-        f"{_comparator_note(creat_q)} on {creat_day.isoformat()} ({creat_ref}), weight {weight_text} "
-        f"on {weight_day.isoformat()} ({weight_ref}), age {age}, {sex_text} ({patient_ref})"
+        f"{_comparator_note(creatinine.quantity)} on {creatinine.day.isoformat()} "
+        f"({creat_ref}{status_note(creatinine.observation)}), weight {weight_text} on {weight.day.isoformat()} "
+        f"({weight_ref}{status_note(weight.observation)}), age {age}, {sex_text} ({patient_ref})"
     )
-    return RenalResult(value, "cockcroft-gault", creat_day, evidence, (creat_ref, weight_ref, patient_ref))
+    return RenalResult(value, "cockcroft-gault", creatinine.day, evidence, (creat_ref, weight_ref, patient_ref))

@@ -3,7 +3,9 @@
 Units arrive as UCUM codes ("mg", "[lb_av]", "umol/L") or as free text ("milligram(s)", "lbs").
 Matching is case-insensitive and ignores spaces, because EHR unit text is not disciplined.
 Every function returns None for a unit it does not know, a non-number or a negative value:
-a wrong conversion in a dose check is worse than none.
+a wrong conversion in a dose check is worse than none. Converted values are rounded to 6
+significant digits, as a person converting by hand would write them (0.07 g is 70 mg, not
+70.00000000000001), so a converted value exactly at a threshold stays on its side.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._json import as_number
+from ._json import as_number, as_written
 
 # Creatinine: 1 mg/dL = 88.4 umol/L (molar mass 113.12 g/mol).
 CREATININE_UMOL_PER_MG_DL = 88.4
@@ -82,7 +84,7 @@ def _convert(value: Any, unit: Any, table: dict[str, float]) -> float | None:
     if number is None or key is None or number < 0:
         return None
     factor = table.get(key)
-    return None if factor is None else number * factor
+    return None if factor is None else as_written(number * factor)
 
 
 def mass_mg(value: Any, unit_or_code: Any) -> float | None:

@@ -1,10 +1,12 @@
-"""renal_function: priority (measured, Cockcroft-Gault, eGFR), units, sex, window edges, status."""
+"""renal_function: newest result wins (measured, Cockcroft-Gault, eGFR break same-day ties), units,
+sex, window edges, status, exact thresholds, what is not used."""
 
 from datetime import date
 
 import pytest
 
 from fhir_module.engine.clinical import RenalCodes, renal_function
+from fhir_module.engine.clinical.renal import renal_assessment
 
 LOINC = "http://loinc.org"
 CODES = RenalCodes(
@@ -63,7 +65,7 @@ def test_cockcroft_gault_female_mg_dl_kg():
     # age 67: (140 - 67) * 70 / (72 * 2.1) * 0.85 = 28.71...
     result = renal_function([creat(), weight()], patient(), TODAY, CODES)
     assert result.method == "cockcroft-gault"
-    assert result.ml_min == pytest.approx((140 - 67) * 70 / (72 * 2.1) * 0.85)
+    assert result.ml_min == 28.7269  # 6 significant digits
     assert result.date == date(2026, 11, 20)
     assert result.sources == ("Observation/cr", "Observation/wt", "Patient/p1")
     assert result.evidence == (
@@ -78,17 +80,26 @@ def test_cockcroft_gault_male_has_no_factor():
 
 
 @pytest.mark.parametrize("gender", [None, "unknown", "other"])
-def test_unknown_sex_applies_the_factor_and_says_so(gender):
-    result = renal_function([creat(), weight()], patient(gender), TODAY, CODES)
-    assert result.ml_min == pytest.approx((140 - 67) * 70 / (72 * 2.1) * 0.85)
-    assert "x 0.85 applied" in result.evidence
+def test_unknown_sex_is_not_guessed(gender):
+    """clinical-rules.md, sex unknown: no Cockcroft-Gault, never the female factor 'to be safe'."""
+    assessment = renal_assessment([creat(), weight()], patient(gender), TODAY, CODES)
+    assert assessment.result is None
+    assert len(assessment.not_used) == 1
+    assert f"sex {gender or 'not recorded'}" in assessment.not_used[0][1]
+    assert "female factor is not guessed" in assessment.not_used[0][1]
+
+
+def test_unknown_sex_falls_back_to_an_egfr():
+    observations = [creat(), weight(), obs("gfr", "98979-8", 40, "mL/min/{1.73_m2}", "2026-10-01")]
+    result = renal_function(observations, patient("unknown"), TODAY, CODES)
+    assert (result.method, result.ml_min) == ("egfr", 40)
 
 
 def test_cockcroft_gault_umol_and_pounds():
     observations = [creat(185.64, "umol/L", code="14682-9"), weight(154.32, "[lb_av]")]
     result = renal_function(observations, patient("male"), TODAY, CODES)
     kg = 154.32 * 0.45359237
-    assert result.ml_min == pytest.approx((140 - 67) * kg / (72 * (185.64 / 88.4)))
+    assert result.ml_min == pytest.approx((140 - 67) * kg / (72 * (185.64 / 88.4)), rel=1e-6)
     assert "185.64 umol/L = 2.1 mg/dL" in result.evidence
     assert "154.32 [lb_av] = 70 kg" in result.evidence
 
@@ -177,18 +188,64 @@ def test_unknown_clearance_unit_is_skipped():
     assert renal_function([obs("x", "2164-2", 0.75, "mL/s")], patient(), TODAY, CODES) is None
 
 
-def test_no_rounding_of_the_result():
+def test_no_band_rounding_of_the_result_and_one_decimal_shown():
     result = renal_function([obs("x", "2164-2", 29.96, "mL/min")], patient(), TODAY, CODES)
     assert result.ml_min == 29.96
-    assert result.evidence.startswith("CrCl 29.96 mL/min")
+    # Cut, not rounded: a value below 30 never reads "30.0".
+    assert result.evidence.startswith("CrCl 29.9 mL/min")
 
 
-def test_cockcroft_gault_wins_over_a_newer_egfr():
+@pytest.mark.parametrize(("creatinine", "target"), [(1.46, 15), (0.73, 30), (0.365, 60)])
+def test_cockcroft_gault_exactly_on_a_band_edge_is_that_edge(creatinine, target):
+    """clinical-rules.md, exact thresholds: (140-67) x 21.6 / (72 x 1.46) is exactly 15 in decimal
+    arithmetic and 14.999999999999998 in binary floating point; it must compare as 15."""
+    observations = [creat(creatinine), weight(21.6)]
+    result = renal_function(observations, patient("male"), TODAY, CODES)
+    assert result.ml_min == target
+    assert not result.ml_min < target
+    assert f"CrCl {target} mL/min" in result.evidence
+
+
+def test_the_newest_result_wins_whatever_its_kind():
+    """clinical-rules.md, which renal result: the newest within 12 months, measured or not."""
     observations = [creat(), weight(), obs("gfr", "98979-8", 90, "mL/min/{1.73_m2}", "2026-11-25")]
+    assert renal_function(observations, patient(), TODAY, CODES).method == "egfr"
+    observations = [creat(when="2026-11-25"), weight(), obs("cl", "2164-2", 70, "mL/min", "2026-03-01")]
     assert renal_function(observations, patient(), TODAY, CODES).method == "cockcroft-gault"
 
 
-def test_measured_clearance_wins_even_when_older():
-    observations = [creat(when="2026-11-25"), weight(), obs("cl", "2164-2", 70, "mL/min", "2026-03-01")]
-    result = renal_function(observations, patient(), TODAY, CODES)
-    assert (result.method, result.ml_min) == ("measured", 70)
+def test_same_day_ties_go_measured_then_cockcroft_gault_then_egfr():
+    day = "2026-11-20"
+    egfr = obs("gfr", "98979-8", 90, "mL/min/{1.73_m2}", day)
+    measured = obs("cl", "2164-2", 70, "mL/min", day)
+    assert renal_function([creat(when=day), weight(), egfr], patient(), TODAY, CODES).method == "cockcroft-gault"
+    assert renal_function([creat(when=day), weight(), egfr, measured], patient(), TODAY, CODES).method == "measured"
+
+
+def test_cockcroft_gault_is_dated_by_its_creatinine_not_its_weight():
+    observations = [creat(when="2026-10-01"), weight(when="2026-11-25"), obs("gfr", "98979-8", 90, "mL/min/{1.73_m2}", "2026-11-01")]
+    assert renal_function(observations, patient(), TODAY, CODES).method == "egfr"
+
+
+def test_a_result_without_a_unit_is_not_used_and_said():
+    """clinical-rules.md, result status and units: a value without a readable unit is not used."""
+    no_unit = obs("cl", "2164-2", 20, "mL/min", "2026-11-25")
+    no_unit["valueQuantity"] = {"value": 20}
+    observations = [no_unit, obs("gfr", "98979-8", 70, "mL/min/{1.73_m2}", "2026-11-01")]
+    assessment = renal_assessment(observations, patient(), TODAY, CODES)
+    assert (assessment.result.method, assessment.result.ml_min) == ("egfr", 70)
+    assert assessment.not_used == ((date(2026, 11, 25), "creatinine clearance 20 on 2026-11-25 (Observation/cl): no readable unit, not used"),)
+
+
+def test_what_is_older_than_the_result_used_is_not_said():
+    old = obs("old", "2164-2", 20, "mL/min", "2026-05-01")
+    old["valueQuantity"] = {"value": 20}
+    assessment = renal_assessment([old, obs("cl", "2164-2", 70, "mL/min", "2026-11-01")], patient(), TODAY, CODES)
+    assert assessment.result.ml_min == 70 and assessment.not_used == ()
+
+
+def test_a_preliminary_result_counts_and_is_said():
+    result = renal_function([obs("x", "2164-2", 45, "mL/min", status="preliminary")], patient(), TODAY, CODES)
+    assert result.ml_min == 45 and "preliminary result" in result.evidence
+    final = renal_function([obs("x", "2164-2", 45, "mL/min")], patient(), TODAY, CODES)
+    assert "preliminary" not in final.evidence

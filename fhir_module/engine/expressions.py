@@ -21,6 +21,7 @@ from fhirpathpy.models import models
 
 from .clinical._json import fmt_rounded
 from .fhirpath import FHIRPathSyntaxError, call_problems, parse_for_fhirpathpy, variables_used
+from .fhirpath.compiler import Compiler, Unsupported
 from .functions import CHART_READS, FUNCTIONS, MODULE_FUNCTIONS, fhirpathpy_kinds
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,10 @@ USER_FUNCTIONS = {
 }
 _OPTIONS = {"userInvocationTable": USER_FUNCTIONS}
 _MODEL = models["r4"]
+_COMPILER = Compiler(
+    {name: entry["fn"] for name, entry in USER_FUNCTIONS.items()},
+    {name: dict(function.arities) for name, (_, function) in MODULE_FUNCTIONS.items()},
+)
 
 
 class ExpressionError(ValueError):
@@ -92,13 +97,16 @@ class ExpressionError(ValueError):
 
 
 class Expression:
-    """One compiled FHIRPath expression, its syntax tree and the %variables it reads.
+    """One FHIRPath expression compiled to Python, its syntax tree and the %variables it reads.
 
     Parsing is strict (engine/fhirpath): an expression with a syntax error, trailing input or a
     call the function table does not allow is refused here, never evaluated as something else.
+    The tree is compiled to closures (engine/fhirpath/compiler.py) that give what fhirpathpy
+    gives; an expression outside the compiled subset is evaluated by fhirpathpy instead, and says
+    so: `native` is False and `not_compiled` holds the reason.
     """
 
-    __slots__ = ("text", "tree", "variables", "_parsed")
+    __slots__ = ("text", "tree", "variables", "native", "not_compiled", "_parsed", "_compiled")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -111,8 +119,16 @@ class Expression:
             first = FHIRPathSyntaxError(text, problems[0].offset, problems[0].message)
             raise ExpressionError(f"FHIRPath {text!r}: {first}")
         self.variables = tuple(dict.fromkeys(node.name for node in variables_used(self.tree)))
+        try:
+            self._compiled = _COMPILER.compile(self.tree)
+            self.native, self.not_compiled = True, None
+        except Unsupported as outside:
+            log.info("FHIRPath %r is evaluated by fhirpathpy: %s", text, outside)
+            self._compiled = self.reference
+            self.native, self.not_compiled = False, str(outside)
 
-    def _compiled(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
+    def reference(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
+        """fhirpathpy's value of the expression: what the compiled closures must agree with."""
         return apply_parsed_path(resource, self._parsed, variables, _MODEL, _OPTIONS)
 
     def evaluate(self, resource: Any, variables: dict[str, Any]) -> list[Any]:

@@ -1,0 +1,204 @@
+"""The FHIRPath compiler agrees with fhirpathpy, the reference, on everything the knowledge asks.
+
+- Every expression of every built-in module compiles natively (none falls back to fhirpathpy).
+- Every scenario is run through the engine; each evaluation it makes is also made by fhirpathpy,
+  on the same resource and variables, and the two values (or both failing) must be identical.
+- Every expression is evaluated by both over generated resources and variables (hypothesis).
+- An expression outside the compiled subset falls back to fhirpathpy, explicitly, and gives its answer.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fhir_module.engine import Engine
+from fhir_module.engine.chart import Chart
+from fhir_module.engine.errors import RequestError
+from fhir_module.engine.expressions import Expression, compiled, current_facts
+from fhir_module.engine.facts import ChartFacts
+from fhir_module.engine.fhirpath.compiler import Unsupported
+from tests.support.scenarios import build_request, load_scenarios, service_for_hook
+
+REPO = Path(__file__).resolve().parents[3]
+TODAY = date(2026, 11, 26)
+_TEMPLATE_PART = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+
+def _scenario_folders() -> list[Path]:
+    """Folders holding scenario files: the test scenarios, and module case folders once they exist."""
+    roots = [REPO / "tests" / "scenarios", REPO / "fhir_module" / "modules"]
+    return sorted({path.parent for root in roots if root.is_dir() for path in root.rglob("*.json")
+                   if "node_modules" not in path.parts and path.parent.name not in ("fixtures",)})
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.default()
+
+
+def knowledge_expressions(engine: Engine) -> list[str]:
+    """Every FHIRPath text the knowledge holds: conditions, variables, dynamic values, templates."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("expression"), str) and value.get("language", "text/fhirpath") == "text/fhirpath":
+                found.add(value["expression"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and "{{" in value:
+            found.update(part.strip() for part in _TEMPLATE_PART.findall(value))
+
+    for resource in [*engine.kb.plan_definitions, *engine.kb.activity_definitions.values()]:
+        walk(resource)
+    return sorted(found)
+
+
+def canonical(value: Any) -> Any:
+    """A value with its Python types spelled out, so 1, 1.0, Decimal('1') and True all differ."""
+    if isinstance(value, dict):
+        return ("dict", tuple((k, canonical(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(canonical(v) for v in value))
+    if isinstance(value, Decimal):
+        return ("Decimal", str(value))
+    return (type(value).__name__, value)
+
+
+def outcome(evaluate, resource: Any, variables: dict[str, Any]) -> Any:
+    try:
+        return canonical(evaluate(resource, variables))
+    except Exception:  # noqa: BLE001 - both must fail; how each says it may differ
+        return "fails"
+
+
+def test_every_knowledge_expression_compiles_natively(engine):
+    expressions = knowledge_expressions(engine)
+    assert len(expressions) > 100
+    fallen_back = {text: compiled(text).not_compiled for text in expressions if not compiled(text).native}
+    assert not fallen_back
+
+
+def test_compiled_agrees_with_fhirpathpy_on_every_scenario(engine, monkeypatch):
+    checked: list[tuple[str, Any, Any]] = []
+    original = Expression.evaluate
+
+    def evaluate_both(self: Expression, resource: Any, variables: dict[str, Any]) -> list[Any]:
+        mine, reference = outcome(self._compiled, resource, variables), outcome(self.reference, resource, variables)
+        checked.append((self.text, mine, reference))
+        return original(self, resource, variables)
+
+    monkeypatch.setattr(Expression, "evaluate", evaluate_both)
+    discovery = {"services": engine.services()}
+    scenarios = [s for folder in _scenario_folders() for s in load_scenarios(folder, TODAY)]
+    assert len(scenarios) > 200
+    for scenario in scenarios:
+        service = service_for_hook(discovery, scenario.hook)
+        request = build_request(scenario, service, fhir_server=None, prefetch=True, today=TODAY)
+        try:
+            engine.evaluate(service["id"], request, today=TODAY)
+        except RequestError:
+            pass  # a request the engine refuses (the scenario says so); its evaluations still count
+    differing = [(text, mine, reference) for text, mine, reference in checked if mine != reference]
+    assert len(checked) > 10_000
+    assert not differing, f"{len(differing)} of {len(checked)} evaluations differ; first: {differing[0]}"
+    assert len({text for text, _, _ in checked}) > 100
+
+
+# -- generated data ---------------------------------------------------------------------------
+
+KEYS = ["evidence", "name", "current", "draft", "endedDaysAgo", "mgPerDay", "how", "text", "id", "date",
+        "daysAgo", "value", "systolic", "diastolic", "mlMin", "short", "reason", "administrationsPerDay",
+        "startMgPerDay", "coding", "display", "code", "system", "route", "dosageInstruction", "reasonCode",
+        "reasonReference", "birthDate", "_birthDate", "extension", "limit", "replaced", "valueQuantity",
+        "medicationCodeableConcept", "_text", "resourceType"]
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-200, 200),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.sampled_from(["oral", "Oral route", "dose-limit", "name", "code", "2024-01-02", "", "Fetzima", "x"]),
+    st.sampled_from(["Observation", "MedicationRequest", "Patient", "Condition"]),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)),
+    max_leaves=12,
+)
+resources = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6).map(
+    lambda r: {**r, "resourceType": r["resourceType"]} if isinstance(r.get("resourceType"), str) else r)
+
+
+@pytest.fixture(scope="module")
+def all_expressions(engine) -> list[str]:
+    return knowledge_expressions(engine)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_compiled_agrees_with_fhirpathpy_on_generated_data(engine, all_expressions, data):
+    text = data.draw(st.sampled_from(all_expressions), label="expression")
+    expression = compiled(text)
+    resource = data.draw(resources, label="resource")
+    # A variable holds a collection, flat, as the engine's scopes always pass them.
+    items = json_values.filter(lambda value: not isinstance(value, list))
+    variables = {name: data.draw(st.lists(items, max_size=3), label=f"%{name}") for name in expression.variables}
+    chart = Chart.from_request({"patientId": "p"}, {})
+    facts = ChartFacts(engine.kb, chart, TODAY)
+    facts.order = resource
+    token = current_facts.set(facts)
+    try:
+        assert outcome(expression._compiled, resource, variables) == outcome(expression.reference, resource, variables)
+    finally:
+        current_facts.reset(token)
+
+
+@pytest.mark.parametrize("text, resource, variables", [
+    ("%x.name | %y.name", {}, {"x": [{"name": "n"}], "y": [{"name": "n"}]}),
+    ("'n' | %x.name | %x.name", {}, {"x": [{"name": "n"}]}),  # fhirpathpy keeps navigated values apart in a mix
+    ("%x.a = %y", {}, {"x": [{"a": 1}, {"a": 2}], "y": [1, 3]}),  # only first items compared
+    ("iif(%x, 'yes', 'no')", {}, {"x": [1]}),
+    ("%x.toString()", {}, {"x": [True]}),
+    ("%x.v + 1", {}, {"x": [{"v": 0.1}]}),
+    ("value", {"resourceType": "Observation", "valueQuantity": {"value": 2.5}}, {}),
+    ("birthDate.exists() and %p.birthDate.empty()", {"_birthDate": {"extension": []}}, {"p": [{"_birthDate": {"extension": [{"url": "u"}]}}]}),
+    ("%x.where(a).count()", {}, {"x": [{"a": False}, {"a": 0}, {}]}),
+    ("%x.v.aggregate(iif($total.empty() or $this > $total, $this, $total))", {}, {"x": [{"v": 1}, {"v": 2.5}, {"v": 3}]}),
+])
+def test_known_fhirpathpy_behaviours_are_kept(text, resource, variables):
+    expression = Expression(text)
+    assert expression.native, expression.not_compiled
+    assert outcome(expression._compiled, resource, variables) == outcome(expression.reference, resource, variables)
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("%patient.birthDate < @2000-01-01", "date literal"),
+    ("%order.dosageInstruction.asNeeded", "choice element"),
+    ("%x is Quantity", "'is Quantity'"),
+    ("%x.ofType(Quantity)", "ofType"),
+])
+def test_outside_the_subset_falls_back_to_fhirpathpy_and_says_so(text, reason):
+    expression = Expression(text)
+    assert not expression.native
+    assert reason in expression.not_compiled
+    patient = {"resourceType": "Patient", "birthDate": "1990-02-03"}
+    order = {"resourceType": "MedicationRequest", "dosageInstruction": [{"asNeededBoolean": True}]}
+    variables = {"patient": [patient], "order": [order], "x": [{"value": 1, "unit": "mg"}]}
+    assert expression.evaluate(order, variables) == expression.reference(order, variables)
+
+
+def test_compiler_names_what_it_cannot_compile():
+    from fhir_module.engine.fhirpath import parse
+    from fhir_module.engine.fhirpath.compiler import Compiler
+
+    with pytest.raises(Unsupported, match=r"the function ofType\(\)"):
+        Compiler({}, {}).compile(parse("%x.ofType(Quantity)"))

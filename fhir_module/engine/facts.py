@@ -8,8 +8,8 @@ id (resolved against the module's canonical base) or by canonical URL. Nothing h
 from __future__ import annotations
 
 from datetime import date
-from functools import cached_property
-from typing import Any
+from functools import cached_property, wraps
+from typing import Any, Callable
 
 from .chart import MEDICATION_TYPES, Chart, ref
 from .clinical._json import codings as codings_of
@@ -44,6 +44,24 @@ def _display(concepts: MedicationConcepts) -> str:
     return next((f"{system}|{code}" for system, code, _ in concepts.codings), "unnamed medication")
 
 
+def _chart_read(method: Callable[..., list[dict[str, Any]]]) -> Callable[..., list[dict[str, Any]]]:
+    """A function of the chart and its arguments alone (not of its input): answered once per
+    request and arguments, however many rules ask (the FHIRPath layer copies what it returns)."""
+
+    @wraps(method)
+    def answer(self: "ChartFacts", inputs: list[Any], *args: Any) -> list[dict[str, Any]]:
+        key = (method.__name__, args)
+        try:
+            return self._chart_reads[key]
+        except KeyError:
+            found = self._chart_reads[key] = method(self, inputs, *args)
+            return found
+        except TypeError:  # an argument that cannot be a key (an empty collection): just answer
+            return method(self, inputs, *args)
+
+    return answer
+
+
 class ChartFacts:
     """Answers the knowledge's functions for one request; the evaluator sets `order` per order.
 
@@ -64,6 +82,7 @@ class ChartFacts:
         self._conditions: dict[tuple[str, bool], list[dict[str, Any]]] = {}
         self._counting: dict[bool, list[dict[str, Any]]] = {}
         self._keys: dict[int, Any] = {}
+        self._chart_reads: dict[tuple[str, tuple[Any, ...]], list[dict[str, Any]]] = {}
         self._renal_assessments: dict[tuple[str, ...], RenalAssessment] = {}
 
     # --- medications -------------------------------------------------------------------------
@@ -249,6 +268,7 @@ class ChartFacts:
                                                 if condition_counts(c, include_inactive=include_inactive)]
         return self._counting[include_inactive]
 
+    @_chart_read
     def allergies(self, inputs: list[Any], *vs_ids: str) -> list[dict[str, Any]]:
         """Allergies and intolerances that count, to a substance in one of the value sets: the
         allergy's `code`, or (EHRs that code only the reaction) a `reaction.substance`."""
@@ -271,6 +291,7 @@ class ChartFacts:
             facts.append({"id": ref(allergy), "name": name, "evidence": f"{name} ({ref(allergy)}{recognised})"})
         return facts
 
+    @_chart_read
     def latest_observation(self, inputs: list[Any], vs: str, days: float) -> list[dict[str, Any]]:
         codes = self.kb.codes(vs)
         found = latest_observation(self.chart.observations_with(codes), codes, self.today, int(days))
@@ -279,6 +300,7 @@ class ChartFacts:
         fact = {"value": found.value, "unit": found.unit, "date": found.date.isoformat(), "evidence": found.evidence}
         return [{k: v for k, v in fact.items() if v is not None}]
 
+    @_chart_read
     def latest_observation_with_value(self, inputs: list[Any], vs: str, value_vs: str, days: float):
         codes = self.kb.codes(vs)
         found = latest_observation(self.chart.observations_with(codes), codes, self.today, int(days))
@@ -292,6 +314,7 @@ class ChartFacts:
             return []
         return [{"date": found.date.isoformat(), "evidence": found.evidence, "name": found.text or "positive"}]
 
+    @_chart_read
     def blood_pressure(self, inputs: list[Any], panel: str, systolic: str, diastolic: str, days: float):
         codes = [self.kb.codes(vs) for vs in (panel, systolic, diastolic)]
         found = blood_pressure(self.chart.observations_with(frozenset().union(*codes)), *codes, self.today, int(days))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from fhir_module.engine import Engine
 from fhir_module.engine.chart import Chart
 from fhir_module.engine.facts import ChartFacts
@@ -96,3 +98,18 @@ def test_value_set_membership_is_remembered_per_concept_and_gives_the_same_answe
     assert concept_key(dict(ssri)) == concept_key(ssri)
     assert concept_key({**ssri, "text": "Zoloft"}) != concept_key(ssri)
     assert concept_key(["not", "a", "concept"]) is None
+
+
+def test_chart_reads_are_answered_once_per_request_and_arguments() -> None:
+    engine = Engine.default()
+    rate = _observation("hr", "8867-4")
+    rate["valueQuantity"] = {"value": 72, "unit": "/min", "code": "/min"}
+    facts = ChartFacts(engine.kb, _chart(rate), TODAY)
+    vs = next(r["url"] for r in engine.kb.resources if r.get("resourceType") == "ValueSet" and r["url"].endswith("heart-rate"))
+    first = facts.latest_observation([], vs, 30)
+    assert [fact["value"] for fact in first] == [72]
+    assert facts.latest_observation([{"any": "input"}], vs, 30) is first  # the input is not read
+    assert facts.latest_observation([], vs, 3) == []  # other arguments, another answer (out of the window)
+    # An argument that cannot be a key (an empty collection, as FHIRPath passes one) is answered as before.
+    with pytest.raises(TypeError):
+        facts.latest_observation([], vs, [])

@@ -22,6 +22,7 @@ from fhirpathpy.models import models
 from .clinical._json import fmt_rounded
 from .fhirpath import FHIRPathSyntaxError, call_problems, parse_for_fhirpathpy, variables_used
 from .fhirpath.compiler import Compiler, Unsupported
+from .fhirpath.runtime import Deferred
 from .functions import CHART_READS, FUNCTIONS, MODULE_FUNCTIONS, fhirpathpy_kinds
 
 log = logging.getLogger(__name__)
@@ -131,10 +132,19 @@ class Expression:
         """fhirpathpy's value of the expression: what the compiled closures must agree with."""
         return apply_parsed_path(resource, self._parsed, variables, _MODEL, _OPTIONS)
 
+    def value(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
+        """The expression's value, by the compiled closures; the rare data they leave to the
+        reference (runtime.Deferred) is evaluated by fhirpathpy. Errors are raised."""
+        try:
+            return list(self._compiled(resource, variables))
+        except Deferred:
+            log.debug("FHIRPath %r: this evaluation is fhirpathpy's (data typed by its resourceType)", self.text)
+            return list(self.reference(resource, variables))
+
     def evaluate(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
         """The expression's value; data the expression cannot handle gives an empty result."""
         try:
-            return list(self._compiled(resource if resource is not None else {}, variables))
+            return self.value(resource if resource is not None else {}, variables)
         except FunctionFailure:
             raise
         except Exception:  # noqa: BLE001 - FHIRPath over odd outside data must not break a request

@@ -27,7 +27,8 @@ from typing import Any, Callable, Mapping
 
 from . import ast
 from .runtime import (
-    CHECKS, COMPARE, DEFAULT_VARIABLES, EMPTY, LOGIC, MIXED, NODE, RAW, Compiled, Env, Unsupported, arraify,
+    CHECKS, COMPARE, DEFAULT_VARIABLES, EMPTY, LOGIC, MIXED, NODE, RAW, Compiled, Deferred, Env, Unsupported,
+    arraify,
     data, drop_extension, is_number, result, singleton_boolean, uniq_flagged,
 )
 from .stdlib import FUNCTIONS
@@ -229,11 +230,18 @@ class Compiler:
     def _equality(self, op: str, left: Compiled, right: Compiled) -> Compiled:
         operands, negate = self._operands, op == "!="
 
+        checked = [side.kind != RAW for side in (left, right)]
+
         def run(env: Env, focus: list) -> list:
             a, b = operands(left, right, env, focus)
             if not a or not b:
                 return []
-            same = len(a) == len(b) and a[0] == b[0]
+            if len(a) != len(b):
+                return [negate]
+            for check, value in zip(checked, (a[0], b[0])):
+                if check and isinstance(value, dict) and "resourceType" in value and _typed_by_fhirpathpy(value):
+                    raise Deferred
+            same = a[0] == b[0]
             return [not same if negate else same]
 
         return Compiled(run, RAW)
@@ -369,6 +377,13 @@ class Compiler:
             return evaluate(env, env.this)
 
         return run, compiled
+
+
+def _typed_by_fhirpathpy(value: dict) -> bool:
+    """Whether fhirpathpy's `=` reads a navigated object by its resourceType: as a Quantity, or
+    failing on one that is not text."""
+    kind = value["resourceType"]
+    return not isinstance(kind, str) or kind in ("Quantity", "System.Quantity")
 
 
 def _union_operands(node: ast.Node, compiler: Compiler) -> list[Compiled]:

@@ -21,6 +21,11 @@ DEFAULT_VARIABLES = {"context": None, "ucum": "http://unitsofmeasure.org"}
 Evaluator = Callable[["Env", list], list]
 
 
+class Deferred(Exception):
+    """The data has a shape whose meaning the compiled code does not model (fhirpathpy types a
+    navigated object by its `resourceType`): this one evaluation is the reference's to make."""
+
+
 class Unsupported(ValueError):
     """The expression uses FHIRPath outside the compiled subset."""
 

@@ -22,16 +22,24 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the CDS Hooks service")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on; loopback only unless trusted clients are configured (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    serve.add_argument("--bundle", help="serve the knowledge in this exported bundle instead of the built-in one")
+    serve.add_argument("--module", action="append", metavar="DIR",
+                       help="serve this module folder (repeatable; with --bundle too, side by side)")
+    serve.add_argument("--bundle", action="append", metavar="FILE",
+                       help="serve the knowledge in this exported bundle (repeatable; default: the built-in modules)")
 
     export = sub.add_parser("export", help="export modules' knowledge artifacts as a FHIR bundle or package")
     export.add_argument("--module", action="append", metavar="DIR",
                         help="module folder to export (repeatable; default: every built-in module)")
-    export.add_argument("--fhir-version", choices=["R4", "R5"], default="R4", help="FHIR version of the artifacts (default: R4)")
-    export.add_argument("--type", choices=["collection", "transaction"], default="collection",
-                        help="Bundle type; a transaction (PUT Type/id) loads into a FHIR server (default: collection)")
-    export.add_argument("-o", "--output", help="file to write (default: standard output)")
-    export.add_argument("--package", metavar="DIR", help="write a FHIR package (package.json + one file per resource)")
+    build = sub.add_parser("build", help="check module folders and build their FHIR bundle or package")
+    build.add_argument("module", nargs="+", metavar="MODULE_DIR", help="module folder (knowledge.yaml, monograph, ...)")
+    for command in (export, build):
+        command.add_argument("--fhir-version", choices=["R4", "R5"], default="R4",
+                             help="FHIR version of the artifacts (default: R4)")
+        command.add_argument("--type", choices=["collection", "transaction"], default="collection",
+                             help="Bundle type; a transaction (PUT Type/id) loads into a FHIR server (default: collection)")
+        command.add_argument("-o", "--output", help="file to write (default: standard output)")
+        command.add_argument("--package", metavar="DIR",
+                             help="write a FHIR package (package.json + one file per resource); several modules: one each")
 
     validate = sub.add_parser("validate", help="validate FHIR resources or bundles")
     validate.add_argument("files", nargs="+", metavar="FILE")
@@ -44,8 +52,10 @@ def _parser() -> argparse.ArgumentParser:
 
     cards = sub.add_parser("cards", help="evaluate one CDS Hooks request offline and print the response")
     cards.add_argument("request", metavar="REQUEST.json")
-    cards.add_argument("--bundle", help="knowledge bundle to apply (default: the built-in one)")
-    cards.add_argument("--service", help="service id (default: the one whose hook matches the request)")
+    cards.add_argument("--module", action="append", metavar="DIR", help="module folder to apply (repeatable)")
+    cards.add_argument("--bundle", action="append", metavar="FILE",
+                       help="knowledge bundle to apply (repeatable; default: the built-in modules)")
+    cards.add_argument("--service", help="service id (default: every service of the request's hook, cards together)")
     cards.add_argument("--today", metavar="YYYY-MM-DD", type=date.fromisoformat,
                        help="evaluate as of this date (default: today), e.g. to replay a logged request")
     return parser
@@ -56,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imports are deferred so that `fhir-module validate` does not load FastAPI, and so on.
     if args.command == "serve":
         from fhir_module.api.server import serve_command as command
-    elif args.command == "export":
+    elif args.command in ("export", "build"):
         from fhir_module.fhir.export import export_command as command
     elif args.command == "validate":
         from fhir_module.validation.cli import validate_command as command

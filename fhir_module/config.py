@@ -9,7 +9,8 @@ TOML keys (all optional)::
     allowed_fhir_servers = ["https://ehr.example.org/fhir"]
     trusted_clients = "/etc/fhir-module/clients.json"
     database_url = "sqlite:///./fhir_module_feedback.sqlite3"
-    bundle = "/srv/knowledge/bundle.json"
+    modules = ["/srv/modules/duloxetine"]   # module folders to serve (built in memory)
+    bundles = ["/srv/knowledge/bundle.json"]  # exported bundles to serve (`bundle = "..."`: one)
     fetch_timeout = 10.0
     max_body_bytes = 5242880
     cors_origins = ["*"]
@@ -32,6 +33,7 @@ ENV_ALLOWED_FHIR_SERVERS = "FHIR_MODULE_ALLOWED_FHIR_SERVERS"
 ENV_TRUSTED_CLIENTS = "FHIR_MODULE_TRUSTED_CLIENTS"
 ENV_DATABASE_URL = "FHIR_MODULE_DATABASE_URL"
 ENV_BUNDLE = "FHIR_MODULE_BUNDLE"
+ENV_MODULES = "FHIR_MODULE_MODULES"
 ENV_FETCH_TIMEOUT = "FHIR_MODULE_FETCH_TIMEOUT"
 ENV_MAX_BODY_BYTES = "FHIR_MODULE_MAX_BODY_BYTES"
 ENV_CORS_ORIGINS = "FHIR_MODULE_CORS_ORIGINS"
@@ -45,6 +47,8 @@ _TOML_KEYS = {
     "trusted_clients",
     "database_url",
     "bundle",
+    "bundles",
+    "modules",
     "fetch_timeout",
     "max_body_bytes",
     "cors_origins",
@@ -76,7 +80,9 @@ class Settings:
     allowed_fhir_servers: tuple[str, ...] = ()
     trusted_clients: tuple[TrustedClient, ...] = ()
     database_url: str = DEFAULT_DATABASE_URL
-    bundle_path: str | None = None
+    # What to serve: module folders and exported bundles, side by side; neither: the built-in modules.
+    module_paths: tuple[str, ...] = ()
+    bundle_paths: tuple[str, ...] = ()
     fetch_timeout: float = 10.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ("*",)
@@ -243,7 +249,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ENV_ALLOWED_FHIR_SERVERS: "allowed_fhir_servers",
         ENV_TRUSTED_CLIENTS: "trusted_clients",
         ENV_DATABASE_URL: "database_url",
-        ENV_BUNDLE: "bundle",
+        ENV_BUNDLE: "bundles",
+        ENV_MODULES: "modules",
         ENV_FETCH_TIMEOUT: "fetch_timeout",
         ENV_MAX_BODY_BYTES: "max_body_bytes",
         ENV_CORS_ORIGINS: "cors_origins",
@@ -261,9 +268,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if clients_path is not None and not isinstance(clients_path, str):
         raise ConfigError(f"{ENV_TRUSTED_CLIENTS}: expected the path of a JSON file")
     clients = load_trusted_clients(clients_path) if clients_path else ()
-    bundle = values.get("bundle") or None
-    if bundle is not None and not isinstance(bundle, str):
+    if values.get("bundle") is not None and not isinstance(values["bundle"], str):
         raise ConfigError(f"{ENV_BUNDLE}: expected a file path")
+    bundles = _as_str_list(values.get("bundles", []), ENV_BUNDLE)
+    if values.get("bundle") and "bundles" not in values:
+        bundles = [values["bundle"]]
+    modules = _as_str_list(values.get("modules", []), ENV_MODULES)
     public = values.get("public_base_url") or None
     if public is not None:
         public = check_service_url(public, ENV_PUBLIC_BASE_URL)
@@ -272,7 +282,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_fhir_servers=tuple(servers),
         trusted_clients=clients,
         database_url=_check_database_url(values.get("database_url", DEFAULT_DATABASE_URL)),
-        bundle_path=bundle,
+        module_paths=tuple(modules),
+        bundle_paths=tuple(bundles),
         fetch_timeout=_positive(values.get("fetch_timeout", 10.0), ENV_FETCH_TIMEOUT, float),
         max_body_bytes=_positive(values.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES), ENV_MAX_BODY_BYTES, int),
         cors_origins=tuple(origins) or ("*",),

@@ -33,12 +33,10 @@ DESCRIPTION = (
 
 
 def load_engine(settings: Settings) -> Any:
-    """The engine for these settings: the configured bundle, else the built-in knowledge."""
+    """The engine for these settings: the configured modules and bundles, else the built-in modules."""
     from fhir_module.engine import Engine
 
-    if settings.bundle_path:
-        return Engine.from_bundle_file(settings.bundle_path)
-    return Engine.default()
+    return Engine.from_sources(modules=settings.module_paths, bundles=settings.bundle_paths)
 
 
 def create_app(

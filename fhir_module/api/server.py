@@ -41,15 +41,17 @@ def check_bind(settings: Settings, host: str) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    """Entry point of `fhir-module serve --host H --port P [--bundle FILE]`."""
+    """Entry point of `fhir-module serve --host H --port P [--module DIR]... [--bundle FILE]...`."""
     import uvicorn
 
     from .app import create_app
 
     try:
         settings = load_settings()
-        if getattr(args, "bundle", None):
-            settings = dataclasses.replace(settings, bundle_path=args.bundle)
+        # Knowledge named on the command line replaces the configured knowledge.
+        if getattr(args, "module", None) or getattr(args, "bundle", None):
+            settings = dataclasses.replace(settings, module_paths=tuple(args.module or ()),
+                                           bundle_paths=tuple(args.bundle or ()))
         check_bind(settings, args.host)
     except ConfigError as exc:
         print(f"fhir-module serve: configuration error: {exc}", file=sys.stderr)
@@ -66,7 +68,7 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"fhir-module serve: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 
-    knowledge = settings.bundle_path or "built-in knowledge"
+    knowledge = ", ".join([*settings.module_paths, *settings.bundle_paths]) or "the built-in modules"
     auth = (
         f"on ({len(settings.trusted_clients)} trusted client(s))"
         if settings.auth_enabled

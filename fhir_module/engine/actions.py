@@ -61,10 +61,17 @@ def action_type(action: dict[str, Any]) -> str | None:
     return next((c.get("code") for c in (action.get("type") or {}).get("coding") or []), None)
 
 
-def topic(action: dict[str, Any]) -> str | None:
+def topic_coding(action: dict[str, Any]) -> dict[str, Any] | None:
+    """The action's topic as its module codes it (system, code, display)."""
     code = action.get("code")
     concepts = code if isinstance(code, list) else [code] if isinstance(code, dict) else []
-    return next((c.get("code") for concept in concepts for c in concept.get("coding") or []), None)
+    return next((c for concept in concepts for c in concept.get("coding") or []
+                 if isinstance(c, dict) and c.get("code")), None)
+
+
+def topic(action: dict[str, Any]) -> str | None:
+    coding = topic_coding(action)
+    return coding["code"] if coding else None
 
 
 def doc_url(doc: dict[str, Any]) -> str | None:

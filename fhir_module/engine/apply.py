@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from .actions import SEVERITY, action_type, ext, holds, parts, policies, topic, variables
+from .actions import SEVERITY, action_type, ext, holds, parts, policies, topic, topic_coding, variables
 from .cards import SEVERITY_RANK, Card, CardWriter, truncate
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
 from .expressions import current_facts, number, truthy
 from .facts import ChartFacts
-from .knowledgebase import KnowledgeBase
+from .knowledgebase import KnowledgeBase, ModuleInfo
 from .scope import Scope
 from .suggestions import SuggestionMaker
 
@@ -30,7 +30,8 @@ class PlanApplier:
         self.today = today
         self.facts = ChartFacts(kb, chart, today)
         self.suggester = SuggestionMaker(kb, self.facts)
-        self.writer = CardWriter(kb, hook_instance)
+        self.writer = CardWriter(hook_instance)
+        self.module = ModuleInfo.unknown()  # of the PlanDefinition being applied
         self.request_scope = Scope(values={
             "patient": [chart.patient] if chart.patient else [],
             "today": [today.isoformat()],
@@ -40,6 +41,7 @@ class PlanApplier:
 
     def apply(self, plan: dict[str, Any], hook: str, orders: list[dict[str, Any]]) -> list[Card]:
         cards: list[Card] = []
+        self.module = self.kb.module_of(plan)
         token = current_facts.set(self.facts)
         try:
             for order in orders:
@@ -108,14 +110,14 @@ class PlanApplier:
         template = next((parts(t) for t in ext(action, "/card-template")), {})
         if template.get("merge"):
             return self._merged(action, scope, order, template)
-        code = topic(action)
-        if code is None:
+        coding = topic_coding(action)
+        if coding is None:
             return None
         detail = [scope.render(template.get("detail"))]
         detail.append(self._rule_text(action, scope))
         detail.extend(self._quotes(action))
         return Card(
-            topic=code,
+            topic=coding["code"],
             indicator=SEVERITY.get(action.get("priority", "routine"), "info"),
             summary=truncate(scope.render(template.get("summary"))),
             detail="\n\n".join(part for part in detail if part),
@@ -124,6 +126,8 @@ class PlanApplier:
             orders={ref(order)},
             involves={v for v in scope.evaluate(template["involves"]) if isinstance(v, str)} if template.get("involves") else set(),
             reads=scope.reads(_conditions(action)),
+            topic_coding=coding,
+            module=self.module,
         )
 
     def _merged(self, action: dict[str, Any], scope: Scope, order: dict[str, Any], template: dict[str, Any]) -> Card | None:
@@ -164,6 +168,8 @@ class PlanApplier:
         documentation = [doc for cause in causes for doc in cause["documentation"]]
         return Card(
             topic=topic(action) or "",
+            topic_coding=topic_coding(action) or {},
+            module=self.module,
             indicator=min((c["indicator"] for c in causes), key=SEVERITY_RANK.__getitem__),
             summary=truncate(scope.render(template.get("summary"))),
             detail="\n\n".join([lines[0], "\n".join(lines[1:])]),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .actions import doc_url
-from .knowledgebase import KnowledgeBase
+from .knowledgebase import ModuleInfo
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 CARD_NAMESPACE = uuid.UUID("6f1c4f8e-6a43-4a58-9a8e-3e0d3c1d9b57")
@@ -34,6 +34,8 @@ class Card:
     # The variables its rules read to decide (see Scope.reads): a note about data goes only on the
     # cards whose rules needed that data.
     reads: frozenset[tuple[int, str]] = frozenset()
+    topic_coding: dict[str, Any] = field(default_factory=dict)  # the topic as its module codes it
+    module: ModuleInfo = field(default_factory=ModuleInfo.unknown)  # whose PlanDefinition made it
 
     @property
     def draft_orders(self) -> set[str]:
@@ -54,8 +56,7 @@ class Card:
 class CardWriter:
     """Writes one request's cards; card and suggestion uuids are stable for the same request."""
 
-    def __init__(self, kb: KnowledgeBase, hook_instance: str) -> None:
-        self.kb = kb
+    def __init__(self, hook_instance: str) -> None:
         self.hook_instance = hook_instance
 
     def finish(self, cards: list[Card]) -> list[dict[str, Any]]:
@@ -79,12 +80,13 @@ class CardWriter:
     def _card_json(self, card: Card) -> dict[str, Any]:
         identity = f"{self.hook_instance}|{card.topic}|{','.join(sorted(card.orders | card.involves))}"
         first = card.documentation[0] if card.documentation else {}
-        source: dict[str, Any] = {"label": f"{first.get('display', '').split(',')[0] or 'Knowledge module'} "
-                                           f"(fhir_module knowledge {self.kb.version})"}
+        # The card names its own module and version: several modules may answer one EHR.
+        module = card.module
+        source: dict[str, Any] = {"label": f"{first.get('display', '').split(',')[0] or module.label} ({module.name})"}
         if doc_url(first):
             source["url"] = doc_url(first)
-        source["topic"] = {"system": f"{self.kb.base}/CodeSystem/rule-topic", "code": card.topic,
-                           "display": self.kb.topic_displays.get(card.topic, card.topic)}
+        source["topic"] = {key: card.topic_coding[key] for key in ("system", "code", "display") if card.topic_coding.get(key)}
+        source["topic"].setdefault("code", card.topic)
         result: dict[str, Any] = {
             "uuid": str(uuid.uuid5(CARD_NAMESPACE, identity)),
             "summary": card.summary,
@@ -105,6 +107,6 @@ class CardWriter:
                 suggestion["uuid"] = str(uuid.uuid5(CARD_NAMESPACE, f"{identity}|{index}"))
             result["suggestions"] = card.suggestions
             result["selectionBehavior"] = "at-most-one"
-        if card.indicator in ("warning", "critical") and self.kb.override_reasons:
-            result["overrideReasons"] = [dict(reason) for reason in self.kb.override_reasons]
+        if card.indicator in ("warning", "critical") and module.override_reasons:
+            result["overrideReasons"] = [dict(reason) for reason in module.override_reasons]
         return result

@@ -1,4 +1,8 @@
-"""`fhir-module cards REQUEST.json`: evaluate one hook request offline, with the service's engine."""
+"""`fhir-module cards REQUEST.json`: evaluate one hook request offline, with the service's engine.
+
+Without `--service`, the request goes to every service of its hook (an EHR calls them all: one per
+module) and the cards of all are printed together, each naming its module.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+from fhir_module.knowledge import KnowledgeError
 
 from .errors import RequestError
 from .knowledgebase import KnowledgeLoadError
@@ -14,8 +21,8 @@ from .service import Engine
 
 def cards_command(args: argparse.Namespace) -> int:
     try:
-        engine = Engine.from_bundle_file(args.bundle) if args.bundle else Engine.default()
-    except KnowledgeLoadError as error:
+        engine = Engine.from_sources(modules=getattr(args, "module", None) or (), bundles=args.bundle or ())
+    except (KnowledgeLoadError, KnowledgeError) as error:
         print(f"fhir-module cards: {error}", file=sys.stderr)
         return 2
     try:
@@ -23,37 +30,38 @@ def cards_command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"fhir-module cards: cannot read {args.request}: {error}", file=sys.stderr)
         return 2
-    service_id = args.service
-    if service_id is None:
+    if args.service is not None:
+        service_ids = [args.service]
+    else:
         hook = request.get("hook") if isinstance(request, dict) else None
-        matching = [s["id"] for s in engine.services() if s["hook"] == hook]
-        if not matching:
+        service_ids = [s["id"] for s in engine.services() if s["hook"] == hook]
+        if not service_ids:
             print(f"fhir-module cards: no service for hook {hook!r}", file=sys.stderr)
             return 2
-        service_id = matching[0]
+    cards: list[dict[str, Any]] = []
+    for service_id in service_ids:
+        try:
+            cards += _evaluate(engine, service_id, request, args)
+        except RequestError as error:
+            print(f"fhir-module cards: {error.message}", file=sys.stderr)
+            return 1
     try:
-        # Only what the checked orders' rules read: an unrelated order needs no prefetch at all.
-        needed = engine.needed_prefetch(service_id, request, today=getattr(args, "today", None))
-    except RequestError as error:
-        print(f"fhir-module cards: {error.message}", file=sys.stderr)
-        return 1
-    missing = engine.missing_prefetch(service_id, request.get("prefetch"), needed)
-    if missing:
-        # Offline there is no FHIR server to fetch from: judging on part of the chart could
-        # miss a contraindication, so refuse as the service does (412), naming what is missing.
-        print(f"fhir-module cards: the request's prefetch lacks {', '.join(missing)}; the offline "
-              "command does not fetch, so fill them (a searchset Bundle, empty if there is nothing)",
-              file=sys.stderr)
-        return 1
-    try:
-        response = engine.evaluate(service_id, request, today=getattr(args, "today", None))
-    except RequestError as error:
-        print(f"fhir-module cards: {error.message}", file=sys.stderr)
-        return 1
-    try:
-        json.dump(response, sys.stdout, indent=2, ensure_ascii=False)
+        json.dump({"cards": cards}, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         sys.stdout.flush()
     except BrokenPipeError:  # `fhir-module cards X | head`: the reader left, nothing to report
         sys.stderr.close()
     return 0
+
+
+def _evaluate(engine: Engine, service_id: str, request: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    today = getattr(args, "today", None)
+    # Only what the checked orders' rules read: an unrelated order needs no prefetch at all.
+    needed = engine.needed_prefetch(service_id, request, today=today)
+    missing = engine.missing_prefetch(service_id, request.get("prefetch"), needed)
+    if missing:
+        # Offline there is no FHIR server to fetch from: judging on part of the chart could
+        # miss a contraindication, so refuse as the service does (412), naming what is missing.
+        raise RequestError(412, f"the request's prefetch lacks {', '.join(missing)} (service {service_id}); the "
+                           "offline command does not fetch, so fill them (a searchset Bundle, empty if there is nothing)")
+    return engine.evaluate(service_id, request, today=today)["cards"]

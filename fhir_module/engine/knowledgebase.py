@@ -1,8 +1,10 @@
-"""The knowledge the engine applies, read from FHIR artifacts (a bundle or the built-in build).
+"""The knowledge the engine applies, read from FHIR artifacts (bundles, or the built-in modules' build).
 
 Everything drug-specific the engine uses comes from here: PlanDefinitions by hook, value sets,
-product strengths (MedicationKnowledge), the ActivityDefinitions that suggestions use, the topic
-and override-reason CodeSystems. Reading is done once; requests only look things up.
+product strengths (MedicationKnowledge), the ActivityDefinitions that suggestions use, and for each
+PlanDefinition its module (label, version, override reasons). Several modules load side by side:
+each PlanDefinition names its value sets by canonical URL and its override reasons by dependency,
+so nothing of one module leaks into another's cards. Reading is done once; requests only look up.
 """
 
 from __future__ import annotations
@@ -18,12 +20,29 @@ from .clinical.medication import MedicationConcepts
 from .clinical.units import mass_mg
 from .clinical.valueset import ValueSetIndex, name_matches, normalise_name
 
-OVERRIDE_REASON_SYSTEM_SUFFIX = "/CodeSystem/override-reason"
-TOPIC_SYSTEM_SUFFIX = "/CodeSystem/rule-topic"
+# RelatedArtifact label of a PlanDefinition's dependency on its module's override-reason CodeSystem.
+OVERRIDE_REASONS_LABEL = "override-reasons"
 
 
 class KnowledgeLoadError(ValueError):
     """The knowledge bundle cannot be used (unreadable, or missing what the service needs)."""
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """What the cards of one PlanDefinition say of the module they come from."""
+
+    label: str
+    version: str
+    override_reasons: tuple[dict[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.label} {self.version}".strip()
+
+    @classmethod
+    def unknown(cls) -> "ModuleInfo":
+        return cls("Knowledge module", "")
 
 
 @dataclass(frozen=True)
@@ -66,9 +85,32 @@ def strength_mg(knowledge: dict[str, Any]) -> float | None:
     return None
 
 
+def merged(resources: Iterable[Any]) -> list[dict[str, Any]]:
+    """The resources of several modules or bundles side by side: one loaded twice counts once; two
+    that share a type and id but differ would overwrite each other on any FHIR server, so refuse."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    loose: list[dict[str, Any]] = []
+    for resource in resources:
+        if not isinstance(resource, dict):
+            continue
+        key = (resource.get("resourceType"), resource.get("id"))
+        if not isinstance(key[0], str) or not isinstance(key[1], str):
+            loose.append(resource)
+        elif key not in kept:
+            kept[key] = resource
+        elif _canonical_json(kept[key]) != _canonical_json(resource):
+            raise KnowledgeLoadError(f"two modules hold {key[0]}/{key[1]} with different content; "
+                                     "module artifacts must have module-scoped ids")
+    return [*kept.values(), *loose]
+
+
+def _canonical_json(resource: dict[str, Any]) -> str:
+    return json.dumps(resource, sort_keys=True, ensure_ascii=False)
+
+
 class KnowledgeBase:
     def __init__(self, resources: Iterable[dict[str, Any]]) -> None:
-        self.resources = [r for r in resources if isinstance(r, dict)]
+        self.resources = merged(resources)
         by_type: dict[str, list[dict[str, Any]]] = {}
         for resource in self.resources:
             by_type.setdefault(resource.get("resourceType", ""), []).append(resource)
@@ -86,17 +128,9 @@ class KnowledgeBase:
             for index, (system, code, display) in enumerate(codings(knowledge.get("code"))):
                 text = display or (knowledge.get("code") or {}).get("text", "")
                 self.products.append(Product(system, code, text, strength, index == 0, names))
-        code_systems = by_type.get("CodeSystem", [])
-        self.override_reasons = [
-            {"system": cs["url"], "code": c["code"], "display": c.get("display", c["code"])}
-            for cs in code_systems if str(cs.get("url", "")).endswith(OVERRIDE_REASON_SYSTEM_SUFFIX)
-            for c in cs.get("concept") or []
-        ]
-        self.topic_displays = {
-            c["code"]: c.get("display", c["code"])
-            for cs in code_systems if str(cs.get("url", "")).endswith(TOPIC_SYSTEM_SUFFIX)
-            for c in cs.get("concept") or []
-        }
+        self._code_systems = {cs["url"]: cs for cs in by_type.get("CodeSystem", []) if isinstance(cs.get("url"), str)}
+        self._libraries = by_type.get("Library", [])
+        self._modules: dict[int, ModuleInfo] = {}
         # The monographs the artifacts carry (DocumentReference attachments), by their URL.
         self.monographs: dict[str, str] = {}
         for document in by_type.get("DocumentReference", []):
@@ -107,9 +141,9 @@ class KnowledgeBase:
                         self.monographs[attachment["url"]] = base64.b64decode(attachment["data"]).decode("utf-8")
                     except (ValueError, UnicodeDecodeError):
                         continue
-        first = self.plan_definitions[0]
-        self.base = first.get("url", "").rsplit("/PlanDefinition/", 1)[0]
-        self.version = first.get("version", "")
+        # Value sets by id too: a hand-written expression may name one by id instead of canonical URL.
+        self._valueset_urls = {vs["id"]: vs["url"] for vs in by_type.get("ValueSet", [])
+                               if isinstance(vs.get("id"), str) and isinstance(vs.get("url"), str)}
         # The concepts each ValueSet lists (system, code, display), read once for every lookup.
         self._listed: dict[str, list[tuple[str, str, str | None]]] = {}
         for valueset in by_type.get("ValueSet", []):
@@ -122,22 +156,60 @@ class KnowledgeBase:
         # Charts repeat the same drugs and diagnoses: a concept's membership is worked out once.
         self._matched: dict[tuple[str, Any], tuple[str, str] | None] = {}
 
-    @classmethod
-    def from_bundle(cls, bundle: dict[str, Any]) -> "KnowledgeBase":
+    @staticmethod
+    def bundle_resources(bundle: Any, source: str = "the knowledge file") -> list[dict[str, Any]]:
+        """The resources of a knowledge Bundle."""
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            raise KnowledgeLoadError("the knowledge file is not a FHIR Bundle")
-        return cls(entry.get("resource") for entry in bundle.get("entry") or [] if isinstance(entry, dict))
+            raise KnowledgeLoadError(f"{source} is not a FHIR Bundle")
+        return [entry.get("resource") for entry in bundle.get("entry") or [] if isinstance(entry, dict)]
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "KnowledgeBase":
+    def read_bundle_file(cls, path: str | Path) -> list[dict[str, Any]]:
+        """The resources of an exported knowledge Bundle file."""
         try:
             bundle = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise KnowledgeLoadError(f"{path}: cannot read the knowledge bundle: {error}") from error
-        return cls.from_bundle(bundle)
+        return cls.bundle_resources(bundle, str(path))
+
+    @classmethod
+    def from_bundle(cls, bundle: dict[str, Any]) -> "KnowledgeBase":
+        return cls(cls.bundle_resources(bundle))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "KnowledgeBase":
+        return cls(cls.read_bundle_file(path))
 
     def valueset_url(self, vs: str) -> str:
-        return vs if "/" in vs else f"{self.base}/ValueSet/{vs}"
+        """A value set named by canonical URL, or by the id of a ValueSet of the knowledge."""
+        return vs if "/" in vs else self._valueset_urls.get(vs, vs)
+
+    def module_of(self, plan: dict[str, Any]) -> ModuleInfo:
+        """The module of a PlanDefinition: the manifest Library that lists it (else the plan itself)
+        names it, the plan gives the version, its own dependency the override reasons."""
+        key = id(plan)
+        if key not in self._modules:
+            url, version = plan.get("url"), plan.get("version") or ""
+            listed = {f"{url}|{version}", url}
+            library = next((lib for lib in self._libraries
+                            if any(isinstance(a, dict) and a.get("resource") in listed for a in lib.get("relatedArtifact") or [])),
+                           None)
+            label = (library or plan).get("title") or (library or plan).get("name") or ModuleInfo.unknown().label
+            self._modules[key] = ModuleInfo(str(label), str(version), tuple(self._override_reasons(plan)))
+        return self._modules[key]
+
+    def _override_reasons(self, plan: dict[str, Any]) -> list[dict[str, str]]:
+        reasons = []
+        for artifact in plan.get("relatedArtifact") or []:
+            if not isinstance(artifact, dict) or artifact.get("type") != "depends-on" \
+                    or artifact.get("label") != OVERRIDE_REASONS_LABEL:
+                continue
+            system = self._code_systems.get(str(artifact.get("resource", "")).split("|", 1)[0])
+            for concept in (system or {}).get("concept") or []:
+                if isinstance(concept, dict) and isinstance(concept.get("code"), str):
+                    reasons.append({"system": system["url"], "code": concept["code"],
+                                    "display": concept.get("display", concept["code"])})
+        return reasons
 
     def codes(self, vs: str) -> frozenset[tuple[str, str]]:
         """The codes a value set lists (for searching observations by code)."""

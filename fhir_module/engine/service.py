@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 from .actions import variables
 from .apply import PlanApplier
@@ -140,10 +140,26 @@ class Engine:
 
     @classmethod
     def default(cls) -> "Engine":
-        """The built-in knowledge, built in memory from the packaged knowledge definition."""
+        """Every built-in module, built in memory from its knowledge file."""
         from fhir_module.fhir.builtin import built_in_resources
 
         return cls(KnowledgeBase(built_in_resources()))
+
+    @classmethod
+    def from_sources(cls, modules: Sequence[str | Path] = (), bundles: Sequence[str | Path] = ()) -> "Engine":
+        """Module folders (built in memory) and exported bundles, served side by side; with
+        neither, the built-in modules. A module that fails its checks raises KnowledgeError."""
+        if not modules and not bundles:
+            return cls.default()
+        from fhir_module.fhir.bundle import build_resources
+        from fhir_module.knowledge import load_knowledge
+
+        resources: list[dict[str, Any]] = []
+        for folder in modules:
+            resources += build_resources(load_knowledge(folder), "R4")
+        for path in bundles:
+            resources += KnowledgeBase.read_bundle_file(path)
+        return cls(KnowledgeBase(resources))
 
     @classmethod
     def from_bundle(cls, bundle: dict[str, Any]) -> "Engine":

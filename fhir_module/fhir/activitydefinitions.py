@@ -12,19 +12,19 @@ from typing import Any
 from fhir_module.knowledge import Knowledge
 
 from .canonical import PROFILE_ACTIVITY_DEFINITION
-from .common import artifact, canonical_url
+from .common import artifact, canonical_url, scoped_id
 
 UPDATE_DOSE_ID = "once-daily-dose"
 TITRATION_ID = "once-daily-titration"
 UCUM = "http://unitsofmeasure.org"
 
 
-def update_dose_url() -> str:
-    return canonical_url("ActivityDefinition", UPDATE_DOSE_ID)
+def update_dose_url(knowledge: Knowledge) -> str:
+    return canonical_url("ActivityDefinition", scoped_id(knowledge, UPDATE_DOSE_ID))
 
 
-def titration_url() -> str:
-    return canonical_url("ActivityDefinition", TITRATION_ID)
+def titration_url(knowledge: Knowledge) -> str:
+    return canonical_url("ActivityDefinition", scoped_id(knowledge, TITRATION_ID))
 
 
 def _once_daily(dose_mg: float | None = None, *, sequence: int | None = None, days: float | None = None) -> dict[str, Any]:
@@ -42,14 +42,14 @@ def _once_daily(dose_mg: float | None = None, *, sequence: int | None = None, da
 def build_activitydefinitions(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
     drug = knowledge.drug["name"]
     resource = artifact(
-        knowledge, "ActivityDefinition", UPDATE_DOSE_ID,
+        knowledge, "ActivityDefinition", scoped_id(knowledge, UPDATE_DOSE_ID),
         title=f"{drug} once daily at a new dose",
         profile=PROFILE_ACTIVITY_DEFINITION,
         description=f"Proposes the draft {drug} order again with a once-daily dosage; the dose comes from the rule.",
     )
     resource.update(kind="MedicationRequest", intent="order", dosage=[_once_daily()])
     titration = artifact(
-        knowledge, "ActivityDefinition", TITRATION_ID,
+        knowledge, "ActivityDefinition", scoped_id(knowledge, TITRATION_ID),
         title=f"{drug} once daily, a first dose for some days then a second",
         profile=PROFILE_ACTIVITY_DEFINITION,
         description=f"Proposes the draft {drug} order again as two consecutive once-daily phases; "

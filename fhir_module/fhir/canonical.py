@@ -29,8 +29,6 @@ EXT_CARD_TEMPLATE = structure_definition("card-template")  # PlanDefinition.acti
 # Standard extension (R4 through hl7.fhir.uv.extensions.r4) for named FHIRPath variables.
 EXT_VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
 
-# The module's CodeSystem of rule topics and override reasons.
-CODE_SYSTEM_TOPICS = f"{BASE}/CodeSystem/rule-topic"
-CODE_SYSTEM_OVERRIDE_REASONS = f"{BASE}/CodeSystem/override-reason"
+# Each module's own CodeSystems of rule topics and override reasons: see common.topic_system().
 EXT_CARD_NOTE = structure_definition("card-note")  # PlanDefinition.action: a note said on every card when it holds
 EXT_FOR_EACH = structure_definition("for-each")  # suggestion action: one suggestion per item of the expression

@@ -23,8 +23,29 @@ def canonical_url(resource_type: str, resource_id: str) -> str:
     return f"{BASE}/{resource_type}/{resource_id}"
 
 
-def valueset_url(vs_id: str) -> str:
-    return canonical_url("ValueSet", vs_id)
+def scoped_id(knowledge: Knowledge, local_id: str) -> str:
+    """The module-scoped id of one of its artifacts: `<module>-<local id>`, unless it already is one.
+
+    Modules are served and loaded into FHIR servers side by side: two modules' `maoi` value sets
+    (or rule topics) must not overwrite each other, so every id carries its module's id.
+    """
+    module = knowledge.module["id"]
+    return local_id if local_id == module or local_id.startswith(f"{module}-") else f"{module}-{local_id}"
+
+
+def valueset_url(knowledge: Knowledge, vs_id: str) -> str:
+    """The canonical URL of one of the module's value sets, named by its id in the knowledge file."""
+    return canonical_url("ValueSet", scoped_id(knowledge, vs_id))
+
+
+def topic_system(knowledge: Knowledge) -> str:
+    """The module's CodeSystem of rule topics (card `source.topic`)."""
+    return canonical_url("CodeSystem", scoped_id(knowledge, "rule-topic"))
+
+
+def override_reason_system(knowledge: Knowledge) -> str:
+    """The module's CodeSystem of override reasons (offered on its warning and critical cards)."""
+    return canonical_url("CodeSystem", scoped_id(knowledge, "override-reason"))
 
 
 def computable_name(text: str) -> str:

@@ -26,6 +26,7 @@ def export_command(args: argparse.Namespace) -> int:
     package = getattr(args, "package", None)
     # The modules named (folders or knowledge files), else every built-in module.
     folders = list(getattr(args, "module", None) or []) or builtin_module_dirs()
+    prog = f"fhir-module {getattr(args, 'command', None) or 'export'}"
     try:
         modules = [load_knowledge(folder) for folder in folders]
         if package:
@@ -35,13 +36,13 @@ def export_command(args: argparse.Namespace) -> int:
                 return 0
         text = dumps(build_modules_bundle(modules, version, bundle_type))
     except KnowledgeError as error:
-        print(f"fhir-module export: invalid knowledge: {error}", file=sys.stderr)
+        print(f"{prog}: invalid knowledge: {error}", file=sys.stderr)
         return 2
     except PackageError as error:
-        print(f"fhir-module export: {error}", file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
         return 1
     except ValueError as error:  # an unsupported version or bundle type, or two artifacts with one id
-        print(f"fhir-module export: {error}", file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
         return 2
     if not output or output == "-":
         sys.stdout.write(text)
@@ -50,6 +51,6 @@ def export_command(args: argparse.Namespace) -> int:
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as error:
-        print(f"fhir-module export: cannot write {output}: {error.strerror or error}", file=sys.stderr)
+        print(f"{prog}: cannot write {output}: {error.strerror or error}", file=sys.stderr)
         return 1
     return 0

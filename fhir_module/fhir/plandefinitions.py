@@ -20,12 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_module.engine.expressions import chart_types_read
-from fhir_module.knowledge import Knowledge, Rule
+from fhir_module.engine.knowledgebase import OVERRIDE_REASONS_LABEL
+from fhir_module.knowledge import Knowledge, Rule, map_valuesets
 from fhir_module.knowledge.model import MergedTopic, OrderKind, Quote, Suggestion
 
 from .activitydefinitions import titration_url, update_dose_url
 from .canonical import (
-    CODE_SYSTEM_TOPICS,
     EXT_CARD_NOTE,
     EXT_CARD_TEMPLATE,
     EXT_FOR_EACH,
@@ -33,7 +33,7 @@ from .canonical import (
     EXT_VARIABLE,
     PROFILE_PLAN_DEFINITION,
 )
-from .common import R5, artifact, monograph_url, valueset_url
+from .common import R5, artifact, monograph_url, override_reason_system, scoped_id, topic_system, valueset_url
 
 HOOKS = ("order-select", "order-sign")
 INDICATORS_BY_HOOK = {"order-select": {"info", "warning", "critical"}, "order-sign": {"warning", "critical"}}
@@ -88,15 +88,15 @@ def _citation(knowledge: Knowledge, quote: Quote, version: str) -> dict[str, Any
 
 def _topic(knowledge: Knowledge, topic: str, version: str) -> Any:
     display = dict(knowledge.topics)[topic]
-    concept = {"coding": [{"system": CODE_SYSTEM_TOPICS, "code": topic, "display": display}]}
+    concept = {"coding": [{"system": topic_system(knowledge), "code": topic, "display": display}]}
     return concept if version == R5 else [concept]
 
 
-def _suggestion(suggestion: Suggestion) -> dict[str, Any]:
+def _suggestion(knowledge: Knowledge, suggestion: Suggestion) -> dict[str, Any]:
     action: dict[str, Any] = {"title": suggestion.label}
     if suggestion.type == "update-dose" and suggestion.then_dose:
         action["type"] = {"coding": [{"system": ACTION_TYPE, "code": "update"}]}
-        action["definitionCanonical"] = titration_url()
+        action["definitionCanonical"] = titration_url(knowledge)
         action["dynamicValue"] = [
             {"path": DOSE_PATH, "expression": _expression(suggestion.dose or "")},
             {"path": "dosage[0].timing.repeat.boundsDuration.value", "expression": _expression(suggestion.days or "")},
@@ -104,7 +104,7 @@ def _suggestion(suggestion: Suggestion) -> dict[str, Any]:
         ]
     elif suggestion.type == "update-dose":
         action["type"] = {"coding": [{"system": ACTION_TYPE, "code": "update"}]}
-        action["definitionCanonical"] = update_dose_url()
+        action["definitionCanonical"] = update_dose_url(knowledge)
         action["dynamicValue"] = [{"path": DOSE_PATH, "expression": _expression(suggestion.dose or "")}]
     else:
         action["type"] = {"coding": [{"system": ACTION_TYPE, "code": "remove"}]}
@@ -149,7 +149,7 @@ def _rule_action(knowledge: Knowledge, rule: Rule, version: str) -> dict[str, An
     suggestions = ([rule.suggestion] if rule.suggestion else []) + list(rule.extra_suggestions)
     if suggestions:
         action["selectionBehavior"] = "at-most-one"
-        action["action"] = [_suggestion(s) for s in suggestions]
+        action["action"] = [_suggestion(knowledge, s) for s in suggestions]
     return action
 
 
@@ -168,7 +168,7 @@ def _merged_action(knowledge: Knowledge, merged: MergedTopic, causes: list[Rule]
         "priority": PRIORITY[severity],
         "groupingBehavior": "logical-group",
         "selectionBehavior": "at-most-one",
-        "action": [_rule_action(knowledge, rule, version) for rule in causes] + [_suggestion(merged.suggestion)],
+        "action": [_rule_action(knowledge, rule, version) for rule in causes] + [_suggestion(knowledge, merged.suggestion)],
     }
 
 
@@ -228,7 +228,7 @@ def build_plandefinitions(knowledge: Knowledge, version: str) -> list[dict[str, 
     resources = []
     for hook in HOOKS:
         resource = artifact(
-            knowledge, "PlanDefinition", f"{knowledge.module['id']}-{hook}",
+            knowledge, "PlanDefinition", scoped_id(knowledge, hook),
             title=f"{drug} checks on {hook}",
             profile=PROFILE_PLAN_DEFINITION,
             description=f"Dose and interaction checks of {drug} orders for the CDS Hooks {hook} hook.",
@@ -238,16 +238,35 @@ def build_plandefinitions(knowledge: Knowledge, version: str) -> list[dict[str, 
             "type": "documentation",
             "display": f"{drug} monograph",
             **_link(monograph_url(knowledge), version),
+        }, {
+            # The override reasons its cards offer: its own module's, never another's.
+            "type": "depends-on",
+            "label": OVERRIDE_REASONS_LABEL,
+            "display": f"Override reasons of the {knowledge.module['title']}",
+            "resource": f"{override_reason_system(knowledge)}|{knowledge.module['version']}",
         }]
         resource["useContext"] = [{
             "code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "task"},
             "valueCodeableConcept": {"text": hook},
         }]
         resource["action"] = [
-            action for kind in knowledge.order_kinds if (action := _kind_action(knowledge, kind, hook, version))
+            _canonical_valuesets(knowledge, action)
+            for kind in knowledge.order_kinds if (action := _kind_action(knowledge, kind, hook, version))
         ]
         resources.append(resource)
     return resources
 
 
-__all__ = ["build_plandefinitions", "HOOKS", "valueset_url"]
+def _canonical_valuesets(knowledge: Knowledge, value: Any) -> Any:
+    """The action with every value set its FHIRPath names by knowledge id named by canonical URL:
+    the PlanDefinition then says exactly which ValueSet it means, whatever else is loaded beside it."""
+    if isinstance(value, str):
+        return map_valuesets(value, lambda vs_id: valueset_url(knowledge, vs_id))
+    if isinstance(value, list):
+        return [_canonical_valuesets(knowledge, item) for item in value]
+    if isinstance(value, dict):
+        return {key: _canonical_valuesets(knowledge, item) for key, item in value.items()}
+    return value
+
+
+__all__ = ["build_plandefinitions", "HOOKS"]

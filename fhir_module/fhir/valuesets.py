@@ -13,14 +13,8 @@ from typing import Any
 from fhir_module.knowledge import Knowledge
 from fhir_module.knowledge.model import Include
 
-from .canonical import (
-    CODE_SYSTEM_OVERRIDE_REASONS,
-    CODE_SYSTEM_TOPICS,
-    EXT_RECOGNITION_NAME,
-    PROFILE_CODE_SYSTEM,
-    PROFILE_VALUE_SET,
-)
-from .common import artifact
+from .canonical import EXT_RECOGNITION_NAME, PROFILE_CODE_SYSTEM, PROFILE_VALUE_SET
+from .common import artifact, override_reason_system, scoped_id, topic_system
 
 
 def _include(include: Include) -> dict[str, Any]:
@@ -39,7 +33,7 @@ def build_valuesets(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
     resources = []
     for vs in knowledge.valuesets:
         resource = artifact(
-            knowledge, "ValueSet", vs.id, title=vs.title, profile=PROFILE_VALUE_SET,
+            knowledge, "ValueSet", scoped_id(knowledge, vs.id), title=vs.title, profile=PROFILE_VALUE_SET,
             description=f"{vs.title}: codes from the module's verified terminology.",
         )
         if vs.names:
@@ -64,6 +58,6 @@ def _code_system(knowledge: Knowledge, url: str, title: str, concepts: tuple[tup
 
 def build_codesystems(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
     return [
-        _code_system(knowledge, CODE_SYSTEM_TOPICS, "Rule topics", knowledge.topics),
-        _code_system(knowledge, CODE_SYSTEM_OVERRIDE_REASONS, "Override reasons", knowledge.override_reasons),
+        _code_system(knowledge, topic_system(knowledge), "Rule topics", knowledge.topics),
+        _code_system(knowledge, override_reason_system(knowledge), "Override reasons", knowledge.override_reasons),
     ]

@@ -11,7 +11,7 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 import yaml
@@ -292,17 +292,34 @@ def _products(drug: dict[str, Any], source: str, terms: terminology.Terminology)
     return tuple(products), tuple(packs)
 
 
+# The engine functions whose quoted arguments name value sets.
 _VALUESET_ARGUMENT = re.compile(
     r"\b(?:medicationMatch|therapies|conditions|allergies|conceptIn|resolveIn|latestObservation"
     r"|latestObservationWithValue|bloodPressure|renalFunction|renalNotUsed)\(([^)]*)\)"
 )
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def valueset_names(expression: str) -> list[str]:
+    """The value sets an expression names (the quoted arguments of the engine's value-set functions)."""
+    return [name for call in _VALUESET_ARGUMENT.finditer(expression) for name in _QUOTED.findall(call.group(1))]
+
+
+def map_valuesets(expression: str, rename: Callable[[str], str]) -> str:
+    """The expression with each value set it names replaced by `rename(name)` (e.g. its canonical URL)."""
+
+    def call(match: re.Match[str]) -> str:
+        start = match.start(1) - match.start()
+        arguments = _QUOTED.sub(lambda q: "'" + rename(q.group(1)) + "'", match.group(1))
+        return match.group()[:start] + arguments + match.group()[match.end(1) - match.start():]
+
+    return _VALUESET_ARGUMENT.sub(call, expression)
 
 
 def _check_valuesets(expression: str, vs_ids: set[str], where: str, source: str) -> None:
-    for call in _VALUESET_ARGUMENT.finditer(expression):
-        for name in re.findall(r"'([^']*)'", call.group(1)):
-            if name not in vs_ids:
-                raise KnowledgeError(f"{source}: {where}: unknown value set {name!r}")
+    for name in valueset_names(expression):
+        if name not in vs_ids:
+            raise KnowledgeError(f"{source}: {where}: unknown value set {name!r}")
 
 
 def _order_kind(spec: dict[str, Any], checker: _Checker, vs_ids: set[str]) -> OrderKind:

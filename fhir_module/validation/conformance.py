@@ -156,6 +156,8 @@ class Walker:
         binding = element.get("binding")
         if binding and binding.get("strength") == "required" and binding.get("valueSet"):
             self._binding(binding["valueSet"], value, where, type_code)
+        if type_code in ("Coding", "CodeableConcept") and isinstance(value, dict):
+            self._local_code_systems(value, where, type_code)
         if type_code == "Reference" and isinstance(value, dict):
             self._reference_target(element, type_code, value, where)
         type_path = type_code if type_code and type_code not in ("BackboneElement", "Element") and element is not index.root else element["path"]
@@ -241,6 +243,18 @@ class Walker:
             self._add("information", "informational", f"Membership of {shown} in {value_set} not verifiable here (code system not available)", where, TERMINOLOGY)
             return
         self._add("error", "code-invalid", f"{shown} is not in the required value set {value_set}", where, TERMINOLOGY)
+
+    def _local_code_systems(self, value: dict[str, Any], where: str, type_code: str) -> None:
+        """A code of a CodeSystem that the validated content itself holds (complete) must be one of
+        its concepts, whatever binds the element: a module's rule topics, its override reasons."""
+        codings = [value] if type_code == "Coding" else value.get("coding") if isinstance(value.get("coding"), list) else []
+        for coding in codings:
+            if not isinstance(coding, dict) or not isinstance(coding.get("code"), str):
+                continue
+            known = self.terminology.local_codes(coding.get("system"))
+            if known is not None and coding["code"] not in known:
+                self._add("error", "code-invalid", f"{coding.get('system')}|{coding['code']} is not a code of that "
+                          "CodeSystem (which this content holds)", where, TERMINOLOGY)
 
     # -- references ------------------------------------------------------------------------------
     def _reference_target(self, element: dict[str, Any], type_code: str, value: dict[str, Any], where: str) -> None:

@@ -80,6 +80,13 @@ class Terminology:
                 self._code_systems[url] = resource
         self._cache: dict[str, Expansion | None] = {}
 
+    def local_codes(self, system: Any) -> frozenset[str] | None:
+        """The codes of a complete CodeSystem at hand (the validated content's, or the module profiles')."""
+        cs = self._code_systems.get(system) if isinstance(system, str) else None
+        if cs is None or cs.get("content") != "complete":
+            return None
+        return frozenset(_concept_codes(cs.get("concept")))
+
     def expansion(self, url: str) -> Expansion | None:
         url = url.split("|", 1)[0]
         if url not in self._cache:

@@ -3,7 +3,6 @@ port, and a small FHIR JSON server (http.server) that answers from a scenario's 
 
 from __future__ import annotations
 
-from fhir_module.knowledge import builtin_module_dir
 import json
 import socket
 import threading
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import uvicorn
 
+from fhir_module.knowledge import builtin_module_dir
 from tests.support.scenarios import answer_query, build_request, load_scenario
 
 SCENARIOS = builtin_module_dir("levomilnacipran") / "cases" / "public"

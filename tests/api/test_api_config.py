@@ -36,7 +36,7 @@ def test_toml_then_environment(tmp_path: Path, jwt_client: JwtClient) -> None:
     assert settings.allowed_fhir_servers == ("https://ehr.example.org/fhir", "http://127.0.0.1:8080/fhir")
     assert settings.trusted_clients[0].iss == jwt_client.iss and settings.auth_enabled
     assert settings.database_url.startswith("postgresql://")
-    assert (settings.bundle_path, settings.fetch_timeout, settings.max_body_bytes) == ("/srv/bundle.json", 2.5, 1000)
+    assert (settings.bundle_paths, settings.fetch_timeout, settings.max_body_bytes) == (("/srv/bundle.json",), 2.5, 1000)
     assert settings.cors_origins == ("https://ehr.example.org",)
     env = {
         "FHIR_MODULE_CONFIG": str(toml),

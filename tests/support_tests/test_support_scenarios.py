@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fhir_module.knowledge import builtin_module_dir
 import json
 import uuid
 from datetime import date
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from fhir_module.knowledge import builtin_module_dir
 from tests.support.fhir_server import FhirServer
 from tests.support.scenarios import (
     Scenario,

@@ -39,7 +39,7 @@ def test_each_issue_names_its_layer() -> None:
         "schema": validate({"resourceType": "Patient", "activ": True}),
         "model": validate(_load("invalid", "clinicalusedefinition-r5-missing-type")),
         "profile": validate(_load("invalid", "missing-monograph")),
-        "terminology": validate(_load("invalid", "bad-code-topic-system")),
+        "terminology": validate(_load("invalid", "bad-code-topic-in-bundle")),
         "invariant": validate(_load("invalid", "invariant-per-1")),
     }
     for layer, outcome in layers.items():

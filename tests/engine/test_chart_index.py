@@ -78,10 +78,10 @@ def test_therapies_of_a_class_are_shared_by_every_order_and_leave_out_the_order_
     chart = _chart(_med("chart-ssri", "36437"), drafts=(first, second))
     facts = ChartFacts(engine.kb, chart, TODAY)
     facts.order = first
-    assert [t["id"] for t in facts.therapies([], "serotonergic")] == ["MedicationRequest/chart-ssri", "MedicationRequest/d2"]
+    assert [t["id"] for t in facts.therapies([], "levomilnacipran-serotonergic")] == ["MedicationRequest/chart-ssri", "MedicationRequest/d2"]
     facts.order = second
-    assert [t["id"] for t in facts.therapies([], "serotonergic")] == ["MedicationRequest/chart-ssri", "MedicationRequest/d1"]
-    assert list(facts._therapies) == ["serotonergic"]  # the class was worked out once for both orders
+    assert [t["id"] for t in facts.therapies([], "levomilnacipran-serotonergic")] == ["MedicationRequest/chart-ssri", "MedicationRequest/d1"]
+    assert list(facts._therapies) == ["levomilnacipran-serotonergic"]  # the class was worked out once for both orders
 
 
 def test_value_set_membership_is_remembered_per_concept_and_gives_the_same_answer() -> None:
@@ -89,11 +89,11 @@ def test_value_set_membership_is_remembered_per_concept_and_gives_the_same_answe
     ssri = {"coding": [{"system": RXNORM, "code": "36437", "display": "Sertraline"}], "text": "Sertraline"}
     unknown = {"coding": [{"system": RXNORM, "code": "0"}], "text": "no such drug"}
     for concept in (ssri, unknown):
-        for vs in ("serotonergic", "maoi"):
+        for vs in ("levomilnacipran-serotonergic", "levomilnacipran-maoi"):
             fresh = kb._match(vs, concept)
             assert kb.match(vs, concept) == fresh
             assert kb.match(vs, dict(concept)) == fresh  # answered from the memo
-    assert kb.match("serotonergic", ssri) is not None and kb.match("maoi", ssri) is None
+    assert kb.match("levomilnacipran-serotonergic", ssri) is not None and kb.match("levomilnacipran-maoi", ssri) is None
     # A copy with the same codings and text has the same key; a different text does not.
     assert concept_key(dict(ssri)) == concept_key(ssri)
     assert concept_key({**ssri, "text": "Zoloft"}) != concept_key(ssri)

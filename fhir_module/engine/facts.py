@@ -306,10 +306,13 @@ class ChartFacts:
         found = latest_observation(self.chart.observations_with(codes), codes, self.today, int(days))
         if found is None:
             return []
+        # An answer is read by its code first, then by its text or a coding's display, coded or not
+        # (LOINC LA15173-0 "Pregnant" is not in the terminology, its display is). A text counts
+        # only when it is exactly a concept's name ("Pregnant"), never when it merely contains one
+        # ("Not pregnant").
         coded = any(self.kb.contains(value_vs, system, code) for system, code, _ in found.concept)
-        # A value sent as text only counts when it is exactly a concept's name ("Pregnant"), never
-        # when it merely contains one ("Not pregnant").
-        named = not found.concept and normalise_name(found.text) in self.kb.display_names(value_vs)
+        texts = [found.text, *(display for _, _, display in found.concept)]
+        named = any(normalise_name(text) in self.kb.display_names(value_vs) for text in texts if text)
         if not (coded or named):
             return []
         return [{"date": found.date.isoformat(), "evidence": found.evidence, "name": found.text or "positive"}]

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from .clinical._json import as_number, as_str, codings
 from .clinical.medication import MedicationConcepts
 from .clinical.units import mass_mg
-from .clinical.valueset import ValueSetIndex, name_matches, normalise_name
+from .clinical.valueset import ValueSetIndex, name_matches, normalise_code, normalise_name
 
 # RelatedArtifact label of a PlanDefinition's dependency on its module's override-reason CodeSystem.
 OVERRIDE_REASONS_LABEL = "override-reasons"
@@ -255,7 +255,7 @@ class KnowledgeBase:
         """The product (with its strength) that the medication's own codes name, if any."""
         for system, code, _ in concepts.codings:
             for product in self.products:
-                if product.system == system and product.code == code:
+                if product.system == system and normalise_code(system, product.code) == normalise_code(system, code):
                     return product
         return None
 

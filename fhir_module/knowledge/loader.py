@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -84,6 +85,7 @@ def build_knowledge(data: Any, *, monograph_text: str | None = None, source: str
         raise KnowledgeError(f"{source}: drug.valueset {data['drug']['valueset']!r} is not a defined value set")
 
     products, packs = _products(data["drug"], source, terms)
+    valuesets = _with_package_codes(valuesets, data["drug"]["valueset"], products, packs, source, terms)
     quotes = checker.drug_quotes(data["drug"])
     order_kinds = tuple(_order_kind(kind, checker, vs_ids) for kind in data["order_kinds"])
     kind_ids = {kind.id for kind in order_kinds}
@@ -231,6 +233,7 @@ def _valueset(spec: dict[str, Any], source: str, terms: terminology.Terminology)
         if spec.get("names_from_class"):
             for row in rows:
                 names.extend(part for part in row.ingredient.split("|") if part)
+                names.extend(brand for brand in [_brand(row.display)] if brand)
     for group in [spec["group"]] if "group" in spec else spec.get("groups", []):
         tokens = terms.code_groups().get(group)
         if not tokens:
@@ -247,6 +250,38 @@ def _valueset(spec: dict[str, Any], source: str, terms: terminology.Terminology)
     if not includes:
         raise KnowledgeError(f"{source}: value set {spec['id']}: names no rxnorm_class or group")
     return ValueSetDef(spec["id"], spec["title"], tuple(includes), tuple(dict.fromkeys(names)))
+
+
+_BRAND = re.compile(r"\[([^\[\]]+)\]\s*$")
+_BRAND_SUFFIX = re.compile(r"\s+(?:\d[\d.]*\s*(?:MG|MCG|ML)\b|Reformulated\b).*$", re.IGNORECASE)
+
+
+def _brand(display: str) -> str | None:
+    """The brand name an RxNorm branded drug or pack names in brackets ("... [Parnate]"), without
+    a strength or reformulation note: a text-only order often names the drug by its brand."""
+    found = _BRAND.search(display)
+    return _BRAND_SUFFIX.sub("", found.group(1)).strip() or None if found else None
+
+
+def _with_package_codes(valuesets: tuple[ValueSetDef, ...], drug_vs: str, products: tuple[Product, ...],
+                        packs: tuple[Pack, ...], source: str, terms: terminology.Terminology) -> tuple[ValueSetDef, ...]:
+    """The drug's value set with the package codes (NDC) of its products and packs: a chart that
+    records the drug only by the NDC on the bottle names the same drug (clinical-rules.md)."""
+    listed = {token.text: token for tokens in terms.code_groups().values() for token in tokens if token.kind == "code"}
+    concepts: dict[tuple[str, str | None], None] = {}
+    system = None
+    for code in (ndc for item in (*products, *packs) for ndc in item.ndc):
+        token = listed.get(code)
+        if token is None:
+            raise KnowledgeError(f"{source}: NDC {code} is not in the verified terminology")
+        system = token.system
+        concepts[(code, token.display if token.alone else None)] = None
+    if not concepts:
+        return valuesets
+    return tuple(
+        replace(vs, includes=(*vs.includes, Include(system, tuple(concepts)))) if vs.id == drug_vs else vs
+        for vs in valuesets
+    )
 
 
 def _includes(tokens: tuple[terminology.CodeToken, ...]) -> list[Include]:

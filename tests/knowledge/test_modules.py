@@ -19,6 +19,14 @@ def module(tmp_path: Path) -> Path:
     return Path(shutil.copytree(LEVO, tmp_path / "levo-copy", ignore=shutil.ignore_patterns("cases")))
 
 
+def _add_overlay_rows(folder: Path, name: str, header: str, rows: str) -> None:
+    """Rows added to the module's terminology overlay (the copied module may have one already)."""
+    path = folder / "terminology" / name
+    path.parent.mkdir(exist_ok=True)
+    existing = path.read_text("utf-8") if path.exists() else header
+    path.write_text(existing + rows, encoding="utf-8")
+
+
 def _add_valueset(folder: Path, line: str) -> None:
     path = folder / "knowledge.yaml"
     text = path.read_text("utf-8")
@@ -47,10 +55,8 @@ def test_a_missing_monograph_is_a_knowledge_error_naming_the_file(module: Path) 
 
 
 def test_a_terminology_overlay_adds_codes_with_their_source(module: Path) -> None:
-    (module / "terminology").mkdir()
-    (module / "terminology" / "codes.csv").write_text(
-        "group,system,code,display,verified,source\n"
-        "overlay_group,http://snomed.info/sct,0000001,Made-up test condition,yes,a test fixture\n", encoding="utf-8")
+    _add_overlay_rows(module, "codes.csv", "group,system,code,display,verified,source\n",
+                      "overlay_group,http://snomed.info/sct,0000001,Made-up test condition,yes,a test fixture\n")
     _add_valueset(module, "{id: overlay-test, title: Overlay test, group: overlay_group}")
     knowledge = load_knowledge(module)
     vs = next(r for r in build_valuesets(knowledge, "R4") if r["id"].endswith("overlay-test"))
@@ -61,21 +67,17 @@ def test_a_terminology_overlay_adds_codes_with_their_source(module: Path) -> Non
 
 
 def test_an_overlay_row_without_a_source_is_refused_with_its_line(module: Path) -> None:
-    (module / "terminology").mkdir()
-    (module / "terminology" / "rxnorm.csv").write_text(
-        "class,ingredient,rxcui,tty,display,source\n"
-        "test_class,testdrug,999999901,IN,testdrug,a test fixture\n"
-        "test_class,testdrug,999999902,SCD,testdrug 5 MG Oral Tablet,\n", encoding="utf-8")
+    _add_overlay_rows(module, "rxnorm.csv", "class,ingredient,rxcui,tty,display,source\n",
+                      "test_class,testdrug,999999901,IN,testdrug,a test fixture\n"
+                      "test_class,testdrug,999999902,SCD,testdrug 5 MG Oral Tablet,\n")
     with pytest.raises(KnowledgeError, match=r"rxnorm\.csv:3: empty source"):
         load_knowledge(module)
 
 
 def test_an_overlay_that_renames_a_shared_code_is_refused(module: Path) -> None:
-    (module / "terminology").mkdir()
-    (module / "terminology" / "codes.csv").write_text(
-        "group,system,code,display,verified,source\n"
-        "esrd,http://snomed.info/sct,46177005,Chronic kidney disease,yes,somewhere\n", encoding="utf-8")
-    with pytest.raises(KnowledgeError, match=r"codes\.csv:2: .*46177005 is 'End-stage renal disease'"):
+    _add_overlay_rows(module, "codes.csv", "group,system,code,display,verified,source\n",
+                      "esrd,http://snomed.info/sct,46177005,Chronic kidney disease,yes,somewhere\n")
+    with pytest.raises(KnowledgeError, match=r"codes\.csv:\d+: .*46177005 is 'End-stage renal disease'"):
         load_knowledge(module)
 
 

@@ -305,22 +305,26 @@ def blood_pressure(
     )
 
 
-def _status_codes(concept: Any) -> set[str]:
-    """Codes of a status CodeableConcept (its text when it has no coding), lower-case."""
-    found = {code.lower() for _, code, _ in codings(concept)}
-    text = as_str(as_dict(concept).get("text"))
-    if not found and text:
-        found.add(text.lower())
-    return found
-
-
 _ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 _INACTIVE_CLINICAL = frozenset({"inactive", "remission", "resolved"})
 _REJECTED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+UNCONFIRMED_VERIFICATION = frozenset({"provisional", "differential", "unconfirmed"})
+_STATUS_CODES = (_ACTIVE_CLINICAL | _INACTIVE_CLINICAL | _REJECTED_VERIFICATION | UNCONFIRMED_VERIFICATION
+                 | {"confirmed", "presumed"})
+
+
+def status_codes(concept: Any) -> set[str]:
+    """The status a CodeableConcept states, lower-case: read by its code first, then by its text
+    or a coding's display when no coding has a status code (a local code "A" with "Active")."""
+    found = {code.lower() for _, code, _ in codings(concept)}
+    if found & _STATUS_CODES:
+        return found
+    texts = [as_str(as_dict(concept).get("text")), *(display for _, _, display in codings(concept))]
+    return found | {" ".join(text.lower().split()) for text in texts if text}
 
 
 def _verification_ok(resource: dict) -> bool:
-    return not (_status_codes(resource.get("verificationStatus")) & _REJECTED_VERIFICATION)
+    return not (status_codes(resource.get("verificationStatus")) & _REJECTED_VERIFICATION)
 
 
 def condition_counts(condition: Any, *, include_inactive: bool = False) -> bool:
@@ -333,7 +337,7 @@ def condition_counts(condition: Any, *, include_inactive: bool = False) -> bool:
         return False
     if "clinicalStatus" not in condition or condition.get("clinicalStatus") is None:
         return True
-    status = _status_codes(condition.get("clinicalStatus"))
+    status = status_codes(condition.get("clinicalStatus"))
     allowed = _ACTIVE_CLINICAL | (_INACTIVE_CLINICAL if include_inactive else frozenset())
     return bool(status & allowed)
 

@@ -13,11 +13,13 @@ terminology server:
   only the named code itself while `descendent-of` takes nothing (an unknown descendant must not
   be claimed);
 - codes are compared with whitespace removed; ICD-10(-CM) codes upper-case and dotted after the
-  third character ("n186" is N18.6);
+  third character ("n186" is N18.6); NDCs in their 11-digit 5-4-2 form ("0456-2220-30" is
+  "00456-2220-30" is "00456222030");
 - names: the values of the recognition-name extension on a ValueSet (and on the value sets it
   includes) identify members by name when their code is not in the set. Names match whole words,
-  case-insensitively, ignoring punctuation and apostrophes ("St. John's Wort" = "St Johns wort";
-  "amphetamine" is not found in "dextroamphetamine").
+  case-insensitively, ignoring punctuation and apostrophes, with hyphens read as spaces or joined
+  and "Saint" as "St" ("Saint John's-Wort" = "St. Johns wort"; "amphetamine" is not found in
+  "dextroamphetamine").
 
 `range_regex` writes the regex for a code range "A-B" in code-system order.
 """
@@ -55,8 +57,27 @@ class Match:
     valueset: str
 
 
+NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
+# The three 10-digit NDC layouts (labeler-product-package) and where each pads its zero for the
+# 11-digit 5-4-2 form billing systems send: 4-4-2 -> 0xxxx, 5-3-2 -> xxxxx-0xxx, 5-4-1 -> ...-0x.
+_NDC_PARTS = re.compile(r"(\d{4,5})-(\d{3,4})-(\d{1,2})")
+
+
+def normalise_ndc(code: str) -> str:
+    """An NDC as the 11 digits of its 5-4-2 form: "0456-2220-30" and "00456-2220-30" are both
+    "00456222030". A 10-digit code without hyphens is ambiguous and stays as written."""
+    parts = _NDC_PARTS.fullmatch(code)
+    if parts is None:
+        return code
+    labeler, product, package = parts.groups()
+    if len(labeler) + len(product) + len(package) not in (10, 11):
+        return code
+    return labeler.zfill(5) + product.zfill(4) + package.zfill(2)
+
+
 def normalise_code(system: Any, code: Any) -> str | None:
-    """A code as compared: whitespace removed; ICD-10 codes upper-case with the dot."""
+    """A code as compared: whitespace removed; ICD-10 codes upper-case with the dot; NDCs in
+    their 11-digit form."""
     if not isinstance(code, str):
         return None
     text = "".join(code.split())
@@ -66,15 +87,21 @@ def normalise_code(system: Any, code: Any) -> str | None:
         text = text.upper()
         if len(text) > 3 and "." not in text:
             text = f"{text[:3]}.{text[3:]}"
+    elif system == NDC_SYSTEM:
+        text = normalise_ndc(text)
     return text
 
 
 _APOSTROPHES = re.compile(r"['\u2019\u2018\u02bc`\u00b4]")
+_HYPHENS = re.compile(r"[-\u2010\u2011\u2012\u2013\u2014]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+# Words written several ways for the same thing: "Saint John's Wort" is "St. John's wort".
+_SAME_WORD = {"saint": "st", "sainte": "ste"}
 
 
 def normalise_name(text: Any) -> str:
-    """Lower-case words separated by single spaces, accents, apostrophes and punctuation removed."""
+    """Lower-case words separated by single spaces: accents, apostrophes and punctuation removed,
+    hyphens as spaces, "saint" written "st"."""
     if not isinstance(text, str):
         return ""
     return _normalised(text)
@@ -85,16 +112,21 @@ def _normalised(text: str) -> str:
     # Cached: every request matches the same few drug names against the value sets' names.
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
-    return _NON_WORD.sub(" ", _APOSTROPHES.sub("", plain)).strip()
+    words = _NON_WORD.sub(" ", _APOSTROPHES.sub("", plain)).split()
+    return " ".join(_SAME_WORD.get(word, word) for word in words)
 
 
-def name_matches(name: Any, text: Any) -> bool:
-    """True when *name* occurs in *text* as whole words (see module docstring), and not as what
-    the product lacks: "aspirin-free", "non-aspirin" name a drug without it."""
-    wanted = normalise_name(name)
-    if not wanted:
-        return False
-    padded = f" {normalise_name(text)} "
+def _forms(text: Any) -> tuple[str, ...]:
+    """The normalised text with its hyphens read as spaces, and joined ("St John's-wort" and
+    "levo-milnacipran" are also "st johnswort" and "levomilnacipran")."""
+    if not isinstance(text, str):
+        return ()
+    spaced, joined = _normalised(text), _normalised(_HYPHENS.sub("", text))
+    return (spaced,) if joined == spaced else (spaced, joined)
+
+
+def _occurs(wanted: str, text: str) -> bool:
+    padded = f" {text} "
     start = padded.find(f" {wanted} ")
     while start != -1:
         before, after = padded[:start + 1], padded[start + len(wanted) + 1:]
@@ -102,6 +134,13 @@ def name_matches(name: Any, text: Any) -> bool:
             return True
         start = padded.find(f" {wanted} ", start + 1)
     return False
+
+
+def name_matches(name: Any, text: Any) -> bool:
+    """True when *name* occurs in *text* as whole words (see module docstring), and not as what
+    the product lacks: "aspirin-free", "non-aspirin" name a drug without it."""
+    wanted = [form for form in _forms(name) if form]
+    return bool(wanted) and any(_occurs(w, t) for w in wanted for t in _forms(text))
 
 
 @dataclass(frozen=True)

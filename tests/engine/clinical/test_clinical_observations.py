@@ -190,3 +190,20 @@ def test_allergy_counts(verification, counts):
 def test_allergy_odd_input():
     assert not allergy_counts(None)
     assert not allergy_counts({"resourceType": "Condition"})
+
+
+@pytest.mark.parametrize(("status", "counts"), [
+    ({"coding": [{"system": "urn:oid:1.2.3", "code": "A", "display": "Active"}]}, True),
+    ({"coding": [{"system": "urn:oid:1.2.3", "code": "A"}], "text": "Active"}, True),
+    ({"coding": [{"system": "urn:oid:1.2.3", "code": "R"}], "text": "Resolved"}, False),
+    # By code first: a status code wins over a text that says something else.
+    ({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}], "text": "Active"}, False),
+])
+def test_a_status_is_read_by_code_then_by_text_or_display(status, counts):
+    """clinical-rules.md, coded answers: by code first, then by text or display, coded or not."""
+    assert condition_counts({"resourceType": "Condition", "clinicalStatus": status}, include_inactive=False) is counts
+
+
+def test_a_local_verification_code_with_the_text_refuted_does_not_count():
+    refuted = {"coding": [{"system": "urn:oid:1.2.3", "code": "R"}], "text": "Refuted"}
+    assert not condition_counts({"resourceType": "Condition", "verificationStatus": refuted}, include_inactive=True)

@@ -204,3 +204,34 @@ def test_a_name_naming_what_a_product_lacks_is_no_match():
     assert not name_matches("aspirin", "Non-aspirin pain reliever")
     assert name_matches("aspirin", "Aspirin 81 mg chewable")
     assert name_matches("aspirin", "aspirin-free cream; aspirin 81 mg")
+
+
+@pytest.mark.parametrize(("written", "eleven"), [
+    ("0456-2220-30", "00456222030"),   # 4-4-2
+    ("00456-2220-30", "00456222030"),  # 5-4-2
+    ("00456222030", "00456222030"),    # 11 digits as billing systems send them
+    ("12345-678-90", "12345067890"),   # 5-3-2
+    ("12345-6789-1", "12345678901"),   # 5-4-1
+    ("0456222030", "0456222030"),      # 10 digits without hyphens: ambiguous, kept as written
+])
+def test_ndc_codes_compare_in_their_11_digit_form(written, eleven):
+    assert normalise_code("http://hl7.org/fhir/sid/ndc", written) == eleven
+
+
+def test_an_ndc_matches_whatever_its_layout():
+    index = ValueSetIndex([{"resourceType": "ValueSet", "url": "http://x/vs", "compose": {"include": [
+        {"system": "http://hl7.org/fhir/sid/ndc", "concept": [{"code": "0456-2220-30"}]}]}}])
+    for code in ("0456-2220-30", "00456-2220-30", "00456222030"):
+        assert index.contains("http://x/vs", "http://hl7.org/fhir/sid/ndc", code)
+    assert not index.contains("http://x/vs", "http://hl7.org/fhir/sid/ndc", "0456-2220-31")
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("St John's wort", "Saint John's Wort 300 mg capsule (OTC)"),
+    ("St. John's wort", "ST JOHNS-WORT extract"),
+    ("St John's wort", "St.-John's-wort"),
+    ("levomilnacipran", "Levo-milnacipran ER"),
+])
+def test_names_match_across_saint_st_hyphens_and_apostrophes(name, text):
+    """clinical-rules.md, names: "St.", "St" and "Saint"; hyphens and apostrophes."""
+    assert name_matches(name, text)

@@ -7,6 +7,7 @@ limit) and check that the export follows: the numbers are read, not written in t
 from __future__ import annotations
 
 import re
+import shutil
 from typing import Any
 
 import pytest
@@ -137,6 +138,8 @@ def _edited_knowledge(tmp_path):
     yaml_text = re.sub(r"(- id: R1\n(?:.*\n)*?\s+limit: \{value: )80", r"\g<1>70", yaml_text)
     path = tmp_path / "knowledge.yaml"
     path.write_text(yaml_text, encoding="utf-8")
+    if (folder / "terminology").is_dir():  # the module's own codes come along
+        shutil.copytree(folder / "terminology", tmp_path / "terminology")
     return load_knowledge(path, monograph_text=monograph)
 
 

@@ -85,10 +85,14 @@ def _fast(text: str | bytes, max_depth: int) -> Any:
     """orjson's reading when it is certainly what `loads` would give, else None.
 
     orjson is strict where Python is lax (NaN, Infinity, 1e400, lone surrogates, bad UTF-8 are
-    errors) but reads an integer beyond 64 bits as a float and nests up to 1024 levels: one walk
-    checks the depth and sends any float that large (rare: a real dose or lab value is not) to
-    the exact reading. Whatever orjson refuses is read again the exact way, for its message.
+    errors) but reads an integer beyond 64 bits as a float, and nests up to 1024 levels. So a text
+    with a run of 19 or more digits anywhere (such an integer, even under a key a later duplicate
+    replaces) goes the exact way, and one walk checks the depth. Whatever orjson refuses is read
+    again the exact way, for its message.
     """
+    raw = text if isinstance(text, (bytes, bytearray)) else text.encode("utf-8", "surrogatepass")
+    if raw.translate(_DIGIT_FLAGS).find(_LONG_DIGIT_RUN) != -1:
+        return None
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -106,13 +110,13 @@ def _fast(text: str | bytes, max_depth: int) -> Any:
                 kind = type(item)
                 if kind is dict or kind is list:
                     below.append(item)
-                elif kind is float and not -_BIG < item < _BIG:
-                    return None
         level, depth = below, depth + 1
     return value
 
 
-_BIG = float(2**63)
+# Every byte as b"1" (an ASCII digit) or b"0": a run of 19 digits is then one bytes.find.
+_DIGIT_FLAGS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_LONG_DIGIT_RUN = b"1" * 19
 
 
 def loads(

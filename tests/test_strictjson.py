@@ -113,3 +113,13 @@ def test_fast_path_reads_what_the_exact_path_reads(text, as_bytes):
 def test_fast_path_keeps_the_depth_limit(depth):
     text = "[" * depth + "]" * depth
     assert _reading(strictjson.loads, text) == _reading(strictjson.exact_loads, text)
+
+
+@pytest.mark.parametrize("text", [
+    '{"": [18446744073709551616], "": []}',  # a refused integer under a key a duplicate replaces
+    '{"a": 9223372036854775808, "a": 1}',
+    '[{"id": "1234567890123456789012"}]',  # a long run of digits in a string: read the exact way, same value
+    '{"a": 1e19}',
+])
+def test_fast_path_sees_what_duplicate_keys_hide(text):
+    assert _reading(strictjson.loads, text) == _reading(strictjson.exact_loads, text)

@@ -15,6 +15,7 @@ TOML keys (all optional)::
     max_body_bytes = 5242880
     cors_origins = ["*"]
     public_base_url = "https://cds.example.org"
+    fetch_concurrency = 20
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ ENV_FETCH_TIMEOUT = "FHIR_MODULE_FETCH_TIMEOUT"
 ENV_MAX_BODY_BYTES = "FHIR_MODULE_MAX_BODY_BYTES"
 ENV_CORS_ORIGINS = "FHIR_MODULE_CORS_ORIGINS"
 ENV_PUBLIC_BASE_URL = "FHIR_MODULE_PUBLIC_BASE_URL"
+ENV_FETCH_CONCURRENCY = "FHIR_MODULE_FETCH_CONCURRENCY"
 
 DEFAULT_DATABASE_URL = "sqlite:///./fhir_module_feedback.sqlite3"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -53,6 +55,7 @@ _TOML_KEYS = {
     "max_body_bytes",
     "cors_origins",
     "public_base_url",
+    "fetch_concurrency",
 }
 
 
@@ -89,6 +92,8 @@ class Settings:
     # The externally visible base URL (scheme://host[:port][/prefix]); JWT `aud` is checked
     # against it. Unset: the URL the request arrived at.
     public_base_url: str | None = None
+    # Fetches in flight to one FHIR server at a time; more wait (bounded) for a free slot.
+    fetch_concurrency: int = 20
     # Pages of a searchset Bundle followed through `link[next]` before giving up (412).
     max_prefetch_pages: int = 20
     jwks_cache_seconds: float = 300.0
@@ -255,6 +260,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ENV_MAX_BODY_BYTES: "max_body_bytes",
         ENV_CORS_ORIGINS: "cors_origins",
         ENV_PUBLIC_BASE_URL: "public_base_url",
+        ENV_FETCH_CONCURRENCY: "fetch_concurrency",
     }
     for name, key in overrides.items():
         if name in env:
@@ -288,4 +294,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_positive(values.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES), ENV_MAX_BODY_BYTES, int),
         cors_origins=tuple(origins) or ("*",),
         public_base_url=public,
+        fetch_concurrency=_positive(values.get("fetch_concurrency", 20), ENV_FETCH_CONCURRENCY, int),
     )

@@ -1,7 +1,8 @@
 """The FastAPI application: `create_app(settings, engine)`.
 
-The app holds its collaborators on `app.state`: `engine` (the knowledge), `settings`, `http` (one
-shared httpx.AsyncClient for FHIR and JWKS fetches), `store` (feedback) and `authenticator`.
+The app holds its collaborators on `app.state`: `engine` (the knowledge), `settings`,
+`fhir_servers` (a fetch lane per allowed FHIR server), `store` (feedback) and `authenticator` (with
+its own httpx client for JWK Sets).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fhir_module.feedback import FeedbackStore, store_from_url
 from .auth import Authenticator, require_client
 from .body import BodySizeLimit
 from .errors import install_error_handlers
+from .fetch import FhirServers
 from .openapi import build_openapi
 from .routes import discovery, feedback, health, monographs, services
 
@@ -50,10 +52,14 @@ def create_app(
     settings = settings or load_settings()
     engine = engine if engine is not None else load_engine(settings)
     store = store if store is not None else store_from_url(settings.database_url)
-    http = httpx.AsyncClient(
+    # FHIR fetches go through one lane per allowed server (fetch.py); client keys have a client of
+    # their own, so no FHIR server, however slow, can keep the service from checking a JWT.
+    fhir_servers = FhirServers(settings.allowed_fhir_servers, timeout=settings.fetch_timeout,
+                               concurrency=settings.fetch_concurrency)
+    jwks_http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.fetch_timeout),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        follow_redirects=False,  # a redirect could lead the bearer token off the allowed server
+        limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
+        follow_redirects=False,
         trust_env=False,
     )
 
@@ -66,7 +72,8 @@ def create_app(
         try:
             yield
         finally:
-            await http.aclose()
+            await fhir_servers.aclose()
+            await jwks_http.aclose()
             store.close()
 
     app = FastAPI(
@@ -77,9 +84,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.http = http
+    app.state.fhir_servers = fhir_servers
     app.state.store = store
-    app.state.authenticator = Authenticator(settings, http)
+    app.state.authenticator = Authenticator(settings, jwks_http)
     if not settings.auth_enabled:
         log.warning("authentication is OFF: no trusted clients configured; serve on loopback only")
     elif not settings.public_base_url:

@@ -3,7 +3,7 @@
 With trusted clients configured, discovery, service calls and feedback all need
 `Authorization: Bearer <JWT>` (the spec says the JWT accompanies every call, discovery included;
 we follow it so that the list of services and their prefetch templates is not public either).
-`/healthz` and the OpenAPI document stay open: they reveal nothing about patients or clients.
+`/healthz`, `/readyz` and the OpenAPI document stay open: they reveal nothing about patients or clients.
 
 A JWT is accepted when:
 

@@ -216,3 +216,12 @@ class Health(_Closed):
     status: Literal["ok"]
     services: int
     auth: bool
+
+
+class Readiness(_Closed):
+    status: Literal["ready", "degraded", "not ready"] = Field(
+        description="ready; degraded (a FHIR server is slow or failing: its requests get 412); not ready "
+        "(503: the database is down or a fetch lane is stuck)")
+    checks: dict[str, Any] = Field(
+        description="knowledge, database ({status: ok|down, kind, problem}) and fhirServers (per base URL: "
+        "{status: ok|busy|failing|stuck, inFlight, waiting, concurrency, consecutiveFailures, lastProblem})")

@@ -8,8 +8,10 @@ Supported tokens (CDS Hooks 2.0, "Prefetch tokens"):
   `{{userRelatedPersonId}}`, taken from `context.userId` (`Type/id`) when its type matches;
 - `{{today()}}`, `{{today() - 90 days}}`, `{{today() + 1 day}}`.
 
-Every value is URL-encoded, so a context value cannot inject search parameters or path segments.
-A token that has no value makes the template unrenderable (`TemplateError`), never an empty query.
+Every value is URL-encoded, so a context value cannot inject search parameters or path segments,
+and a value placed in the path, or of an id token (`context.patientId`, `{{userPractitionerId}}`),
+must be a FHIR id. A token that has no value makes the template unrenderable (`TemplateError`),
+never an empty query.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import datetime as _dt
 import re
 from typing import Any, Mapping
 from urllib.parse import quote
+
+from .fetch import is_fhir_id
 
 _TOKEN = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _TODAY = re.compile(r"^today\(\)\s*(?:([+-])\s*(\d{1,5})\s*days?)?$")
@@ -102,22 +106,37 @@ def _user_id(context: Mapping[str, Any], token: str) -> str:
     return ident
 
 
-def render_token(token: str, context: Mapping[str, Any], today: _dt.date) -> str:
-    """The URL-encoded value of one token."""
-    if token in USER_TOKENS:
-        return quote(_user_id(context, token), safe="")
+def _is_id_token(token: str) -> bool:
+    """User tokens and context ids (`context.patientId`, `context.encounterId`) name FHIR ids."""
+    return token in USER_TOKENS or (token.startswith("context.") and token.endswith("Id"))
+
+
+def render_token(token: str, context: Mapping[str, Any], today: _dt.date, *, in_path: bool = False) -> str:
+    """The URL-encoded value of one token. A value in the URL's path, or of a token that names an
+    id, must be a FHIR id: `Patient/{{context.patientId}}` with a patientId of "." would read
+    `Patient/`, a search of every patient."""
     day = _TODAY.match(token)
     if day:
         offset = int(day.group(2) or 0) * (-1 if day.group(1) == "-" else 1)
         return (today + _dt.timedelta(days=offset)).isoformat()
-    values = [_scalar(token, v) for v in _walk(context, token)]
+    if token in USER_TOKENS:
+        values = [_user_id(context, token)]
+    else:
+        values = list(dict.fromkeys(_scalar(token, v) for v in _walk(context, token)))
     if not values:
         raise TemplateError(token, "has no value in the context")
+    if in_path or _is_id_token(token):
+        for value in values:
+            if not is_fhir_id(value):
+                raise TemplateError(token, f"{value[:80]!r} is not a FHIR id")
+        if in_path and len(values) > 1:
+            raise TemplateError(token, "has several values where one id is needed")
     # Several values form a search "or"; each is encoded, the commas are not.
-    return ",".join(quote(v, safe="") for v in dict.fromkeys(values))
+    return ",".join(quote(v, safe="") for v in values)
 
 
 def render_template(template: str, context: Mapping[str, Any], today: _dt.date | None = None) -> str:
     """The relative FHIR URL for one prefetch template."""
     today = today or _dt.date.today()
-    return _TOKEN.sub(lambda m: render_token(m.group(1), context, today), template)
+    query_at = template.find("?") if "?" in template else len(template)
+    return _TOKEN.sub(lambda m: render_token(m.group(1), context, today, in_path=m.start() < query_at), template)

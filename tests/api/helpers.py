@@ -100,6 +100,7 @@ class FhirJsonServer:
     delay: float = 0.0
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     next_link_base: str | None = None  # where `next` links point (default: this server)
+    echo_authorization: bool = False  # failures quote the request's Authorization header, as some servers do
 
     def start(self) -> None:
         owner = self
@@ -110,6 +111,9 @@ class FhirJsonServer:
                 if owner.delay:
                     time.sleep(owner.delay)
                 status, body = owner.answer(self.path)
+                if owner.echo_authorization and isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+                    body = {**body, "issue": [{"severity": "error", "code": "login",
+                                               "diagnostics": f"token rejected: {self.headers.get('Authorization')}"}]}
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/fhir+json")

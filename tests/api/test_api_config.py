@@ -29,6 +29,7 @@ def test_toml_then_environment(tmp_path: Path, jwt_client: JwtClient) -> None:
         'database_url = "postgresql://u@db.example.org/feedback"\n'
         'bundle = "/srv/bundle.json"\n'
         "fetch_timeout = 2.5\n"
+        "fetch_concurrency = 4\n"
         "max_body_bytes = 1000\n"
         'cors_origins = ["https://ehr.example.org"]\n'
     )
@@ -38,17 +39,19 @@ def test_toml_then_environment(tmp_path: Path, jwt_client: JwtClient) -> None:
     assert settings.database_url.startswith("postgresql://")
     assert (settings.bundle_paths, settings.fetch_timeout, settings.max_body_bytes) == (("/srv/bundle.json",), 2.5, 1000)
     assert settings.cors_origins == ("https://ehr.example.org",)
+    assert settings.fetch_concurrency == 4
     env = {
         "FHIR_MODULE_CONFIG": str(toml),
         "FHIR_MODULE_ALLOWED_FHIR_SERVERS": "https://a.example.org/r4, http://localhost:9/fhir",
         "FHIR_MODULE_DATABASE_URL": "sqlite:////tmp/x.sqlite3",
         "FHIR_MODULE_MAX_BODY_BYTES": "2048",
+        "FHIR_MODULE_FETCH_CONCURRENCY": "8",
         "FHIR_MODULE_CORS_ORIGINS": "https://one.example.org,https://two.example.org",
     }
     overridden = load_settings(env)
     assert overridden.allowed_fhir_servers == ("https://a.example.org/r4", "http://localhost:9/fhir")
     assert overridden.database_url == "sqlite:////tmp/x.sqlite3"
-    assert overridden.max_body_bytes == 2048
+    assert overridden.max_body_bytes == 2048 and overridden.fetch_concurrency == 8
     assert overridden.cors_origins == ("https://one.example.org", "https://two.example.org")
     assert overridden.fetch_timeout == 2.5  # not overridden: from the file
 
@@ -64,6 +67,7 @@ def test_toml_then_environment(tmp_path: Path, jwt_client: JwtClient) -> None:
         ({"FHIR_MODULE_DATABASE_URL": "mysql://x"}, "sqlite:/// or postgresql://"),
         ({"FHIR_MODULE_FETCH_TIMEOUT": "soon"}, "not a number"),
         ({"FHIR_MODULE_MAX_BODY_BYTES": "0"}, "positive"),
+        ({"FHIR_MODULE_FETCH_CONCURRENCY": "0"}, "positive"),
         ({"FHIR_MODULE_TRUSTED_CLIENTS": "/nonexistent/clients.json"}, "does not exist"),
         ({"FHIR_MODULE_CONFIG": "/nonexistent/config.toml"}, "does not exist"),
         ({"FHIR_MODULE_PUBLIC_BASE_URL": "http://cds.example.org"}, "plain http"),

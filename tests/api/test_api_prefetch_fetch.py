@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fhir_module.api.prefetch import FhirSource, allowed_source, complete_prefetch
+from fhir_module.api.fetch import FhirFetcher, FhirServers, FhirSource, allowed_source
+from fhir_module.api.prefetch import complete_prefetch
 from fhir_module.api.errors import ApiError
 from tests.api.helpers import SCENARIOS, FhirJsonServer, post, scenario_request
 from tests.support.scenarios import load_scenario, render_template
@@ -209,24 +210,28 @@ def test_a_read_that_finds_nothing_is_null_and_a_null_without_server_is_kept(
     fhir_json_server.record = []
     templates = {"patient": "Patient/{{context.patientId}}", "meds": "MedicationRequest?patient={{context.patientId}}"}
 
-    async def run(**kwargs: Any) -> dict[str, Any]:
-        async with httpx.AsyncClient() as client:
-            return await complete_prefetch(templates=templates, context={"patientId": "p 1/x"}, client=client,
-                                           timeout=5, max_pages=5, **kwargs)
+    async def run(source: FhirSource | None = None, **kwargs: Any) -> dict[str, Any]:
+        servers = FhirServers((fhir_json_server.base,), timeout=5)
+        try:
+            fetcher = FhirFetcher(servers.lane(source), source, 5, 5) if source else None
+            return await complete_prefetch(templates=templates, context={"patientId": "p-1.x"},
+                                           fetcher=fetcher, **kwargs)
+        finally:
+            await servers.aclose()
 
     source = FhirSource(fhir_json_server.base, None)
-    result = asyncio.run(run(sent={}, missing=["patient", "meds"], fhir_server=fhir_json_server.base, source=source))
+    result = asyncio.run(run(source, sent={}, missing=["patient", "meds"], fhir_server=fhir_json_server.base))
     assert result["patient"] is None
     assert result["meds"]["resourceType"] == "Bundle" and result["meds"]["total"] == 0
     paths = sorted(p for p, _ in fhir_json_server.requests)
-    assert paths == ["/fhir/MedicationRequest?patient=p%201%2Fx", "/fhir/Patient/p%201%2Fx"]  # encoded
+    assert paths == ["/fhir/MedicationRequest?patient=p-1.x", "/fhir/Patient/p-1.x"]
 
     kept = asyncio.run(run(sent={"patient": None, "meds": {"resourceType": "Bundle", "type": "searchset"}},
-                           missing=["patient"], fhir_server=None, source=None))
+                           missing=["patient"], fhir_server=None))
     assert kept["patient"] is None and kept["meds"]["resourceType"] == "Bundle"
 
     with pytest.raises(ApiError) as failure:
-        asyncio.run(run(sent={}, missing=["patient", "meds"], fhir_server=None, source=None))
+        asyncio.run(run(sent={}, missing=["patient", "meds"], fhir_server=None))
     assert failure.value.status == 412
     assert [i["expression"] for i in failure.value.issues] == [["prefetch.meds"], ["prefetch.patient"]]
 

@@ -11,7 +11,8 @@ from fhir_module.api.templates import TemplateError, render_template
 TODAY = dt.date(2026, 11, 26)
 CONTEXT = {
     "userId": "PractitionerRole/role-1",
-    "patientId": "pat 1&x=y",
+    "patientId": "pat-1.x",
+    "note": "a b&x=y",
     "encounterId": "enc-7",
     "draftOrders": {
         "resourceType": "Bundle",
@@ -28,7 +29,8 @@ CONTEXT = {
 @pytest.mark.parametrize(
     "template, expected",
     [
-        ("Patient/{{context.patientId}}", "Patient/pat%201%26x%3Dy"),
+        ("Patient/{{context.patientId}}", "Patient/pat-1.x"),
+        ("Observation?code:text={{context.note}}", "Observation?code:text=a%20b%26x%3Dy"),  # encoded
         ("Encounter/{{ context.encounterId }}", "Encounter/enc-7"),
         ("PractitionerRole?_id={{userPractitionerRoleId}}", "PractitionerRole?_id=role-1"),
         ("Observation?date=gt{{today() - 90 days}}", "Observation?date=gt2026-08-28"),
@@ -60,6 +62,21 @@ def test_unrenderable_tokens(template: str, token: str, reason: str) -> None:
     with pytest.raises(TemplateError) as error:
         render_template(template, CONTEXT, TODAY)
     assert error.value.token == token and reason in str(error.value)
+
+
+@pytest.mark.parametrize("value", [".", "..", "...", "p 1", "a/b", "x?_count=100000", "é", "a" * 65])
+@pytest.mark.parametrize("template", ["Patient/{{context.patientId}}", "Condition?patient={{context.patientId}}"])
+def test_ids_must_be_fhir_ids(template: str, value: str) -> None:
+    """`Patient/.` once read `GET [base]/Patient/`: every patient, with the user's token."""
+    with pytest.raises(TemplateError, match="is not a FHIR id"):
+        render_template(template, {"patientId": value}, TODAY)
+
+
+def test_a_path_takes_one_id_and_any_value_in_the_path_must_be_an_id() -> None:
+    with pytest.raises(TemplateError, match="several values"):
+        render_template("MedicationRequest/{{context.draftOrders.entry.resource.id}}", CONTEXT, TODAY)
+    with pytest.raises(TemplateError, match="not a FHIR id"):
+        render_template("Observation/{{context.note}}", CONTEXT, TODAY)
 
 
 def test_user_tokens_need_a_typed_user_id() -> None:

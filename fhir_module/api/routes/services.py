@@ -24,7 +24,8 @@ from ..body import read_json_object, require_json_content_type
 from ..errors import ApiError, validation_issues
 from ..models import CdsServiceRequest, CdsServiceResponse
 from ..openapi import ERROR_RESPONSES, json_request_body
-from ..prefetch import REFERENCED_MEDICATIONS, allowed_source, complete_prefetch, read_order_medications
+from ..fetch import FhirFetcher, allowed_source
+from ..prefetch import REFERENCED_MEDICATIONS, complete_prefetch, read_order_medications
 from .monographs import localise_links
 
 log = logging.getLogger("fhir_module.api.services")
@@ -91,12 +92,14 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
     # Only the data the checked orders' rules read is completed: an unrelated order (an MRI, a
     # drug no module knows) needs none, so it is answered without its prefetch and without a fetch.
     # An order whose drug is a Medication the request lacks is judged once that Medication is read.
-    medications = None
+    # One fetcher for all of the request's fetches: they share its lane and its deadline.
+    fetcher = None
     if source is not None:
-        medications = await read_order_medications(
-            sent=sent, context=hook_request.context, source=source, client=state.http,
-            timeout=settings.fetch_timeout, max_pages=settings.max_prefetch_pages,
-        )
+        fetcher = FhirFetcher(state.fhir_servers.lane(source), source, settings.fetch_timeout,
+                              settings.max_prefetch_pages)
+    medications = None
+    if fetcher is not None:
+        medications = await read_order_medications(sent=sent, context=hook_request.context, fetcher=fetcher)
     judged = {**body, "prefetch": {**sent, REFERENCED_MEDICATIONS: medications}} if medications else body
     try:
         prepared = state.engine.prepare(service_id, judged)
@@ -113,10 +116,7 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
         missing=missing,
         context=hook_request.context,
         fhir_server=hook_request.fhirServer,
-        source=source,
-        client=state.http,
-        timeout=settings.fetch_timeout,
-        max_pages=settings.max_prefetch_pages,
+        fetcher=fetcher,
         medications=medications,
     )
     # The engine gets the request without the access token: it never needs it.

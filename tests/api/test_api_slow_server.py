@@ -1,0 +1,99 @@
+"""One slow FHIR server must not take fetching down: after an overload of requests that need it,
+the healthy server answers in its normal time, client keys can still be refreshed, no fetch slot is
+leaked, and readiness tells the truth during and after (issue 11, "High").
+
+Once, with one shared httpx pool, cancelled fetches queued in the pool leaked its slots: the healthy
+server's fetches then timed out (412) until restart and a token with a new key id got 401, while
+/healthz said ok. The soak in benchmarks/soak.py runs the same situation for a minute at 64
+connections; this is the bounded version."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fhir_module.config import load_trusted_clients
+from tests.api.helpers import FhirJsonServer, scenario_request
+from tests.api.test_api_prefetch_fetch import authorization, card_keys, chart
+from tests.support.jwt_clients import JwtClient, write_trusted_clients
+
+TIMEOUT = 1.0  # the service's fetch timeout
+OVERLOAD = 40  # concurrent requests that need the slow server: 240 fetches, more than any pool holds
+
+
+def test_a_slow_server_does_not_take_fetching_down(live: Any, discovery: dict[str, Any], tmp_path: Path,
+                                                   jwt_client_factory: Any) -> None:
+    healthy, slow = FhirJsonServer(), FhirJsonServer(delay=6.0)
+    healthy.start()
+    slow.start()
+    client: JwtClient = jwt_client_factory()
+    trusted = load_trusted_clients(str(write_trusted_clients(tmp_path / "clients.json", [client])))
+    try:
+        chart(healthy, "pub-clean")
+        chart(slow, "pub-clean")
+        service_id, to_slow = scenario_request("pub-clean", discovery, fhir_server=slow.base, prefetch=False)
+        _, to_healthy = scenario_request("pub-clean", discovery, fhir_server=healthy.base, prefetch=False)
+        _, complete = scenario_request("pub-clean", discovery)
+        for body in (to_slow, to_healthy):
+            body["fhirAuthorization"] = authorization()
+        with live(allowed_fhir_servers=(healthy.base, slow.base), fetch_timeout=TIMEOUT,
+                  trusted_clients=trusted, jwks_refetch_interval=0.1) as base:
+            call = f"{base}/cds-services/{service_id}"
+
+            def headers() -> dict[str, str]:
+                return client.authorization(call)
+
+            async def scenario() -> dict[str, Any]:
+                async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=OVERLOAD + 10)) as http:
+                    normal_started = time.monotonic()
+                    normal = await http.post(call, json=to_healthy, headers=headers())
+                    normal_seconds = time.monotonic() - normal_started
+                    assert normal.status_code == 200, normal.text
+
+                    overload = [asyncio.create_task(http.post(call, json=to_slow, headers=headers()))
+                                for _ in range(OVERLOAD)]
+                    await asyncio.sleep(0.3)  # the slow lane is full now
+                    during = await http.get(f"{base}/readyz")
+                    started = time.monotonic()
+                    healthy_during = await http.post(call, json=to_healthy, headers=headers())
+                    healthy_seconds = time.monotonic() - started
+                    client.rotate("ES384")  # a new key id: the JWK Set must be fetched again, now
+                    rotated = await http.post(call, json=complete, headers=headers())
+                    answers = await asyncio.gather(*overload)
+
+                    await asyncio.sleep(TIMEOUT)
+                    started = time.monotonic()
+                    healthy_after = await http.post(call, json=to_healthy, headers=headers())
+                    after_seconds = time.monotonic() - started
+                    after = await http.get(f"{base}/readyz")
+                    return locals()
+
+            seen = asyncio.run(scenario())
+    finally:
+        healthy.stop()
+        slow.stop()
+
+    statuses = [answer.status_code for answer in seen["answers"]]
+    assert set(statuses) == {412}, statuses  # said, promptly: never a 5xx, never a hang
+    assert all(("did not answer in time" in a.text or "busy" in a.text) for a in seen["answers"])
+    assert seen["rotated"].status_code == 200, seen["rotated"].text
+    normal = max(seen["normal_seconds"], 0.2)
+    for name in ("healthy_during", "healthy_after"):
+        assert card_keys(seen[name]) == card_keys(seen["normal"]), name
+    assert seen["healthy_seconds"] < 3 * normal + 1.0, (seen["healthy_seconds"], normal)
+    assert seen["after_seconds"] < 3 * normal + 1.0, (seen["after_seconds"], normal)
+
+    during = seen["during"].json()
+    assert seen["during"].status_code == 200 and during["status"] == "degraded", during
+    lanes = during["checks"]["fhirServers"]
+    assert lanes[slow.base]["status"] in ("busy", "failing"), lanes
+    assert lanes[slow.base]["inFlight"] == lanes[slow.base]["concurrency"]
+    assert lanes[healthy.base]["status"] == "ok", lanes
+    after = seen["after"].json()["checks"]["fhirServers"]
+    assert after[slow.base]["inFlight"] == 0 and after[slow.base]["waiting"] == 0  # no slot leaked
+    assert after[slow.base]["status"] == "failing" and "no answer in time" in after[slow.base]["lastProblem"]
+    assert after[healthy.base] == {**after[healthy.base], "status": "ok", "inFlight": 0}

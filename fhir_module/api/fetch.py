@@ -235,8 +235,9 @@ class ServerLane:
 
     def _failed(self, kind: str, problem: str) -> None:
         self.counts[kind] += 1
-        if kind != "busy":  # a full lane says nothing about the server's health
-            self.consecutive_failures += 1
+        if kind == "busy":  # a full lane says nothing about the server's health
+            return
+        self.consecutive_failures += 1
         self.last_failure = time.time()
         self.last_problem = problem
 

@@ -14,16 +14,18 @@ from typing import Any, Callable
 from .chart import MEDICATION_TYPES, Chart, ref
 from .clinical._json import codings as codings_of
 from .clinical._json import fmt_rounded
-from .clinical.age import age_years
+from .clinical.age import age_range, age_years
 from .clinical.dates import parse_fhir_date
 from .clinical.dose import DoseResult, daily_dose
 from .clinical.medication import MedicationConcepts, medication_concepts
 from .clinical.observations import (
+    UNCONFIRMED_VERIFICATION,
     allergy_counts,
     blood_pressure,
     condition_counts,
     condition_dates,
     latest_observation,
+    status_codes,
 )
 from .clinical.renal import RenalAssessment, RenalCodes, renal_assessment
 from .clinical.timeline import days_since, therapy_status
@@ -155,6 +157,16 @@ class ChartFacts:
         # The order being checked is not its own therapy (its chart copy, if any, is its history).
         return [fact for resource, fact in self._therapies[vs] if resource is not self.order]
 
+    def _is_replaced(self, resource: dict[str, Any]) -> bool:
+        """A chart order a draft replaces, or a statement that records one (`basedOn`/`derivedFrom`
+        it): the patient's therapy is being changed, not duplicated."""
+        if ref(resource) in self._replaced:
+            return True
+        if resource.get("resourceType") != "MedicationStatement":
+            return False
+        sources = [item for key in ("basedOn", "derivedFrom") for item in resource.get(key) or [] if isinstance(item, dict)]
+        return any(_type_and_id(item.get("reference")) in self._replaced for item in sources)
+
     @cached_property
     def _replaced(self) -> set[str]:
         """Chart orders that a draft replaces (names as its prior prescription)."""
@@ -163,7 +175,7 @@ class ChartFacts:
             prior = draft.get("priorPrescription")
             if isinstance(prior, dict) and isinstance(prior.get("reference"), str):
                 # Relative, absolute or versioned: the last Type/id of the reference.
-                replaced.add("/".join(prior["reference"].split("/_history/")[0].rstrip("/").split("/")[-2:]))
+                replaced.add(_type_and_id(prior["reference"]))
         return replaced
 
     def _therapy(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
@@ -173,7 +185,7 @@ class ChartFacts:
         reference = ref(resource)
         is_draft = self.chart.is_draft(resource)
         fact: dict[str, Any] = {"id": reference, "name": found["name"], "draft": is_draft, "current": False,
-                                "replaced": reference in self._replaced}
+                                "replaced": self._is_replaced(resource)}
         recognised = f", recognised by name '{found['text']}'" if found["how"] == "name" else ""
         if is_draft:
             fact["evidence"] = f"{found['name']} (draft order {reference}{recognised})"
@@ -196,6 +208,17 @@ class ChartFacts:
     def age_years(self, inputs: list[Any]) -> list[int]:
         ages = [age_years(p.get("birthDate"), self.today) for p in inputs if isinstance(p, dict)]
         return [age for age in ages if age is not None]
+
+    def age_range(self, inputs: list[Any]) -> list[dict[str, Any]]:
+        """The patient's possible ages today (two for a partial birth date), for age rules that must
+        hold for every one of them: `%age.high < 18`, `%age.low >= 65`."""
+        facts = []
+        for patient in inputs:
+            found = age_range(patient.get("birthDate"), self.today) if isinstance(patient, dict) else None
+            if found is not None:
+                facts.append({"low": found.low, "high": found.high, "partial": found.partial, "text": found.text,
+                              "evidence": f"age {found.text}"})
+        return facts
 
     def ref(self, inputs: list[Any]) -> list[str]:
         return [ref(r) for r in inputs if isinstance(r, dict) and r.get("resourceType") and r.get("id")]
@@ -234,15 +257,23 @@ class ChartFacts:
 
     def _condition_fact(self, condition: dict[str, Any], vs: str) -> dict[str, Any] | None:
         concept = condition.get("code")
-        if not isinstance(concept, dict) or self.kb.match(vs, concept, self._key(concept)) is None:
+        found = self.kb.match(vs, concept, self._key(concept)) if isinstance(concept, dict) else None
+        if found is None:
             return None
         name = (concept or {}).get("text") or next((d for _, _, d in codings_of(concept) if d), None) \
             or next((self.kb.display_of(system, code) or code for system, code, _ in codings_of(concept) if code), "condition")
         codes = ", ".join(code for _, code, _ in codings_of(concept))
         dates = condition_dates(condition)
         status = _first([c.get("code") for c in codings_of_status(condition)]) or "status not given"
-        fact: dict[str, Any] = {"id": ref(condition), "name": name}
+        # A diagnosis not yet confirmed (provisional, differential) still counts, and is said.
+        verification = sorted(status_codes(condition.get("verificationStatus")) & UNCONFIRMED_VERIFICATION)
+        fact: dict[str, Any] = {"id": ref(condition), "name": name, "confirmed": not verification,
+                                "verification": verification[0] if verification else "confirmed"}
         text = f"{name} ({codes}; {ref(condition)}, {status}"
+        if verification:
+            text += f", {verification[0]} diagnosis"
+        if found[0] == "name":
+            text += f", recognised by name '{found[1]}'"
         if dates:
             newest = max(dates)
             fact["date"] = newest.isoformat()
@@ -254,11 +285,10 @@ class ChartFacts:
     def conditions(self, inputs: list[Any], vs: str, include_inactive: bool = False) -> list[dict[str, Any]]:
         key = (vs, bool(include_inactive))
         if key not in self._conditions:
-            self._conditions[key] = [
-                fact
-                for condition in self._counting_conditions(bool(include_inactive))
-                if (fact := self._condition_fact(condition, vs))
-            ]
+            found = [fact for condition in self._counting_conditions(bool(include_inactive))
+                     if (fact := self._condition_fact(condition, vs))]
+            # Confirmed diagnoses first: a card names the firmest ground it stands on.
+            self._conditions[key] = sorted(found, key=lambda fact: not fact["confirmed"])
         return self._conditions[key]
 
     def _counting_conditions(self, include_inactive: bool) -> list[dict[str, Any]]:
@@ -344,6 +374,13 @@ class ChartFacts:
 def _with_texts(concept: dict[str, Any], key: Any) -> Any:
     """The memo key of a concept matched together with its texts (the text as written)."""
     return None if key is None else ("with texts", key, concept.get("text") if isinstance(concept.get("text"), str) else None)
+
+
+def _type_and_id(reference: Any) -> str | None:
+    """"Type/id" of a relative, absolute or versioned reference."""
+    if not isinstance(reference, str):
+        return None
+    return "/".join(reference.split("/_history/")[0].rstrip("/").split("/")[-2:])
 
 
 def _texts(concept: dict[str, Any]) -> list[str]:

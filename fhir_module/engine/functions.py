@@ -20,6 +20,7 @@ MODULE_FUNCTIONS: Mapping[str, tuple[str, Function]] = {
         ("medicationMatch", "medication_match", {1: (VS,)}),
         ("dailyDose", "daily_dose", {0: ()}),
         ("ageYears", "age_years", {0: ()}),
+        ("ageRange", "age_range", {0: ()}),
         ("ref", "ref", {0: ()}),
         ("therapies", "therapies", {1: (VS,)}),
         ("renalFunction", "renal_function", {5: (VS,) * 5}),
@@ -40,6 +41,7 @@ CHART_READS: Mapping[str, tuple[str, ...]] = {
     "medicationMatch": (),
     "dailyDose": (),
     "ageYears": (),  # of its input: `%patient` is read through the variable (below)
+    "ageRange": (),
     "ref": (),
     "therapies": ("MedicationRequest", "MedicationStatement"),
     "renalFunction": ("Observation", "Patient"),

@@ -24,7 +24,7 @@ USER_ID = "Practitioner/example"
 DEFAULT_BASE = "https://ehr.example.org/fhir"
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
-_TODAY_OFFSET = re.compile(r"^today(?:\s*([+-])\s*(\d+)\s*([dwmy]))?$")
+_TODAY_OFFSET = re.compile(r"^today(?:\s*([+-])\s*(\d+)\s*([dwmy]))?(?::(year|month))?$")
 _AGE = re.compile(r"^age:(\d+)$")
 _TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 _TODAY_TOKEN = re.compile(r"^today(?:\(\))?(?:\s*([+-])\s*(\d+)\s*(d|days?|w|weeks?|m|months?|y|years?))?$")
@@ -64,11 +64,13 @@ def birth_date_for_age(age: int, today: date) -> date:
 
 
 def resolve_placeholder(expression: str, today: date) -> str:
-    """``today``, ``today-10d``, ``today+2d`` (also w/m/y) and ``age:67`` → an ISO date."""
+    """``today``, ``today-10d``, ``today+2d`` (also w/m/y) and ``age:67`` → an ISO date;
+    ``today-17y:year`` and ``today-17y:month`` → its year or year-month only (a partial date)."""
     expression = expression.strip()
     if match := _TODAY_OFFSET.match(expression):
-        sign, amount, unit = match.groups()
-        return (shift_date(today, sign, int(amount), unit) if sign else today).isoformat()
+        sign, amount, unit, precision = match.groups()
+        day = (shift_date(today, sign, int(amount), unit) if sign else today).isoformat()
+        return {"year": day[:4], "month": day[:7]}.get(precision or "", day)
     if match := _AGE.match(expression):
         return birth_date_for_age(int(match.group(1)), today).isoformat()
     raise ScenarioError(f"unknown placeholder ${{{expression}}} (known: ${{today}}, ${{today-10d}}, ${{age:67}})")

@@ -7,7 +7,7 @@ None, False, an empty result or a `DoseUnknown` with a reason. Every result carr
 text for the card detail.
 """
 
-from .age import age_years
+from .age import AgeRange, age_range, age_years
 from .dates import fhir_date_bounds, months_before, parse_fhir_date, parse_fhir_date_latest
 from .dose import DoseResult, DoseUnknown, daily_dose
 from .medication import (
@@ -35,6 +35,8 @@ from .units import creatinine_mg_dl, days_in_period, is_unit_dose, mass_mg, pres
 from .valueset import Match, ValueSetIndex, name_matches, normalise_code, normalise_name, range_regex
 
 __all__ = [
+    "AgeRange",
+    "age_range",
     "BloodPressure",
     "DoseResult",
     "DoseUnknown",

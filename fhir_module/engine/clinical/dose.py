@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
-from ._json import as_dict, as_list, as_number, as_str, codings, dicts, fmt_number
+from ._json import as_dict, as_list, as_number, as_str, as_written, codings, dicts, fmt_number, fmt_rounded
 from .dates import parse_fhir_date
 from .units import is_unit_dose, mass_mg, normalise_unit, period_seconds
 
@@ -137,38 +137,64 @@ def _positive(values: list[Any]) -> list[float]:
     return [n for n in (as_number(v) for v in values) if n is not None and n > 0]
 
 
+_UNIT_WORDS = {1: "second", 60: "minute", 3600: "hour", 86400: "day", 7 * 86400: "week", 30 * 86400: "month",
+               365 * 86400: "year"}
+_TIMES = {1: "once", 2: "twice"}
+
+
+def times_a_day(per_day: float) -> str:
+    """"once daily", "twice daily", "3 times a day": administrations per day in words."""
+    if per_day == 1:
+        return "once daily"
+    if per_day == 2:
+        return "twice daily"
+    return f"{fmt_number(per_day)} times a day"
+
+
+def _every(frequency: float, period: float, seconds: int) -> str:
+    """"every 8 hours", "3 times a day", "once a week", "twice every 3 days": a timing in words."""
+    unit = _UNIT_WORDS.get(seconds, "period")
+    if unit == "day" and period == 1:
+        return times_a_day(frequency)
+    times = _TIMES.get(frequency) if frequency == int(frequency) else None
+    times = times or f"{fmt_number(frequency)} times"
+    if period == 1:
+        return f"{times} a {unit}" if frequency != 1 or unit in ("week", "month", "year") else f"every {unit}"
+    every = f"every {fmt_number(period)} {unit}s"
+    return every if frequency == 1 else f"{times} {every}"
+
+
 def _repeat_frequency(repeat: dict) -> tuple[float, str] | str | None:
-    """Administrations per dosing day from timing.repeat; a reason string when it is unusable;
-    None when the repeat says nothing about frequency."""
+    """Administrations per dosing day from timing.repeat, with the timing in words; a reason string
+    when it is unusable; None when the repeat says nothing about frequency."""
     readings: list[tuple[float, str]] = []
     freq_keys = [k for k in ("frequency", "frequencyMax") if k in repeat]
     period_keys = [k for k in ("period", "periodMax") if k in repeat]
     if freq_keys or period_keys:
         frequencies = _positive([repeat[k] for k in freq_keys])
         if freq_keys and not frequencies:
-            return "timing.repeat frequency is not a positive number"
+            return "the timing's frequency is not a positive number"
         frequency = max(frequencies) if frequencies else 1.0  # FHIR: frequency defaults to 1
         periods = _positive([repeat[k] for k in period_keys])
         if not periods:
-            return "timing.repeat has a frequency but no positive period"
+            return "the timing has a frequency but no positive period"
         period = min(periods)  # the shortest period gives the most administrations
         unit = repeat.get("periodUnit")
         seconds = period_seconds(unit)
         if seconds is None:
-            return f'timing.repeat periodUnit "{unit}" is not a time unit'
-        per_day = frequency * 86400 / (period * seconds)
-        per_day = round(per_day, 9)  # 1 per 8 h is 3, not 3.0000000000000004
-        text = f"timing {fmt_number(frequency)} per {fmt_number(period)} {unit}"
+            return f'the timing\'s period unit "{unit}" is not a time unit'
+        per_day = as_written(frequency * 86400 / (period * seconds))  # 1 per 8 h is 3, not 3.0000000000000004
+        text = _every(frequency, period, seconds)
         if per_day < 1:
-            text += "; dose of a dosing day"
+            text += " (the dose of one dosing day is checked)"
             per_day = 1.0
         readings.append((per_day, text))
     when = [w for w in as_list(repeat.get("when")) if isinstance(w, str)]
     if when:
-        readings.append((float(len(when)), f"timing when {'/'.join(when)}"))
+        readings.append((float(len(when)), f"{times_a_day(len(when))} ({', '.join(when)})"))
     times = [t for t in as_list(repeat.get("timeOfDay")) if isinstance(t, str)]
     if times:
-        readings.append((float(len(times)), f"timing at {', '.join(times)}"))
+        readings.append((float(len(times)), f"{times_a_day(len(times))} (at {', '.join(times)})"))
     if not readings:
         return None
     return max(readings, key=lambda reading: reading[0])
@@ -184,18 +210,18 @@ def _event_frequency(events: Any) -> tuple[float, str] | None:
     if not per_day:
         return None
     busiest = max(per_day.values())
-    return float(busiest), f"timing events, at most {busiest} on one day"
+    return float(busiest), f"{times_a_day(busiest)} (timed events, the busiest day)"
 
 
 def _timing_frequency(entry: dict) -> tuple[float, str] | str:
-    """Administrations per dosing day of one dosageInstruction, with the evidence, or a reason."""
+    """Administrations per dosing day of one dosageInstruction, with the timing in words, or a reason."""
     timing = entry.get("timing")
     if timing is not None and not isinstance(timing, dict):
-        return "dosage timing is not an object"
+        return "the dosage timing is not an object"
     timing = as_dict(timing)
     repeat = timing.get("repeat")
     if repeat is not None and not isinstance(repeat, dict):
-        return "timing.repeat is not an object"
+        return "the timing's repeat is not an object"
     reading = _repeat_frequency(as_dict(repeat))
     if isinstance(reading, str):
         return reading
@@ -209,22 +235,23 @@ def _timing_frequency(entry: dict) -> tuple[float, str] | str:
         for _, value, _ in codings(code):
             count = _code_frequency(value)
             if count is not None:
-                return count, f"timing code {value}"
-        texts = [display for _, _, display in codings(code) if display] + [as_dict(code).get("text")]
+                return count, f"{times_a_day(count)} ({value})"
+        texts = [display for _, _, display in codings(code)] + [as_dict(code).get("text")]
         for text in texts:
             phrase = _phrase_frequency(text)
             if phrase is not None:
-                return phrase[0], f'timing "{text}"'
+                return phrase[0], f'"{text}"'
         shown = ", ".join(v for _, v, _ in codings(code)) or as_str(as_dict(code).get("text")) or "?"
-        return f'timing code "{shown}" is not understood'
+        return f'the timing code "{shown}" is not one the service can read'
     phrase = _phrase_frequency(entry.get("text"))
     if phrase is not None:
-        return phrase[0], f'dosage text "{phrase[1]}"'
-    return 1.0, "frequency not given; assumed once daily"
+        return phrase[0], f'"{phrase[1]}" (from the dosage text)'
+    return 1.0, "(no frequency given: taken as once daily)"
 
 
-def _dose_quantity(entry: dict) -> tuple[dict, str] | str:
-    """The dose Quantity of one dosageInstruction and where it came from, or a reason."""
+def _dose_quantity(entry: dict) -> tuple[dict, dict | None] | str:
+    """The dose Quantity of one dosageInstruction, and its range when it is a range's upper bound;
+    or a reason."""
     candidates = [d for d in dicts(entry.get("doseAndRate")) if "doseQuantity" in d or "doseRange" in d]
     if not candidates:
         return "no dose quantity in the dosage instruction"
@@ -233,48 +260,72 @@ def _dose_quantity(entry: dict) -> tuple[dict, str] | str:
     if "doseQuantity" in chosen:
         quantity = chosen.get("doseQuantity")
         if not isinstance(quantity, dict):
-            return "doseQuantity is not an object"
-        return quantity, "dose"
-    high = as_dict(chosen.get("doseRange")).get("high")
+            return "the dose quantity is not an object"
+        return quantity, None
+    dose_range = as_dict(chosen.get("doseRange"))
+    high = dose_range.get("high")
     if not isinstance(high, dict):
-        return "dose range has no upper bound"
-    return high, "upper bound of the dose range"
+        return "the dose range has no upper bound"
+    return high, dose_range
+
+
+def _range_text(dose_range: dict) -> str:
+    """"dose range 80 to 160 mg": a range as the order writes it."""
+    low, high = as_dict(dose_range.get("low")), as_dict(dose_range.get("high"))
+    high_text = f"{fmt_number(as_number(high.get('value')) or 0)} {as_str(high.get('unit')) or as_str(high.get('code')) or ''}".strip()
+    low_value = as_number(low.get("value"))
+    return f"dose range {fmt_number(low_value)} to {high_text}" if low_value is not None else f"dose range up to {high_text}"
 
 
 def _dose_mg(
     entry: dict, med_request: dict, strength_mg: Callable[[dict], float | None]
 ) -> tuple[float, str] | str:
-    """Milligrams per administration of one dosageInstruction and how they were reached (text
-    to append, empty for a plain mg dose), or a reason."""
+    """Milligrams per administration of one dosageInstruction and the dose in words ("40 mg",
+    "2 capsules of 40 mg (80 mg)", "up to 160 mg (dose range 80 to 160 mg: its upper bound is
+    checked)"), or a reason."""
     found = _dose_quantity(entry)
     if isinstance(found, str):
         return found
-    quantity, origin = found
+    quantity, dose_range = found
+    origin = "the upper bound of the dose range" if dose_range is not None else "the dose"
     value = as_number(quantity.get("value"))
     if value is None:
-        return f"{origin} value is missing or not a number"
+        return f"{origin} is missing or not a number"
     if value <= 0:
         return f"{origin} {fmt_number(value)} is not a positive amount"
     units = [u for u in (quantity.get("code"), quantity.get("unit")) if isinstance(u, str) and u.strip()]
     if not units:
         return f"{origin} {fmt_number(value)} has no unit"
     shown_unit = units[-1].strip()
+    mg, text = None, ""
     for unit in units:
         mg = mass_mg(value, unit)
         if mg is not None:
             if mg > _MAX_MG_PER_ADMINISTRATION:
                 return f"{origin} {fmt_number(value)} {shown_unit} is not a plausible amount"
             unit_is_mg = normalise_unit(unit) in {"mg", "milligram", "milligrams", "milligram(s)"}
-            return mg, "" if unit_is_mg else f" ({fmt_number(value)} {shown_unit})"
-    if any(is_unit_dose(unit) for unit in units):
+            text = f"{fmt_rounded(mg)} mg" if unit_is_mg else f"{fmt_number(value)} {shown_unit} ({fmt_rounded(mg)} mg)"
+            break
+    if mg is None:
+        if not any(is_unit_dose(unit) for unit in units):
+            return f'{origin} unit "{shown_unit}" is neither a mass nor a capsule/tablet count'
         if value > _MAX_UNITS_PER_ADMINISTRATION:
             return f"{origin} {fmt_number(value)} {shown_unit} is not a plausible amount"
         strength = as_number(strength_mg(med_request))
         if strength is None or strength <= 0:
             return f"{origin} is {fmt_number(value)} {shown_unit} but the product strength is not known"
-        mg = value * strength
-        return mg, f" ({fmt_number(value)} {shown_unit} x {fmt_number(strength)} mg product strength)"
-    return f'{origin} unit "{shown_unit}" is neither a mass nor a capsule/tablet count'
+        mg = as_written(value * strength)
+        text = f"{fmt_number(value)} {_count_word(shown_unit, value)} of {fmt_number(strength)} mg ({fmt_rounded(mg)} mg)"
+    if dose_range is not None:
+        text = f"up to {text} ({_range_text(dose_range)}: its upper bound is checked)"
+    return mg, text
+
+
+def _count_word(unit: str, count: float) -> str:
+    """"capsules", "tablet": a count unit in words ("{capsule}" and UCUM "1" included)."""
+    word = unit.strip().strip("{}").rstrip("(s)") or "unit"
+    word = "unit" if word == "1" else word
+    return word if count == 1 or word.endswith("s") else word + "s"
 
 
 def _entry_dose(
@@ -286,16 +337,12 @@ def _entry_dose(
     timing = _timing_frequency(entry)
     if isinstance(timing, str):
         return timing
-    mg, dose_detail = dose
+    mg, dose_text = dose
     per_day, timing_text = timing
     if per_day > _MAX_ADMINISTRATIONS_PER_DAY:
         return f"{timing_text} is not a plausible frequency"
-    total = mg * per_day
-    evidence = (
-        f"{fmt_number(mg)} mg per administration{dose_detail} x {fmt_number(per_day)} per day"
-        f" ({timing_text}) = {fmt_number(total)} mg/day"
-    )
-    return _EntryDose(total, mg, per_day, evidence)
+    total = as_written(mg * per_day)
+    return _EntryDose(total, mg, per_day, f"{dose_text} {timing_text} = {fmt_rounded(total)} mg/day")
 
 
 def _sequence_key(entry: dict) -> int | None:
@@ -332,19 +379,19 @@ def daily_dose(
         return DoseUnknown("no dose quantity in the dosage instructions")
     totals = []
     for key, entries in groups.items():
-        mg_per_day = sum(e.mg_per_day for e in entries)
+        mg_per_day = as_written(sum(e.mg_per_day for e in entries))
         per_admin = max(e.per_administration_mg for e in entries)
         per_day = sum(e.administrations_per_day for e in entries)
         evidence = "; ".join(e.evidence for e in entries)
         if len(entries) > 1:
-            evidence += f"; together {fmt_number(mg_per_day)} mg/day"
+            evidence += f"; together {fmt_rounded(mg_per_day)} mg/day"
         totals.append((mg_per_day, key, per_admin, per_day, evidence))
     mg_per_day, key, per_admin, per_day, evidence = max(totals, key=lambda t: t[0])
     # Phases run in `sequence` order; entries without one are taken as running throughout.
     start = min(totals, key=lambda t: (t[1] is None, t[1] or 0))[0]
     if len(totals) > 1:
-        evidence = (f"largest of {len(totals)} consecutive phases (sequence {key}): {evidence}; "
-                    f"the first phase gives {fmt_number(start)} mg/day")
+        evidence = (f"the largest of {len(totals)} phases (phase {key}): {evidence}; "
+                    f"the first phase: {fmt_rounded(start)} mg/day")
     if not math.isfinite(mg_per_day):
         return DoseUnknown("the daily dose is not a finite number")
     return DoseResult(mg_per_day, per_admin, per_day, evidence, start)

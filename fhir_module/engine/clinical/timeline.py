@@ -7,15 +7,15 @@ Per the clinical rules:
   dosageInstruction.timing.repeat.boundsPeriod.end and dispenseRequest.validityPeriod.end;
   a current-status resource whose end date is past ended on that date;
 - `stopped` or `completed` with an end date ended then (a future planned end of a stopped
-  therapy is read as "ended today at the latest"); without one, at its last known date: the
-  latest of authoredOn, effectivePeriod.start, effectiveDateTime and meta.lastUpdated (the
-  latest, because a washout counted from too early a date would end too soon);
+  therapy is read as "ended today at the latest"); without one, on the first present of
+  authoredOn and the start of effective[x] (effectivePeriod.start, effectiveDateTime), and on
+  meta.lastUpdated only when none of these exists;
 - `entered-in-error`, `cancelled`, `not-taken`, `draft`, `unknown`, a missing status and a
   MedicationRequest with doNotPerform never count (draft orders are judged by the caller).
 
 Two readings keep the rules on the safe side: a partial end date ("2026-11") stands for its
-last possible day, and the dosage end counts only when every dosage instruction has one (the
-therapy runs until its last instruction ends).
+last possible day, and the dosage end is that of its last phase (highest `sequence`), counted
+only when every instruction of that phase has one: a last phase without an end is current.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ._json import as_dict, as_str, dicts, reference_of
+from ._json import as_dict, as_number, as_str, dicts, reference_of
 from .dates import parse_fhir_date_latest
 
 _CURRENT = {
@@ -50,9 +50,14 @@ def days_since(d: date, today: date) -> int:
 
 
 def _dosage_end(resource: dict) -> date | None:
-    """The end of the last dosage instruction, if every instruction has a bounds end."""
+    """The end of the last phase of the dosage: the latest bounds end of the instructions of the
+    highest `sequence` (all instructions when none has one), when each of them has one. A last
+    phase without an end runs on, so the therapy is current."""
+    instructions = dicts(resource.get("dosageInstruction")) or dicts(resource.get("dosage"))
+    sequences = [n for n in (as_number(entry.get("sequence")) for entry in instructions) if n is not None]
+    if sequences:
+        instructions = [entry for entry in instructions if as_number(entry.get("sequence")) == max(sequences)]
     ends = []
-    instructions = dicts(resource.get("dosageInstruction"))
     for entry in instructions:
         bounds = as_dict(as_dict(as_dict(entry.get("timing")).get("repeat")).get("boundsPeriod"))
         end = parse_fhir_date_latest(bounds.get("end"))
@@ -79,22 +84,23 @@ def _end_date(resource: dict) -> tuple[date, str] | None:
 
 
 def _last_known_date(resource: dict) -> tuple[date, str] | None:
-    """The latest clinical date of the therapy; `meta.lastUpdated` only when it has none.
+    """When a stopped or completed therapy without an end date ended: the first present of
+    `authoredOn` and the start of `effective[x]`; `meta.lastUpdated` only when neither exists.
 
     `meta.lastUpdated` is when a server last stored the record, not when the therapy happened: a
     FHIR server sets it on every write, so preferring it would make every stopped therapy end
     "today" once the chart has been copied or migrated.
     """
-    clinical = [
+    for name, value in (
         ("authoredOn", resource.get("authoredOn")),
         ("effectivePeriod.start", as_dict(resource.get("effectivePeriod")).get("start")),
         ("effectiveDateTime", resource.get("effectiveDateTime")),
-    ]
-    found = [(d, name) for name, d in ((n, parse_fhir_date_latest(v)) for n, v in clinical) if d]
-    if found:
-        return max(found, key=lambda f: f[0])
-    updated = parse_fhir_date_latest(as_dict(resource.get("meta")).get("lastUpdated"))
-    return (updated, "meta.lastUpdated") if updated else None
+        ("meta.lastUpdated", as_dict(resource.get("meta")).get("lastUpdated")),
+    ):
+        day = parse_fhir_date_latest(value)
+        if day is not None:
+            return day, name
+    return None
 
 
 def therapy_status(resource: Any, today: date) -> TherapyStatus:

@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 import pytest
 
-from fhir_module.engine.clinical import age_years
+from fhir_module.engine.clinical import age_range, age_years
 
 TODAY = date(2026, 11, 26)
 
@@ -41,3 +41,23 @@ def test_unknown_age(birth):
 def test_today_must_be_a_date():
     assert age_years("1990-01-01", "2026-11-26") is None
     assert age_years("1990-01-01", datetime(2026, 11, 26, 12)) == 36
+
+
+@pytest.mark.parametrize(("birth", "low", "high", "text"), [
+    ("2009", 16, 17, "16 or 17 (birth date 2009 is partial)"),
+    ("2008-11", 17, 18, "17 or 18 (birth date 2008-11 is partial)"),
+    ("2009-06", 17, 17, "17 (birth date 2009-06 is partial)"),
+    ("2009-06-15", 17, 17, "17"),
+    ("2026", 0, 0, "0 (birth date 2026 is partial)"),  # born this year, at the latest today
+])
+def test_a_partial_birth_date_gives_an_age_range(birth, low, high, text):
+    """clinical-rules.md, partial birth dates: a year or a month gives an age range."""
+    found = age_range(birth, date(2026, 11, 26))
+    assert (found.low, found.high, found.text) == (low, high, text)
+    assert found.partial is (len(birth) < 10)
+
+
+def test_an_unreadable_or_future_birth_date_has_no_age_range():
+    assert age_range("2027", date(2026, 11, 26)) is None
+    assert age_range("garbage", date(2026, 11, 26)) is None
+    assert age_range(None, date(2026, 11, 26)) is None

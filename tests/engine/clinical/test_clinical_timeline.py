@@ -140,3 +140,30 @@ def test_days_since():
     assert days_since(date(2026, 11, 12), TODAY) == 14
     assert days_since(TODAY, TODAY) == 0
     assert days_since(date(2026, 11, 27), TODAY) == -1
+
+
+def phase(sequence, end=None):
+    repeat = {"frequency": 1, "period": 1, "periodUnit": "d"}
+    if end:
+        repeat["boundsPeriod"] = {"start": "2026-01-01", "end": end}
+    return {"sequence": sequence, "timing": {"repeat": repeat}}
+
+
+def test_a_phased_order_whose_last_phase_has_no_end_is_current():
+    """clinical-rules.md, phased orders: an order whose last phase has no end is current."""
+    assert therapy_status(request("active", dosageInstruction=[phase(1, "2026-01-03"), phase(2)]), TODAY).current
+
+
+def test_a_phased_order_ends_with_its_last_phase():
+    ended = therapy_status(request("active", dosageInstruction=[phase(2, "2026-11-10"), phase(1)]), TODAY)
+    assert (ended.current, ended.ended) == (False, date(2026, 11, 10))
+
+
+def test_stopped_without_end_takes_the_first_present_date_not_the_latest():
+    """clinical-rules.md, ended without an end date: the first present of authoredOn and
+    effectivePeriod.start; meta.lastUpdated only when neither exists."""
+    resource = statement("stopped", authoredOn="2026-10-01", effectivePeriod={"start": "2026-11-10"},
+                         meta={"lastUpdated": "2026-11-20T10:00:00Z"})
+    assert therapy_status(resource, TODAY).ended == date(2026, 10, 1)
+    resource = statement("stopped", effectivePeriod={"start": "2026-11-10"}, meta={"lastUpdated": "2026-11-20T10:00:00Z"})
+    assert therapy_status(resource, TODAY).ended == date(2026, 11, 10)

@@ -16,6 +16,11 @@ TOML keys (all optional)::
     cors_origins = ["*"]
     public_base_url = "https://cds.example.org"
     fetch_concurrency = 20
+    header_timeout = 10.0
+    body_timeout = 15.0
+    validate_concurrency = 1
+    validate_timeout = 30.0
+    validate_max_resources = 10000
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ ENV_MAX_BODY_BYTES = "FHIR_MODULE_MAX_BODY_BYTES"
 ENV_CORS_ORIGINS = "FHIR_MODULE_CORS_ORIGINS"
 ENV_PUBLIC_BASE_URL = "FHIR_MODULE_PUBLIC_BASE_URL"
 ENV_FETCH_CONCURRENCY = "FHIR_MODULE_FETCH_CONCURRENCY"
+ENV_HEADER_TIMEOUT = "FHIR_MODULE_HEADER_TIMEOUT"
+ENV_BODY_TIMEOUT = "FHIR_MODULE_BODY_TIMEOUT"
+ENV_VALIDATE_CONCURRENCY = "FHIR_MODULE_VALIDATE_CONCURRENCY"
+ENV_VALIDATE_TIMEOUT = "FHIR_MODULE_VALIDATE_TIMEOUT"
+ENV_VALIDATE_MAX_RESOURCES = "FHIR_MODULE_VALIDATE_MAX_RESOURCES"
 
 DEFAULT_DATABASE_URL = "sqlite:///./fhir_module_feedback.sqlite3"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -56,6 +66,11 @@ _TOML_KEYS = {
     "cors_origins",
     "public_base_url",
     "fetch_concurrency",
+    "header_timeout",
+    "body_timeout",
+    "validate_concurrency",
+    "validate_timeout",
+    "validate_max_resources",
 }
 
 
@@ -92,6 +107,13 @@ class Settings:
     # The externally visible base URL (scheme://host[:port][/prefix]); JWT `aud` is checked
     # against it. Unset: the URL the request arrived at.
     public_base_url: str | None = None
+    # Seconds a client has to send a request's head (serve's protocol) and then its body (408).
+    header_timeout: float = 10.0
+    body_timeout: float = 15.0
+    # $validate: worker processes per service process, seconds per call, resources per call.
+    validate_concurrency: int = 1
+    validate_timeout: float = 30.0
+    validate_max_resources: int = 10_000
     # Fetches in flight to one FHIR server at a time; more wait (bounded) for a free slot.
     fetch_concurrency: int = 20
     # Pages of a searchset Bundle followed through `link[next]` before giving up (412).
@@ -261,6 +283,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ENV_CORS_ORIGINS: "cors_origins",
         ENV_PUBLIC_BASE_URL: "public_base_url",
         ENV_FETCH_CONCURRENCY: "fetch_concurrency",
+        ENV_HEADER_TIMEOUT: "header_timeout",
+        ENV_BODY_TIMEOUT: "body_timeout",
+        ENV_VALIDATE_CONCURRENCY: "validate_concurrency",
+        ENV_VALIDATE_TIMEOUT: "validate_timeout",
+        ENV_VALIDATE_MAX_RESOURCES: "validate_max_resources",
     }
     for name, key in overrides.items():
         if name in env:
@@ -295,4 +322,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cors_origins=tuple(origins) or ("*",),
         public_base_url=public,
         fetch_concurrency=_positive(values.get("fetch_concurrency", 20), ENV_FETCH_CONCURRENCY, int),
+        header_timeout=_positive(values.get("header_timeout", 10.0), ENV_HEADER_TIMEOUT, float),
+        body_timeout=_positive(values.get("body_timeout", 15.0), ENV_BODY_TIMEOUT, float),
+        validate_concurrency=_positive(values.get("validate_concurrency", 1), ENV_VALIDATE_CONCURRENCY, int),
+        validate_timeout=_positive(values.get("validate_timeout", 30.0), ENV_VALIDATE_TIMEOUT, float),
+        validate_max_resources=_positive(values.get("validate_max_resources", 10_000), ENV_VALIDATE_MAX_RESOURCES, int),
     )

@@ -18,12 +18,14 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from fhir_module.config import Settings, load_settings
 from fhir_module.feedback import FeedbackStore, store_from_url
+from fhir_module.validation.runner import shared_runner
 
-from .auth import Authenticator, require_client
-from .body import BodySizeLimit
+from .auth import Authenticator, LoopbackOnly, require_client
+from .body import BodyLimits
 from .errors import install_error_handlers
 from .fetch import FhirServers
 from .openapi import build_openapi
+from .redaction import install_log_redaction
 from .routes import discovery, feedback, health, monographs, services
 
 log = logging.getLogger("fhir_module.api")
@@ -63,6 +65,10 @@ def create_app(
         trust_env=False,
     )
 
+    # $validate runs in worker processes of its own, bounded (validation/runner.py); stopped at exit.
+    validation_runner = shared_runner(settings.validate_concurrency, settings.validate_timeout,
+                                      settings.validate_max_resources)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # What is loaded at start (modules, knowledge, compiled expressions) lives as long as the
@@ -85,6 +91,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.fhir_servers = fhir_servers
+    app.state.validation_runner = validation_runner
     app.state.store = store
     app.state.authenticator = Authenticator(settings, jwks_http)
     if not settings.auth_enabled:
@@ -104,7 +111,7 @@ def create_app(
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
 
     # Added last = outermost: CORS headers also go on 413 answers from the size limit.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -113,6 +120,11 @@ def create_app(
         allow_credentials=False,
         max_age=600,
     )
+    if not settings.auth_enabled:
+        app.add_middleware(LoopbackOnly)  # outermost: nothing runs for a refused caller
+    # Secrets never reach a log line, under `fhir-module serve` or any server that loaded this
+    # factory (uvicorn configured its handlers before calling it).
+    install_log_redaction()
     return app
 
 

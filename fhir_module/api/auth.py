@@ -32,8 +32,9 @@ from typing import Any
 import httpx
 import jwt
 from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fhir_module.config import Settings, TrustedClient
+from fhir_module.config import Settings, TrustedClient, is_loopback_host
 
 from .errors import ApiError
 
@@ -228,3 +229,27 @@ async def require_client(request: Request) -> Principal | None:
     """FastAPI dependency: the authenticated client, or None when authentication is off."""
     authenticator: Authenticator = request.app.state.authenticator
     return await authenticator.authenticate(request)
+
+
+class LoopbackOnly:
+    """Without trusted clients the service accepts unauthenticated calls, so it answers only
+    clients on this machine (403 for any other). `fhir-module serve` also refuses to bind anything
+    but loopback then; this holds the rule under any server (`uvicorn --factory`, a container that
+    binds 0.0.0.0). Liveness and readiness stay open for probes."""
+
+    OPEN_PATHS = ("/healthz", "/readyz")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") not in self.OPEN_PATHS:
+            client = scope.get("client")
+            if not client or not is_loopback_host(client[0]):
+                log.warning("refused a call from %s: no client authentication is configured, so only "
+                            "loopback clients are served", client[0] if client else "an unknown client")
+                response = ApiError(403, "this service has no client authentication configured and answers "
+                                         "only clients on its own machine", code="forbidden").response()
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -1,7 +1,8 @@
-"""Reading request bodies: size limit, content type, JSON syntax.
+"""Reading request bodies: size and time limits, content type, JSON syntax.
 
-The size limit is an ASGI middleware so it applies before any route reads the body, and counts
-the bytes actually received (a client may lie in Content-Length or stream without one).
+The limits are an ASGI middleware so they apply before any route reads the body: the size counts
+the bytes actually received (a client may lie in Content-Length or stream without one), the time
+runs from the request head to the body's last byte.
 
 Every JSON body goes through `read_json_body` (strict JSON: no NaN/Infinity, integers within 64
 bits, no lone surrogates, bounded nesting; see `fhir_module.strictjson`), so all endpoints refuse
@@ -10,6 +11,7 @@ the same input with the same 400.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -30,12 +32,20 @@ class _TooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
-    """Answers 413 with an OperationOutcome when a request body exceeds `max_bytes`."""
+class _TooSlow(Exception):
+    pass
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimits:
+    """Answers 413 when a request body exceeds `max_bytes`, and 408 when it has not fully arrived
+    `timeout` seconds after the request head (a client that sends half a body and waits would
+    otherwise hold its connection, and the route, for good). Both with an OperationOutcome and
+    `Connection: close`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 15.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,18 +58,28 @@ class BodySizeLimit:
             except ValueError:
                 too_big = False
             if too_big:
-                await self._reject(scope, receive, send)
+                await self._reject(scope, send, 413, f"request body larger than {self.max_bytes} bytes",
+                                   "too-costly")
                 return
         received = 0
+        complete = False
         started = False
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+        async def limited_receive() -> Message:
+            nonlocal received, complete
+            if complete:  # the body is in: later calls wait for a disconnect, without deadline
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _TooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise _TooLarge
+                complete = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -69,18 +89,26 @@ class BodySizeLimit:
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(scope, receive, send)
+                await self._reject(scope, send, 413, f"request body larger than {self.max_bytes} bytes",
+                                   "too-costly")
+        except _TooSlow:
+            log.info("%s %s: the request body did not arrive within %g s", scope.get("method"),
+                     scope.get("path"), self.timeout)
+            if not started:
+                await self._reject(scope, send, 408, f"the request body did not arrive within {self.timeout:g} s",
+                                   "timeout")
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = outcome_response(
-            413,
-            operation_outcome(f"request body larger than {self.max_bytes} bytes", code="too-costly"),
-            {"Connection": "close"},
-        )
-        await response(scope, receive, send)
+    @staticmethod
+    async def _reject(scope: Scope, send: Send, status: int, message: str, code: str) -> None:
+        response = outcome_response(status, operation_outcome(message, code=code), {"Connection": "close"})
+
+        async def no_body() -> Message:  # the response must not wait for the rest of the body
+            return {"type": "http.disconnect"}
+
+        await response(scope, no_body, send)
 
 
 def require_json_content_type(request: Request) -> None:
@@ -92,14 +120,19 @@ def require_json_content_type(request: Request) -> None:
         raise ApiError(415, f"content type {shown!r} is not accepted; send application/json")
 
 
-async def read_json_body(request: Request) -> Any:
-    """The body as a JSON value; 400 for an empty body or anything `strictjson` refuses."""
+async def read_body(request: Request) -> bytes:
+    """The raw body; a client that leaves mid-body is an INFO line and a 400 nobody reads."""
     try:
-        raw = await request.body()
+        return await request.body()
     except ClientDisconnect:
         # The client left mid-body: nobody will read an answer, and it is not a server fault.
         log.info("%s %s: the client disconnected before sending the whole body", request.method, request.url.path)
         raise ApiError(400, "the client disconnected before sending the whole body", code="incomplete") from None
+
+
+async def read_json_body(request: Request) -> Any:
+    """The body as a JSON value; 400 for an empty body or anything `strictjson` refuses."""
+    raw = await read_body(request)
     if not raw.strip():
         raise ApiError(400, "the request body is empty; a JSON object is expected", code="required")
     try:

@@ -1,7 +1,9 @@
 """Keep bearer tokens out of the logs.
 
 JWTs from CDS clients and `fhirAuthorization.access_token`s are credentials: whoever reads a log
-line holding one could call the EHR's FHIR server as the user. `RedactingFilter` rewrites each
+line holding one could call the EHR's FHIR server as the user. Query parameters named like
+credentials (`?key=`, `?api_key=`, `?client_secret=`...) are redacted everywhere, and the access
+log shows no query value at all. `RedactingFilter` rewrites each
 record's message (after formatting its arguments) and exception text, replacing the secret part.
 `install_log_redaction()` attaches it to every handler of the root and uvicorn loggers, which is
 where all records end up.
@@ -21,19 +23,30 @@ _PATTERNS = [
     (re.compile(r"""(?i)(["']?access_token["']?\s*[:=]\s*["']?)[^"'\s,&}]+"""), r"\1" + REDACTED),
     # A bare JWT anywhere (three base64url parts, the first starting with '{"' encoded)
     (re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), REDACTED),
+    # A query parameter named like a credential: ?key=, &api_key=, ?client_secret=, ?sig= ...
+    (re.compile(r"(?i)([?&;][A-Za-z0-9_.\-]*(?:key|token|secret|passw(?:or)?d|pwd|sig|signature|auth|session"
+                r"|jwt|credential)[A-Za-z0-9_.\-]*=)[^&#\s\"']*"), r"\1" + REDACTED),
 ]
+_QUERY_VALUE = re.compile(r"([?&;][^=&#\s]*=)[^&#\s]*")
 
 
 def redact(text: str) -> str:
-    """`text` with bearer tokens, access tokens and JWTs replaced by [REDACTED]."""
-    # Every pattern needs one of these words (casefold matches as the patterns' (?i) does, 'ſ'
-    # for 's' included): most log lines, every access line among them, have none.
+    """`text` with bearer tokens, access tokens, JWTs and credential-named query values replaced
+    by [REDACTED]."""
+    # Every pattern needs one of these words or a '=' (casefold matches as the patterns' (?i) does,
+    # 'ſ' for 's' included): most log lines, every access line among them, have none.
     folded = text.casefold()
-    if "bearer" not in folded and "access_token" not in folded and "eyJ" not in text:
+    if "bearer" not in folded and "access_token" not in folded and "eyJ" not in text and "=" not in text:
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def redact_query(target: str) -> str:
+    """A request target with every query value replaced: the access log does not know which of a
+    client's parameters are secrets (`?key=...`), and this service reads none of them."""
+    return _QUERY_VALUE.sub(r"\1" + REDACTED, target) if "?" in target else target
 
 
 def _redacted_arg(value: object) -> object:
@@ -53,6 +66,10 @@ class RedactingFilter(logging.Filter):
         # formatters (uvicorn's access log) unpack them and break when they are gone.
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            # (client, method, path with query, http version, status)
+            client, method, target, version, status = record.args
+            record.args = (client, method, redact_query(str(target)), version, status)
         if isinstance(record.args, tuple):
             record.args = tuple(_redacted_arg(arg) for arg in record.args)
         elif isinstance(record.args, dict):

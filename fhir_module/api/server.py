@@ -15,7 +15,11 @@ from typing import Any
 
 from fhir_module.config import ConfigError, Settings, is_loopback_host, load_settings
 
+from .protocol import GuardedH11Protocol
 from .redaction import RedactingFilter, install_log_redaction
+
+# An idle kept-alive connection is closed after this long (uvicorn's default, said here).
+KEEP_ALIVE_SECONDS = 5
 
 
 def _log_config() -> dict[str, Any]:
@@ -83,5 +87,7 @@ def serve_command(args: argparse.Namespace) -> int:
         log_config=_log_config(),
         proxy_headers=False,
         server_header=False,
+        http=GuardedH11Protocol,  # closes connections whose request head never completes
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -73,6 +74,27 @@ def serve_app(app: Any) -> Iterator[str]:
 
 
 
+
+
+@contextmanager
+def running_service(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """Runs a service process (`fhir-module serve`, `uvicorn ...`) on `port`, its output in `log`;
+    yields its base URL once /healthz answers, and stops it afterwards."""
+    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def free_port() -> int:

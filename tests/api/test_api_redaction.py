@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from fhir_module.api.redaction import REDACTED, RedactingFilter, redact
-from tests.api.helpers import free_port, scenario_request
+from tests.api.helpers import free_port, running_service, scenario_request
 from tests.support.jwt_clients import JwtClient, write_trusted_clients
 
 JWT_LIKE = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
@@ -67,20 +65,8 @@ def test_a_running_service_logs_no_tokens(discovery: dict[str, Any], jwt_client:
            "FHIR_MODULE_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.sqlite3'}",
            # An allowed server nobody listens on: the fetch fails and is logged.
            "FHIR_MODULE_ALLOWED_FHIR_SERVERS": f"http://127.0.0.1:{free_port()}/fhir"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fhir_module.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+    command = [sys.executable, "-m", "fhir_module.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with running_service(command, env, port, log) as base:
         service_id, body = scenario_request("pub-clean", discovery,
                                             fhir_server=env["FHIR_MODULE_ALLOWED_FHIR_SERVERS"], prefetch=False)
         secret = "ehr-access-token-must-not-leak"
@@ -92,9 +78,6 @@ def test_a_running_service_logs_no_tokens(discovery: dict[str, Any], jwt_client:
         bad = jwt_client.token(f"{base}/elsewhere")
         assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {bad}"}).status_code == 401
         assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}).status_code == 401  # replay
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     text = log.read_text()
     assert "client authentication on" in text
     assert "could not be fetched" in text  # the fetch failure was logged ...

@@ -119,9 +119,15 @@ class SuggestionMaker:
         dosages = [{**kept, **phase, "text": _dosage_text(phase)} for phase in template["dosage"]]
         resource = copy.deepcopy(order)
         resource["dosageInstruction"] = dosages
-        first = _dose_quantity(dosages[0]).get("value")
-        if number(first) is not None:
-            self._swap_product(resource, float(first))
+        doses = [number(_dose_quantity(dosage).get("value")) for dosage in dosages]
+        defaults = [number(_dose_quantity(dosage).get("value")) for dosage in definition["dosage"]]
+        product = definition.get("productCodeableConcept")
+        if len(set(doses)) > 1 and isinstance(product, dict) and doses == defaults:
+            # Phases of different strengths: the definition's product (a titration pack) gives
+            # each phase as one capsule, where one strength would need several of one.
+            _name_product(resource, copy.deepcopy(product))
+        elif doses[0] is not None:
+            self._swap_product(resource, doses[0])
         return resource
 
     def _swap_product(self, resource: dict[str, Any], dose_mg: float) -> None:
@@ -142,16 +148,22 @@ class SuggestionMaker:
             replacement = self.kb.product_for_dose(self.kb.products_named(concepts.names), dose_mg)
         if replacement is None:
             return
-        resource["medicationCodeableConcept"] = {
+        _name_product(resource, {
             "coding": [{"system": replacement.system, "code": replacement.code, "display": replacement.display}],
             "text": replacement.display,
-        }
-        reference = resource.pop("medicationReference", None)
-        target = reference.get("reference") if isinstance(reference, dict) else None
-        if isinstance(target, str) and target.startswith("#") and isinstance(resource.get("contained"), list):
-            still_used = json.dumps({k: v for k, v in resource.items() if k != "contained"})
-            if f'"{target}"' not in still_used:
-                resource["contained"] = [c for c in resource["contained"]
-                                         if not (isinstance(c, dict) and c.get("id") == target[1:])]
-                if not resource["contained"]:
-                    del resource["contained"]
+        })
+
+
+def _name_product(resource: dict[str, Any], concept: dict[str, Any]) -> None:
+    """The order names *concept* as its medication: a Medication reference gives way to it, and a
+    contained Medication no longer used is dropped."""
+    resource["medicationCodeableConcept"] = concept
+    reference = resource.pop("medicationReference", None)
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    if isinstance(target, str) and target.startswith("#") and isinstance(resource.get("contained"), list):
+        still_used = json.dumps({k: v for k, v in resource.items() if k != "contained"})
+        if f'"{target}"' not in still_used:
+            resource["contained"] = [c for c in resource["contained"]
+                                     if not (isinstance(c, dict) and c.get("id") == target[1:])]
+            if not resource["contained"]:
+                del resource["contained"]

@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="serve this module folder (repeatable; with --bundle too, side by side)")
     serve.add_argument("--bundle", action="append", metavar="FILE",
                        help="serve the knowledge in this exported bundle (repeatable; default: the built-in modules)")
+    serve.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")
 
     export = sub.add_parser("export", help="export modules' knowledge artifacts as a FHIR bundle or package")
     export.add_argument("--module", action="append", metavar="DIR",
@@ -40,15 +41,21 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("-o", "--output", help="file to write (default: standard output)")
         command.add_argument("--package", metavar="DIR",
                              help="write a FHIR package (package.json + one file per resource); several modules: one each")
+        command.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")
+    export.add_argument("--bundle", metavar="FILE",
+                        help="re-export this knowledge bundle (e.g. a hand-edited one) instead of building modules")
 
-    validate = sub.add_parser("validate", help="validate FHIR resources or bundles")
-    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate = sub.add_parser("validate", help="validate FHIR resources, bundles or packages (with the knowledge check)")
+    validate.add_argument("files", nargs="+", metavar="FILE|PACKAGE",
+                          help="a resource or Bundle file, or a FHIR package folder")
     validate.add_argument("--profile", action="append", help="profile URL to validate against (repeatable)")
     validate.add_argument("--fhir-version", choices=["R4", "R5"], help="default: from the resource, else R4")
     validate.add_argument("-v", "--verbose", action="store_true",
                           help="also list information issues (invariants not checkable here, best practice)")
     validate.add_argument("--format", choices=["text", "json"], default="text",
                           help="readable text, or the OperationOutcome as JSON (default: text)")
+    validate.add_argument("--allow-draft", action="store_true",
+                          help="judge draft knowledge as `serve --allow-draft` would serve it")
 
     cards = sub.add_parser("cards", help="evaluate one CDS Hooks request offline and print the response")
     cards.add_argument("request", metavar="REQUEST.json")
@@ -56,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     cards.add_argument("--bundle", action="append", metavar="FILE",
                        help="knowledge bundle to apply (repeatable; default: the built-in modules)")
     cards.add_argument("--service", help="service id (default: every service of the request's hook, cards together)")
+    cards.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")
     cards.add_argument("--today", metavar="YYYY-MM-DD", type=date.fromisoformat,
                        help="evaluate as of this date (default: today), e.g. to replay a logged request")
     return parser

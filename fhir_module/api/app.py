@@ -36,11 +36,12 @@ DESCRIPTION = (
 )
 
 
-def load_engine(settings: Settings) -> Any:
-    """The engine for these settings: the configured modules and bundles, else the built-in modules."""
+def load_engine(settings: Settings, *, allow_draft: bool = False) -> Any:
+    """The engine for these settings: the configured modules and bundles, else the built-in modules,
+    checked (KnowledgeCheckError when they would not run as written)."""
     from fhir_module.engine import Engine
 
-    return Engine.from_sources(modules=settings.module_paths, bundles=settings.bundle_paths)
+    return Engine.from_sources(modules=settings.module_paths, bundles=settings.bundle_paths, allow_draft=allow_draft)
 
 
 def create_app(

@@ -216,6 +216,9 @@ class Health(_Closed):
     status: Literal["ok"]
     services: int
     auth: bool
+    evaluationFailures: int = Field(  # noqa: N815 - the JSON name
+        0, description="checks that could not be evaluated on a request's data since the service started "
+                       "(each said on the cards of its request)")
 
 
 class Readiness(_Closed):

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from fhir_module.config import ConfigError, Settings, is_loopback_host, load_settings
+from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
 
 from .protocol import GuardedH11Protocol
 from .redaction import RedactingFilter, install_log_redaction
@@ -66,8 +67,11 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         from .app import load_engine
 
-        engine = load_engine(settings)
+        engine = load_engine(settings, allow_draft=bool(getattr(args, "allow_draft", False)))
         app = create_app(settings, engine)
+    except KnowledgeCheckError as exc:  # knowledge that would not run as written never serves
+        print(f"fhir-module serve: refusing to serve: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except Exception as exc:  # a broken bundle or database: say which, do not dump a traceback
         print(f"fhir-module serve: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -1,40 +1,48 @@
 """Reading eca-rule PlanDefinition actions: extensions, variables, conditions, topic, severity.
 
-Shared by the applier (conditions, variables), the suggestion maker and the card writer.
+Shared by the applier (conditions, variables), the suggestion maker, the card writer and the
+knowledge check, which reads any JSON it is given: each reader takes what is not the expected
+shape as absent, never raises.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .expressions import truthy
+from .clinical._json import as_dict, as_list, dicts
+from .expressions import chart_types_read, truthy
 from .scope import Scope
 
 EXT_VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
 SEVERITY = {"routine": "info", "urgent": "warning", "asap": "critical", "stat": "critical"}
+# RelatedArtifact label of a PlanDefinition's dependency on its module's override-reason CodeSystem.
+OVERRIDE_REASONS_LABEL = "override-reasons"
 
 
 def ext(element: dict[str, Any], suffix: str) -> list[dict[str, Any]]:
-    return [e for e in element.get("extension") or [] if str(e.get("url", "")).endswith(suffix)]
+    return [e for e in dicts(as_dict(element).get("extension")) if str(e.get("url", "")).endswith(suffix)]
 
 
 def parts(extension: dict[str, Any]) -> dict[str, Any]:
     """Sub-extensions of a complex extension by name: their value (string or Expression text)."""
     parts = {}
-    for part in extension.get("extension") or []:
+    for part in dicts(as_dict(extension).get("extension")):
+        if not isinstance(part.get("url"), str):
+            continue
         if "valueString" in part:
             parts[part["url"]] = part["valueString"]
         elif "valueExpression" in part:
-            parts[part["url"]] = part["valueExpression"].get("expression", "")
+            parts[part["url"]] = as_dict(part["valueExpression"]).get("expression", "")
     return parts
 
 
 def variables(action: dict[str, Any]) -> dict[str, str]:
     return {
         e["valueExpression"]["name"]: e["valueExpression"]["expression"]
-        for e in action.get("extension") or []
+        for e in dicts(as_dict(action).get("extension"))
         if e.get("url") == EXT_VARIABLE and isinstance(e.get("valueExpression"), dict)
-        and e["valueExpression"].get("name") and e["valueExpression"].get("expression")
+        and isinstance(e["valueExpression"].get("name"), str) and e["valueExpression"]["name"]
+        and isinstance(e["valueExpression"].get("expression"), str) and e["valueExpression"]["expression"]
     }
 
 
@@ -42,31 +50,31 @@ def policies(action: dict[str, Any]) -> list[str]:
     """The operational definitions (policy parameters) an action uses, for the card to state."""
     return [
         e["valueExpression"]["description"][len("policy: "):]
-        for e in action.get("extension") or []
-        if e.get("url") == EXT_VARIABLE and str((e.get("valueExpression") or {}).get("description", "")).startswith("policy: ")
+        for e in dicts(as_dict(action).get("extension"))
+        if e.get("url") == EXT_VARIABLE and str(as_dict(e.get("valueExpression")).get("description", "")).startswith("policy: ")
     ]
 
 
 def holds(action: dict[str, Any], scope: Scope) -> bool:
-    for condition in action.get("condition") or []:
+    for condition in dicts(action.get("condition")):
         if condition.get("kind", "applicability") != "applicability":
             continue
-        expression = (condition.get("expression") or {}).get("expression")
+        expression = as_dict(condition.get("expression")).get("expression")
         if expression and not truthy(scope.evaluate(expression)):
             return False
     return True
 
 
 def action_type(action: dict[str, Any]) -> str | None:
-    return next((c.get("code") for c in (action.get("type") or {}).get("coding") or []), None)
+    return next((c.get("code") for c in dicts(as_dict(as_dict(action).get("type")).get("coding"))), None)
 
 
 def topic_coding(action: dict[str, Any]) -> dict[str, Any] | None:
     """The action's topic as its module codes it (system, code, display)."""
-    code = action.get("code")
-    concepts = code if isinstance(code, list) else [code] if isinstance(code, dict) else []
-    return next((c for concept in concepts for c in concept.get("coding") or []
-                 if isinstance(c, dict) and c.get("code")), None)
+    code = as_dict(action).get("code")
+    concepts = code if isinstance(code, list) else [code]
+    return next((c for concept in dicts(concepts) for c in dicts(concept.get("coding"))
+                 if isinstance(c.get("code"), str) and c["code"]), None)
 
 
 def topic(action: dict[str, Any]) -> str | None:
@@ -76,4 +84,21 @@ def topic(action: dict[str, Any]) -> str | None:
 
 def doc_url(doc: dict[str, Any]) -> str | None:
     """A RelatedArtifact's address: `url` in R4, `document.url` in R5."""
-    return doc.get("url") or (doc.get("document") or {}).get("url")
+    doc = as_dict(doc)
+    return doc.get("url") or as_dict(doc.get("document")).get("url")
+
+
+def requirements(action: dict[str, Any]) -> list[dict[str, Any]]:
+    """The DataRequirements of an order kind's `input` (what its rules read from the chart)."""
+    found = []
+    for item in as_list(as_dict(action).get("input")):
+        requirement = item.get("requirement", item) if isinstance(item, dict) else None  # R5 wraps it
+        if isinstance(requirement, dict) and isinstance(requirement.get("type"), str) and requirement["type"]:
+            found.append(requirement)
+    return found
+
+
+def undeclared_reads(action: dict[str, Any]) -> list[str]:
+    """Chart types an order kind's expressions read that its `input` does not ask for."""
+    declared = {requirement["type"] for requirement in requirements(action)}
+    return sorted(chart_types_read({k: v for k, v in action.items() if k != "input"}) - declared)

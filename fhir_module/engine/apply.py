@@ -7,27 +7,44 @@ shape it reads.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .actions import SEVERITY, action_type, ext, holds, parts, policies, topic, topic_coding, variables
-from .cards import SEVERITY_RANK, Card, CardWriter, truncate
+from .cards import SEVERITY_RANK, Card, CardWriter, not_evaluated_card, truncate
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
 from .expressions import current_facts, number, truthy
 from .facts import ChartFacts
+from .failures import EvaluationFailure, EvaluationFailures
 from .knowledgebase import KnowledgeBase, ModuleInfo
 from .scope import Scope
 from .suggestions import SuggestionMaker
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _name(action: dict[str, Any]) -> str:
+    return str(action.get("title") or action.get("id") or "a check")
+
 
 class PlanApplier:
-    """One request: applies a PlanDefinition to each checked order, then writes the cards."""
+    """One request: applies a PlanDefinition to each checked order, then writes the cards.
 
-    def __init__(self, kb: KnowledgeBase, chart: Chart, today: date, context: dict[str, Any], hook_instance: str):
+    A check whose expressions cannot be evaluated on the request's data is neither "fired" nor
+    "fine": it is named on the order's cards, or on a notice card when none fired, and counted
+    in `failures` (see failures.py).
+    """
+
+    def __init__(self, kb: KnowledgeBase, chart: Chart, today: date, context: dict[str, Any], hook_instance: str,
+                 failures: EvaluationFailures | None = None):
         self.kb = kb
         self.chart = chart
         self.today = today
+        self.hook_instance = hook_instance
+        self.failures = failures
         self.facts = ChartFacts(kb, chart, today)
         self.suggester = SuggestionMaker(kb, self.facts)
         self.writer = CardWriter(hook_instance)
@@ -37,7 +54,9 @@ class PlanApplier:
             "today": [today.isoformat()],
             "draftOrders": list(chart.drafts),
             "context": [context],
-        })
+        }, report=self._report)
+        self._checking = ""  # the check being evaluated, to name if it cannot be
+        self._not_evaluated: list[str] = []  # the checks of the current order that could not be
 
     def apply(self, plan: dict[str, Any], hook: str, orders: list[dict[str, Any]]) -> list[Card]:
         cards: list[Card] = []
@@ -46,15 +65,53 @@ class PlanApplier:
         try:
             for order in orders:
                 self.facts.order = order
+                self._not_evaluated = []
                 fired: list[str] = []
                 order_scope = self.request_scope.child(values={"order": [order], "firedTopics": fired})
+                order_cards: list[Card] = []
                 for action in plan.get("action") or []:
                     if not any(t.get("name") == hook for t in action.get("trigger") or []):
                         continue
-                    cards.extend(self._kind(action, order_scope, order, fired))
+                    order_cards.extend(self._kind(action, order_scope, order, fired))
+                if self._not_evaluated:
+                    self._say_not_evaluated(order, order_cards)
+                cards.extend(order_cards)
         finally:
             current_facts.reset(token)
         return cards
+
+    # --- checks that could not be evaluated -------------------------------------------------
+
+    def _report(self, failure: EvaluationFailure) -> None:
+        check = self._checking or "a check"
+        if check not in self._not_evaluated:
+            self._not_evaluated.append(check)
+        if self.failures is not None:
+            self.failures.add(check)
+        log.warning("check %r could not be evaluated (hookInstance %s): %s", check, self.hook_instance, failure)
+
+    def _attempt(self, check: str, evaluate: Callable[[], T], otherwise: T) -> T:
+        """`evaluate()` as part of `check`; if it cannot be evaluated, the check is reported and
+        `otherwise` returned."""
+        previous, self._checking = self._checking, check
+        try:
+            return evaluate()
+        except EvaluationFailure as failure:
+            self._report(failure)
+            return otherwise
+        finally:
+            self._checking = previous
+
+    def _say_not_evaluated(self, order: dict[str, Any], cards: list[Card]) -> None:
+        """Every card of the order names the checks that could not be evaluated; with no card,
+        a notice card does, so that silence never means "checked and fine"."""
+        lines = "\n".join(f"- {check}" for check in self._not_evaluated)
+        if not cards:
+            cards.append(not_evaluated_card(ref(order), self._not_evaluated, self.module))
+            return
+        for card in cards:
+            card.detail += ("\n\n**Not evaluated** (this order's data could not be evaluated by these checks, "
+                            f"so they may apply):\n{lines}")
 
     def kind_applies(self, action: dict[str, Any], order: dict[str, Any]) -> bool:
         """Whether a top-level action (a kind of order) applies to the order, on what the
@@ -64,23 +121,27 @@ class PlanApplier:
             self.facts.order = order
             scope = self.request_scope.child(values={"order": [order], "firedTopics": []})
             return holds(action, scope.child(variables(action)))
+        except EvaluationFailure:
+            return True  # cannot tell: ask for its data, and the evaluation will say what failed
         finally:
             current_facts.reset(token)
 
     def _kind(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], fired: list[str]) -> list[Card]:
         scope = parent.child(variables(action))
-        if not holds(action, scope):
+        kind = _name(action)
+        if not self._attempt(f"{kind}: whether the order is one", lambda: holds(action, scope), False):
             return []
         cards = []
         for child in action.get("action") or []:
-            card = self._rule(child, scope, order)
+            card = self._attempt(f"{kind}: {_name(child)}", lambda child=child: self._rule(child, scope, order, kind), None)
             if card is not None:
                 fired.append(card.topic)
                 cards.append(card)
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
-            every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, rules=False)]
+            every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
             about_data = [note for child in action.get("action") or [] if not action_type(child)
-                          for note in self._notes(child, scope.child(variables(child)), rules=True)]
+                          for note in self._notes(child, scope.child(variables(child)), kind, rules=True,
+                                                  rule=_name(child))]
             for card in cards:
                 notes = every_card + [text for text, needs in about_data if needs <= card.reads]
                 notes = list(dict.fromkeys(notes))
@@ -88,28 +149,32 @@ class PlanApplier:
                     card.detail += "\n\n**Data notes:**\n" + "\n".join(f"- {note}" for note in notes)
         return cards
 
-    def _notes(self, action: dict[str, Any], scope: Scope, *, rules: bool) -> list[tuple[str, frozenset]]:
+    def _notes(self, action: dict[str, Any], scope: Scope, kind: str, *, rules: bool,
+               rule: str | None = None) -> list[tuple[str, frozenset]]:
         """The notes that hold, with the variables each one's `when` reads: missing or uncertain data,
         said whether or not the rule itself fired. The notes of an order kind are about the order and
-        go on every card; a rule's notes (`rules`) go on the cards whose rules read what they read."""
+        go on every card; a rule's notes (`rules`) go on the cards whose rules read what they read.
+        A note whose `when` cannot be evaluated is reported as its own check."""
+        check = f"{kind}: {rule} (a data note)" if rule else f"{kind} (a data note)"
         found = []
         for note in ext(action, "/card-note"):
             note_parts = parts(note)
-            if note_parts.get("when") and truthy(scope.evaluate(note_parts["when"])):
-                found.append((scope.render(note_parts.get("text")), scope.reads([note_parts["when"]])))
+            when = note_parts.get("when")
+            if when and self._attempt(check, lambda when=when: truthy(scope.evaluate(when)), False):
+                found.append((scope.render(note_parts.get("text")), scope.reads([when])))
         if rules:
             for child in action.get("action") or []:
                 if not action_type(child):  # causes of a merged card, not suggestions
-                    found += self._notes(child, scope.child(variables(child)), rules=True)
+                    found += self._notes(child, scope.child(variables(child)), kind, rules=True, rule=_name(child))
         return found
 
-    def _rule(self, action: dict[str, Any], parent: Scope, order: dict[str, Any]) -> Card | None:
+    def _rule(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], kind: str) -> Card | None:
         scope = parent.child(variables(action))
         if not holds(action, scope):
             return None
         template = next((parts(t) for t in ext(action, "/card-template")), {})
         if template.get("merge"):
-            return self._merged(action, scope, order, template)
+            return self._merged(action, scope, order, template, kind)
         coding = topic_coding(action)
         if coding is None:
             return None
@@ -124,36 +189,36 @@ class PlanApplier:
             documentation=list(action.get("documentation") or []),
             suggestions=self.suggester.suggestions(action, scope, order),
             orders={ref(order)},
-            involves={v for v in scope.evaluate(template["involves"]) if isinstance(v, str)} if template.get("involves") else set(),
+            involves=self._involves(scope, template.get("involves")),
             reads=scope.reads(_conditions(action)),
             topic_coding=coding,
             module=self.module,
         )
 
-    def _merged(self, action: dict[str, Any], scope: Scope, order: dict[str, Any], template: dict[str, Any]) -> Card | None:
-        """One card for all causes of a topic that hold; the lowest value of the merge variable leads."""
+    def _involves(self, scope: Scope, expression: str | None) -> set[str]:
+        """The other draft orders a fired rule names (its card goes out even if they cannot be read)."""
+        if not expression:
+            return set()
+        try:
+            return {v for v in scope.evaluate(expression) if isinstance(v, str)}
+        except EvaluationFailure as failure:
+            self._report(failure)
+            return set()
+
+    def _merged(self, action: dict[str, Any], scope: Scope, order: dict[str, Any], template: dict[str, Any],
+                kind: str) -> Card | None:
+        """One card for all causes of a topic that hold; the lowest value of the merge variable leads.
+        A cause that cannot be evaluated is said, and the others still make the card."""
         variable = template["merge"]
         causes = []
         reads: frozenset[tuple[int, str]] = frozenset()
         for child in action.get("action") or []:
             if action_type(child):
                 continue  # a suggestion, not a cause
-            cause_scope = scope.child(variables(child))
-            reads |= cause_scope.reads(_conditions(child))  # every limit the card stands for, fired or not
-            if not holds(child, cause_scope):
-                continue
-            limit = [n for v in cause_scope.value(variable) if (n := number(v)) is not None]
-            if not limit:
-                continue
-            cause_template = next((parts(t) for t in ext(child, "/card-template")), {})
-            causes.append({
-                variable: limit[0],
-                "reason": cause_scope.render(cause_template.get("reason")),
-                "detail": cause_scope.render(cause_template.get("detail")),
-                "rule": self._rule_text(child, cause_scope),
-                "documentation": list(child.get("documentation") or []),
-                "indicator": SEVERITY.get(child.get("priority", "routine"), "info"),
-            })
+            reads |= scope.child(variables(child)).reads(_conditions(child))  # every limit the card stands for
+            cause = self._attempt(f"{kind}: {_name(child)}", lambda child=child: self._cause(child, scope, variable), None)
+            if cause is not None:
+                causes.append(cause)
         if not causes:
             return None
         causes.sort(key=lambda cause: cause[variable])
@@ -178,6 +243,23 @@ class PlanApplier:
             orders={ref(order)},
             reads=reads,
         )
+
+    def _cause(self, action: dict[str, Any], scope: Scope, variable: str) -> dict[str, Any] | None:
+        cause_scope = scope.child(variables(action))
+        if not holds(action, cause_scope):
+            return None
+        limit = [n for v in cause_scope.value(variable) if (n := number(v)) is not None]
+        if not limit:
+            return None
+        cause_template = next((parts(t) for t in ext(action, "/card-template")), {})
+        return {
+            variable: limit[0],
+            "reason": cause_scope.render(cause_template.get("reason")),
+            "detail": cause_scope.render(cause_template.get("detail")),
+            "rule": self._rule_text(action, cause_scope),
+            "documentation": list(action.get("documentation") or []),
+            "indicator": SEVERITY.get(action.get("priority", "routine"), "info"),
+        }
 
     def _rule_text(self, action: dict[str, Any], scope: Scope) -> str:
         text = f"**Rule:** {scope.render(action.get('description'))}"

@@ -10,6 +10,9 @@ from .actions import doc_url
 from .knowledgebase import ModuleInfo
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+# Cards the engine writes itself, not a rule of the knowledge: their topic is from this system.
+ENGINE_NOTICE_SYSTEM = "http://fhir-module.org/fhir/CodeSystem/engine-notice"
+NOT_EVALUATED = "not-evaluated"
 CARD_NAMESPACE = uuid.UUID("6f1c4f8e-6a43-4a58-9a8e-3e0d3c1d9b57")
 SUMMARY_LIMIT = 140
 
@@ -51,6 +54,24 @@ class Card:
                 self.suggestions.append(suggestion)
         self.orders |= other.orders
         self.involves |= other.involves
+
+
+def not_evaluated_card(order: str, checks: list[str], module: ModuleInfo) -> Card:
+    """The card for an order none of whose rules fired while some could not be evaluated."""
+    listed = "\n".join(f"- {check}" for check in checks)
+    return Card(
+        topic=NOT_EVALUATED,
+        indicator="info",
+        summary=truncate(f"{len(checks)} check(s) could not be evaluated on this order's data: they may apply"),
+        detail=(f"No rule fired for {order}, but these checks could not be evaluated on the data sent, so "
+                f"their silence does not mean they were checked and found fine:\n{listed}\n\n"
+                "Check the order and the patient's record for these yourself; the service has logged the failure."),
+        documentation=[],
+        suggestions=[],
+        orders={order},
+        topic_coding={"system": ENGINE_NOTICE_SYSTEM, "code": NOT_EVALUATED, "display": "Checks that could not be evaluated"},
+        module=module,
+    )
 
 
 class CardWriter:

@@ -16,12 +16,18 @@ from fhir_module.knowledge import KnowledgeError
 
 from .errors import RequestError
 from .knowledgebase import KnowledgeLoadError
+from .knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
 from .service import Engine
 
 
 def cards_command(args: argparse.Namespace) -> int:
     try:
-        engine = Engine.from_sources(modules=getattr(args, "module", None) or (), bundles=args.bundle or ())
+        allow_draft = bool(getattr(args, "allow_draft", False))
+        engine = Engine.from_sources(modules=getattr(args, "module", None) or (), bundles=args.bundle or (),
+                                     allow_draft=allow_draft)
+    except KnowledgeCheckError as error:
+        print(f"fhir-module cards: refusing the knowledge: {error}", file=sys.stderr)
+        return EXIT_REFUSED
     except (KnowledgeLoadError, KnowledgeError) as error:
         print(f"fhir-module cards: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""Errors the engine reports to its caller: a bad request is the client's to fix (4xx)."""
+"""Errors the engine reports to its caller: a bad request is the client's to fix (4xx); knowledge
+that cannot be used is refused before anything is served."""
 
 from __future__ import annotations
 
@@ -11,3 +12,7 @@ class RequestError(ValueError):
         self.status = status
         self.message = message
         self.expression = expression or []
+
+
+class KnowledgeLoadError(ValueError):
+    """The knowledge bundle cannot be used (unreadable, or missing what the service needs)."""

@@ -20,6 +20,7 @@ from fhirpathpy import apply_parsed_path
 from fhirpathpy.models import models
 
 from .clinical._json import fmt_rounded
+from .failures import EvaluationFailure
 from .fhirpath import FHIRPathSyntaxError, call_problems, parse_for_fhirpathpy, variables_used
 from .fhirpath.compiler import Compiler, Unsupported
 from .fhirpath.runtime import Deferred
@@ -142,14 +143,18 @@ class Expression:
             return list(self.reference(resource, variables))
 
     def evaluate(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
-        """The expression's value; data the expression cannot handle gives an empty result."""
+        """The expression's value; EvaluationFailure when it cannot be evaluated on this data
+        (never an empty result that would read as "nothing found")."""
         try:
             return self.value(resource if resource is not None else {}, variables)
-        except FunctionFailure:
-            raise
-        except Exception:  # noqa: BLE001 - FHIRPath over odd outside data must not break a request
-            log.warning("FHIRPath %r failed on this request's data; treated as empty", self.text, exc_info=True)
-            return []
+        except FunctionFailure as error:  # a function of ours met data it did not foresee: a bug to fix
+            log.error("FHIRPath %r: %s", self.text, error, exc_info=True)
+            raise EvaluationFailure(self.text, error) from error
+        except Exception as error:  # noqa: BLE001 - FHIRPath over odd outside data
+            # Logged by the applier with the check it stopped; the message may quote patient data.
+            log.debug("FHIRPath %r could not be evaluated on this request's data: %s", self.text,
+                      type(error).__name__)
+            raise EvaluationFailure(self.text, error) from error
 
 
 @lru_cache(maxsize=4096)
@@ -170,6 +175,11 @@ def truthy(values: list[Any]) -> bool:
     return len(values) == 1 and values[0] is True
 
 
+def template_parts(text: str) -> tuple[list[str], str]:
+    """The `{{ FHIRPath }}` parts of a card text (stripped), and what is left without them."""
+    return [part.strip() for part in _TEMPLATE_PART.findall(text)], _TEMPLATE_PART.sub("", text)
+
+
 class Template:
     """Text with `{{ FHIRPath }}` parts, rendered from the same variables as the conditions."""
 
@@ -177,7 +187,7 @@ class Template:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.parts = [compiled(part.strip()) for part in _TEMPLATE_PART.findall(text)]
+        self.parts = [compiled(part) for part in template_parts(text)[0]]
         self.variables = tuple(dict.fromkeys(name for part in self.parts for name in part.variables))
 
     def render(self, values_of: Callable[[Expression], list[Any]]) -> str:

@@ -15,17 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from .actions import OVERRIDE_REASONS_LABEL
 from .clinical._json import as_number, as_str, codings
 from .clinical.medication import MedicationConcepts
 from .clinical.units import mass_mg
 from .clinical.valueset import ValueSetIndex, name_matches, normalise_code, normalise_name
+from .errors import KnowledgeLoadError
+from .knowledgecheck import KnowledgeCheckError, check_knowledge, errors, is_eca_rule
 
-# RelatedArtifact label of a PlanDefinition's dependency on its module's override-reason CodeSystem.
-OVERRIDE_REASONS_LABEL = "override-reasons"
-
-
-class KnowledgeLoadError(ValueError):
-    """The knowledge bundle cannot be used (unreadable, or missing what the service needs)."""
 
 
 @dataclass(frozen=True)
@@ -109,12 +106,18 @@ def _canonical_json(resource: dict[str, Any]) -> str:
 
 
 class KnowledgeBase:
-    def __init__(self, resources: Iterable[dict[str, Any]]) -> None:
+    """The knowledge, checked: KnowledgeCheckError (a KnowledgeLoadError) lists everything that
+    would not run as written, and nothing of it serves. `allow_draft` lets draft artifacts serve."""
+
+    def __init__(self, resources: Iterable[dict[str, Any]], *, allow_draft: bool = False) -> None:
         self.resources = merged(resources)
+        self.findings = check_knowledge(self.resources, allow_draft=allow_draft)
+        if errors(self.findings):
+            raise KnowledgeCheckError(self.findings)
         by_type: dict[str, list[dict[str, Any]]] = {}
         for resource in self.resources:
             by_type.setdefault(resource.get("resourceType", ""), []).append(resource)
-        self.plan_definitions = [pd for pd in by_type.get("PlanDefinition", []) if _is_eca_rule(pd)]
+        self.plan_definitions = [pd for pd in by_type.get("PlanDefinition", []) if is_eca_rule(pd)]
         if not self.plan_definitions:
             raise KnowledgeLoadError("the knowledge holds no eca-rule PlanDefinition")
         self.valuesets = ValueSetIndex(by_type.get("ValueSet", []))
@@ -173,12 +176,12 @@ class KnowledgeBase:
         return cls.bundle_resources(bundle, str(path))
 
     @classmethod
-    def from_bundle(cls, bundle: dict[str, Any]) -> "KnowledgeBase":
-        return cls(cls.bundle_resources(bundle))
+    def from_bundle(cls, bundle: dict[str, Any], *, allow_draft: bool = False) -> "KnowledgeBase":
+        return cls(cls.bundle_resources(bundle), allow_draft=allow_draft)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "KnowledgeBase":
-        return cls(cls.read_bundle_file(path))
+    def from_file(cls, path: str | Path, *, allow_draft: bool = False) -> "KnowledgeBase":
+        return cls(cls.read_bundle_file(path), allow_draft=allow_draft)
 
     def valueset_url(self, vs: str) -> str:
         """A value set named by canonical URL, or by the id of a ValueSet of the knowledge."""
@@ -298,10 +301,6 @@ def concept_key(concepts: Any) -> Any:
     if isinstance(concepts, dict) and ("coding" in concepts or "text" in concepts):
         return ("concept", tuple(codings(concepts)), as_str(concepts.get("text")))
     return None
-
-
-def _is_eca_rule(pd: dict[str, Any]) -> bool:
-    return any(c.get("code") == "eca-rule" for c in (pd.get("type") or {}).get("coding") or [] if isinstance(c, dict))
 
 
 def hooks_of(pd: dict[str, Any]) -> list[str]:

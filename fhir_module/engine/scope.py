@@ -7,22 +7,32 @@ parameters and variables, the patient facts of its order kind, and the request's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .expressions import Expression, Template, compiled, template
+from .failures import EvaluationFailure
+
+# What a card text shows where one of its parts could not be evaluated.
+NOT_EVALUATED = "(could not be evaluated)"
 
 
 class Scope:
+    """`report` (given to the root scope, shared by its children) hears of each part of a card
+    text that could not be evaluated; other failures propagate as EvaluationFailure."""
+
     def __init__(
         self,
         parent: "Scope | None" = None,
         definitions: dict[str, str] | None = None,
         values: dict[str, list[Any]] | None = None,
+        report: Callable[[EvaluationFailure], None] | None = None,
     ) -> None:
         self.parent = parent
         self.definitions = {name: compiled(text) for name, text in (definitions or {}).items()}
         self.values: dict[str, list[Any]] = dict(values or {})
+        self.report = report or (parent.report if parent is not None else None)
         self._evaluating: set[str] = set()
+        self._failed: dict[str, EvaluationFailure] = {}
 
     def child(self, definitions: dict[str, str] | None = None, values: dict[str, list[Any]] | None = None) -> "Scope":
         return Scope(self, definitions, values)
@@ -63,11 +73,16 @@ class Scope:
         return frozenset(found)
 
     def _define(self, name: str) -> list[Any]:
+        if name in self._failed:  # every check that reads it could not be evaluated either
+            raise self._failed[name]
         if name in self._evaluating:  # a definition that reads itself is empty, not a hang
             return []
         self._evaluating.add(name)
         try:
             self.values[name] = self.evaluate(self.definitions[name])
+        except EvaluationFailure as failure:
+            self._failed[name] = failure
+            raise
         finally:
             self._evaluating.discard(name)
         return self.values[name]
@@ -80,8 +95,20 @@ class Scope:
         return expression.evaluate(root[0] if root else {}, variables)
 
     def render(self, text: str | Template | None) -> str:
+        """A card text with its `{{ }}` parts evaluated; a part that cannot be shows NOT_EVALUATED
+        (and is reported): the card still goes out, saying what it could not fill in."""
         if not text:
             return ""
         if isinstance(text, str):
             text = template(text)
-        return text.render(self.evaluate)
+
+        def values(expression: Expression) -> list[Any]:
+            try:
+                return self.evaluate(expression)
+            except EvaluationFailure as failure:
+                if self.report is None:
+                    raise
+                self.report(failure)
+                return [NOT_EVALUATED]
+
+        return text.render(values)

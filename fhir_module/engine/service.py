@@ -11,11 +11,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from .actions import variables
+from .actions import requirements, undeclared_reads, variables
 from .apply import PlanApplier
 from .chart import Chart
 from .errors import RequestError
 from .expressions import chart_types_read, referenced_variables
+from .failures import EvaluationFailures
 from .knowledgebase import KnowledgeBase, KnowledgeLoadError, hooks_of
 
 log = logging.getLogger(__name__)
@@ -53,15 +54,6 @@ def _prefetch_template(requirement: dict[str, Any]) -> str:
     return query + include + sort + "&_count=100"
 
 
-def _requirements(action: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for item in action.get("input") or []:
-        requirement = item.get("requirement", item) if isinstance(item, dict) else None  # R5 wraps it
-        if isinstance(requirement, dict) and requirement.get("type"):
-            found.append(requirement)
-    return found
-
-
 @dataclass(frozen=True)
 class OrderKind:
     """A top-level action of a PlanDefinition: one kind of order (a drug's orders), the prefetch
@@ -73,18 +65,17 @@ class OrderKind:
 
 
 def _order_kind(plan: dict[str, Any], action: dict[str, Any]) -> OrderKind:
-    declared = {requirement["type"] for requirement in _requirements(action)}
-    read = chart_types_read({k: v for k, v in action.items() if k != "input"})
-    if read - declared:
+    undeclared = undeclared_reads(action)
+    if undeclared:
         # Its rules would judge data the service never asks for: a silent "all clear".
         raise KnowledgeLoadError(
             f"PlanDefinition {plan.get('id')!r}, action {action.get('id')!r}: its expressions read "
-            f"{', '.join(sorted(read - declared))} but its input does not ask for it"
+            f"{', '.join(undeclared)} but its input does not ask for it"
         )
     applicability = [c.get("expression") for c in action.get("condition") or [] if isinstance(c, dict)]
     return OrderKind(
         action=action,
-        keys=tuple(dict.fromkeys(_prefetch_key(r["type"]) for r in _requirements(action))),
+        keys=tuple(dict.fromkeys(_prefetch_key(r["type"]) for r in requirements(action))),
         judged_on_chart=bool(chart_types_read([applicability, _used_variables(action, applicability)])),
     )
 
@@ -116,6 +107,8 @@ class Engine:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
+        # Checks that could not be evaluated on a request's data, since this engine started.
+        self.evaluation_failures = EvaluationFailures()
         self._services: dict[str, dict[str, Any]] = {}
         self._plans: dict[str, dict[str, Any]] = {}
         self._kinds: dict[str, list[OrderKind]] = {}
@@ -126,7 +119,7 @@ class Engine:
                 kinds = [action for action in plan.get("action") or []
                          if any(t.get("name") == hook for t in action.get("trigger") or [])]
                 for action in kinds:
-                    for requirement in _requirements(action):
+                    for requirement in requirements(action):
                         prefetch.setdefault(_prefetch_key(requirement["type"]), _prefetch_template(requirement))
                 self._kinds[service_id] = [_order_kind(plan, action) for action in kinds]
                 self._services[service_id] = {
@@ -146,9 +139,11 @@ class Engine:
         return cls(KnowledgeBase(built_in_resources()))
 
     @classmethod
-    def from_sources(cls, modules: Sequence[str | Path] = (), bundles: Sequence[str | Path] = ()) -> "Engine":
+    def from_sources(cls, modules: Sequence[str | Path] = (), bundles: Sequence[str | Path] = (), *,
+                     allow_draft: bool = False) -> "Engine":
         """Module folders (built in memory) and exported bundles, served side by side; with
-        neither, the built-in modules. A module that fails its checks raises KnowledgeError."""
+        neither, the built-in modules. A module that fails its checks raises KnowledgeError; knowledge
+        that would not run as written, KnowledgeCheckError."""
         if not modules and not bundles:
             return cls.default()
         from fhir_module.fhir.bundle import build_resources
@@ -159,15 +154,15 @@ class Engine:
             resources += build_resources(load_knowledge(folder), "R4")
         for path in bundles:
             resources += KnowledgeBase.read_bundle_file(path)
-        return cls(KnowledgeBase(resources))
+        return cls(KnowledgeBase(resources, allow_draft=allow_draft))
 
     @classmethod
-    def from_bundle(cls, bundle: dict[str, Any]) -> "Engine":
-        return cls(KnowledgeBase.from_bundle(bundle))
+    def from_bundle(cls, bundle: dict[str, Any], *, allow_draft: bool = False) -> "Engine":
+        return cls(KnowledgeBase.from_bundle(bundle, allow_draft=allow_draft))
 
     @classmethod
-    def from_bundle_file(cls, path: str | Path) -> "Engine":
-        return cls(KnowledgeBase.from_file(path))
+    def from_bundle_file(cls, path: str | Path, *, allow_draft: bool = False) -> "Engine":
+        return cls(KnowledgeBase.from_file(path, allow_draft=allow_draft))
 
     def monograph(self, url: str) -> str | None:
         """The Markdown text of the monograph the knowledge carries at this URL, if any."""
@@ -254,7 +249,8 @@ class Engine:
         prefetch = request.get("prefetch") if isinstance(request.get("prefetch"), dict) else {}
         chart = Chart.from_request(context, prefetch)
         selected = orders(chart)
-        applier = PlanApplier(self.kb, chart, today or date.today(), context, str(request.get("hookInstance", "")))
+        applier = PlanApplier(self.kb, chart, today or date.today(), context, str(request.get("hookInstance", "")),
+                              self.evaluation_failures)
         return Prepared(service, chart, selected, applier)
 
     @staticmethod

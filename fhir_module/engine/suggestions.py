@@ -18,7 +18,9 @@ from .clinical._json import fmt_rounded
 from .clinical.units import mass_mg
 from .expressions import number
 from .facts import ChartFacts
+from .failures import EvaluationFailure
 from .knowledgebase import KnowledgeBase
+from .paths import set_path
 from .scope import Scope
 
 
@@ -33,25 +35,6 @@ def _strengths_in(text: str) -> list[float]:
         if mg is not None:
             found.append(mg)
     return found
-
-
-def _set_path(resource: dict[str, Any], path: str, value: Any) -> None:
-    """Set a simple FHIRPath-like path (`a[0].b.c`) in a resource, creating what is missing."""
-    steps = re.findall(r"([A-Za-z_]\w*)(?:\[(\d+)\])?", path)
-    node: Any = resource
-    for position, (name, index) in enumerate(steps):
-        last = position == len(steps) - 1
-        if index:
-            items = node.setdefault(name, [])
-            while len(items) <= int(index):
-                items.append({})
-            if last:
-                items[int(index)] = value
-            node = items[int(index)]
-        elif last:
-            node[name] = value
-        else:
-            node = node.setdefault(name, {})
 
 
 _REPLACED_DOSAGE_ELEMENTS = ("timing", "doseAndRate", "text", "sequence", "maxDosePerPeriod")
@@ -79,27 +62,39 @@ class SuggestionMaker:
         self.facts = facts
 
     def suggestions(self, action: dict[str, Any], scope: Scope, order: dict[str, Any]) -> list[dict[str, Any]]:
+        """The action's suggestions; one that cannot be evaluated on this data is left out and
+        reported (the card itself still goes out)."""
         suggestions = []
         for child in action.get("action") or []:
-            kind = action_type(child)
-            if kind not in ("update", "remove") or not holds(child, scope):
-                continue
-            for_each = next((e["valueExpression"]["expression"] for e in ext(child, "/for-each")), None)
-            targets = scope.evaluate(for_each) if for_each else [None]
-            for target in targets:
-                item_scope = scope.child(values={"target": [target]} if target is not None else {})
-                label = truncate(item_scope.render(child.get("title")))
-                values = {dv.get("path"): item_scope.evaluate((dv.get("expression") or {}).get("expression", ""))
-                          for dv in child.get("dynamicValue") or []}
-                if kind == "remove":
-                    for resource_id in (v for v in values.get("id", []) if isinstance(v, str)):
-                        suggestions.append({"label": label, "actions": [
-                            {"type": "delete", "description": label, "resourceId": resource_id}]})
-                else:
-                    resource = self._updated(order, child, values)
-                    if resource is not None:
-                        suggestions.append({"label": label, "isRecommended": True, "actions": [
-                            {"type": "update", "description": label, "resource": resource}]})
+            try:
+                suggestions += self._suggestions(child, scope, order)
+            except EvaluationFailure as failure:
+                if scope.report is None:
+                    raise
+                scope.report(failure)
+        return suggestions
+
+    def _suggestions(self, child: dict[str, Any], scope: Scope, order: dict[str, Any]) -> list[dict[str, Any]]:
+        suggestions: list[dict[str, Any]] = []
+        kind = action_type(child)
+        if kind not in ("update", "remove") or not holds(child, scope):
+            return suggestions
+        for_each = next((e["valueExpression"]["expression"] for e in ext(child, "/for-each")), None)
+        targets = scope.evaluate(for_each) if for_each else [None]
+        for target in targets:
+            item_scope = scope.child(values={"target": [target]} if target is not None else {})
+            label = truncate(item_scope.render(child.get("title")))
+            values = {dv.get("path"): item_scope.evaluate((dv.get("expression") or {}).get("expression", ""))
+                      for dv in child.get("dynamicValue") or []}
+            if kind == "remove":
+                for resource_id in (v for v in values.get("id", []) if isinstance(v, str)):
+                    suggestions.append({"label": label, "actions": [
+                        {"type": "delete", "description": label, "resourceId": resource_id}]})
+            else:
+                resource = self._updated(order, child, values)
+                if resource is not None:
+                    suggestions.append({"label": label, "isRecommended": True, "actions": [
+                        {"type": "update", "description": label, "resource": resource}]})
         return suggestions
 
     def _updated(self, order: dict[str, Any], action: dict[str, Any], values: dict[str, list[Any]]) -> dict[str, Any] | None:
@@ -113,7 +108,7 @@ class SuggestionMaker:
             numbers = [n for v in value if (n := number(v)) is not None]
             if not numbers or numbers[0] <= 0:
                 return None  # a suggestion with no sensible number is no suggestion
-            _set_path(template, path, numbers[0])
+            set_path(template, path, numbers[0])
         original = (order.get("dosageInstruction") or [{}])[0]
         kept = {k: v for k, v in original.items() if k not in _REPLACED_DOSAGE_ELEMENTS}
         dosages = [{**kept, **phase, "text": _dosage_text(phase)} for phase in template["dosage"]]

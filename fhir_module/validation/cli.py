@@ -1,4 +1,10 @@
-"""`fhir-module validate FILE... [--profile URL] [--fhir-version R4|R5] [--format text|json]`.
+"""`fhir-module validate FILE|PACKAGE... [--profile URL] [--fhir-version R4|R5] [--format text|json]`.
+
+A FILE is a resource or a Bundle; a PACKAGE is a FHIR package folder (`package.json` with one file
+per resource, as `export --package` writes it, or the folder holding that `package/`): each of its
+files is validated, and knowledge (bundles or packages with eca-rule PlanDefinitions) also gets the
+knowledge check over all of its resources together (the "knowledge" layer), its issues reported
+in the file of the artifact they concern.
 
 Exit status: 0 when no file has an error, 1 when one has, 2 when a file cannot be read. Text output
 lists each issue with its severity, FHIRPath location and message, file by file; `--format json` prints
@@ -13,21 +19,26 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from fhir_module.validation.outcome import has_errors
+from fhir_module.validation.knowledge import is_knowledge, knowledge_issues
+from fhir_module.validation.outcome import Issue, has_errors, to_outcome
 from fhir_module.validation.validator import validate
 
 
 def validate_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    options = {"fhir_version": getattr(args, "fhir_version", None), "profiles": getattr(args, "profile", None),
+               "allow_draft": bool(getattr(args, "allow_draft", False))}
     results: list[tuple[str, dict[str, Any] | None, str | None]] = []
     for name in args.files:
+        if Path(name).is_dir():
+            results += _package_results(Path(name), options)
+            continue
         try:
             data = Path(name).read_bytes()
         except OSError as exc:
             results.append((name, None, f"cannot read: {exc.strerror or exc}"))
             continue
-        outcome = validate(data, fhir_version=getattr(args, "fhir_version", None), profiles=getattr(args, "profile", None))
-        results.append((name, outcome, None))
+        results.append((name, validate(data, **options), None))
 
     if getattr(args, "format", "text") == "json":
         outcomes = [o if o is not None else _unreadable_outcome(err or "") for _, o, err in results]
@@ -40,6 +51,41 @@ def validate_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     if any(err for _, _, err in results):
         return 2
     return 1 if any(has_errors(o) for _, o, _ in results if o is not None) else 0
+
+
+def _package_results(folder: Path, options: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+    """Each file of a FHIR package validated, and the package's knowledge checked as one."""
+    if (folder / "package" / "package.json").is_file():
+        folder = folder / "package"
+    if not (folder / "package.json").is_file():
+        return [(str(folder), None, "is a folder but not a FHIR package (no package.json)")]
+    files = sorted(p for p in folder.glob("*.json") if p.name not in ("package.json", ".index.json"))
+    results: list[tuple[str, dict[str, Any] | None, str | None]] = []
+    located: list[tuple[str, dict[str, Any]]] = []
+    owner: list[int] = []  # the result each readable resource belongs to
+    for path in files:
+        try:
+            data = path.read_bytes()
+            resource = json.loads(data)
+        except (OSError, ValueError) as exc:
+            results.append((str(path), None, f"cannot read: {getattr(exc, 'strerror', None) or exc}"))
+            continue
+        results.append((str(path), validate(data, **options), None))
+        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+            located.append((resource["resourceType"], resource))
+            owner.append(len(results) - 1)
+    if is_knowledge([r for _, r in located]):
+        whole: list[Issue] = []
+        for index, issue in knowledge_issues(located, allow_draft=options["allow_draft"]):
+            if index < 0:
+                whole.append(issue)
+                continue
+            name, outcome, _ = results[owner[index]]
+            kept = [i for i in (outcome or {}).get("issue", []) if i.get("diagnostics") != "No issues"]
+            results[owner[index]] = (name, {"resourceType": "OperationOutcome", "issue": kept + [issue.to_fhir()]}, None)
+        if whole:
+            results.append((str(folder), to_outcome(whole), None))
+    return results
 
 
 def _unreadable_outcome(message: str) -> dict[str, Any]:

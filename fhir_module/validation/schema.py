@@ -30,6 +30,16 @@ from fhir_module.validation.outcome import SCHEMA, Issue, fhirpath_location
 SCHEMA_FILES = {"R4": "fhir.r4.schema.json", "R5": "fhir.r5.schema.json"}
 
 
+def _allow_r4_technical_correction(definitions: dict[str, Any]) -> None:
+    """The published R4 schema lists FHIR versions up to 4.0.0 in every `fhirVersion` enum; R4 as
+    published (and as every package declares it) is 4.0.1, so 4.0.1 joins each such enum."""
+    for definition in definitions.values():
+        for prop in (definition.get("properties") or {}).values() if isinstance(definition, dict) else []:
+            enum = prop.get("enum") if isinstance(prop, dict) else None
+            if isinstance(enum, list) and "4.0.0" in enum and "4.0.1" not in enum:
+                enum.append("4.0.1")
+
+
 class FhirSchema:
     """One version's schema, with a compiled validator per resource type."""
 
@@ -39,6 +49,8 @@ class FhirSchema:
         self.version = version
         self.resource_types: frozenset[str] = frozenset(root["discriminator"]["mapping"])
         self._definitions = dict(root["definitions"])
+        if version == "R4":
+            _allow_r4_technical_correction(self._definitions)
         # Nested resources are validated on their own (see module docstring).
         self._definitions["ResourceList"] = {"type": "object", "required": ["resourceType"]}
         # Which named definition a failing subschema is, to say "not a valid date" rather than quote a regex.

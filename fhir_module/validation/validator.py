@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from fhir_module.validation import model, wellformed
 from fhir_module.validation.conformance import Walker
 from fhir_module.validation.definitions import definitions
+from fhir_module.validation.knowledge import is_knowledge, knowledge_issues
 from fhir_module.validation.outcome import MODEL, PROFILE, Issue, fhirpath_location, to_outcome
 from fhir_module.validation.schema import fhir_schema
 from fhir_module.validation.terminology import Terminology
@@ -26,12 +27,14 @@ def validate(
     *,
     fhir_version: str | None = None,
     profiles: list[str] | None = None,
+    allow_draft: bool = False,
 ) -> dict[str, Any]:
     """Validate a FHIR resource or bundle (dict, JSON text or bytes); returns an R4 OperationOutcome.
 
     `fhir_version` is "R4" or "R5"; by default R5 when a resource type exists only in R5, else R4.
     `profiles` are canonical URLs to check each resource of their type against, in addition to the
-    profiles its `meta.profile` declares.
+    profiles its `meta.profile` declares. A bundle of knowledge (eca-rule PlanDefinitions) also
+    gets the engine's knowledge check (layer "knowledge"); `allow_draft` as `serve --allow-draft`.
     """
     resource, issues = wellformed.parse(data)
     if resource is None:
@@ -51,7 +54,19 @@ def validate(
     else:
         issues += model.check(resource, version)
     issues += _profile_layer(nested, version, profiles or [])
+    issues += _knowledge_layer(resource, allow_draft)
     return to_outcome(issues)
+
+
+def _knowledge_layer(resource: dict[str, Any], allow_draft: bool) -> list[Issue]:
+    """The knowledge check over a bundle's entries (a lone resource is no knowledge to run)."""
+    if resource.get("resourceType") != "Bundle" or not isinstance(resource.get("entry"), list):
+        return []
+    located = [(f"Bundle.entry[{i}].resource", entry["resource"]) for i, entry in enumerate(resource["entry"])
+               if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)]
+    if not is_knowledge([r for _, r in located]):
+        return []
+    return [issue for _, issue in knowledge_issues(located, allow_draft=allow_draft)]
 
 
 def _detect_version(resource: dict[str, Any]) -> str:

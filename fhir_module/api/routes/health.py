@@ -27,7 +27,8 @@ DATABASE_CHECK_SECONDS = 3.0
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
 async def healthz(request: Request) -> Health:
     state = request.app.state
-    return Health(status="ok", services=len(state.engine.services()), auth=state.authenticator.enabled)
+    return Health(status="ok", services=len(state.engine.services()), auth=state.authenticator.enabled,
+                  evaluationFailures=state.engine.evaluation_failures.total)
 
 
 async def _database(store: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ also gives fhirpathpy's own tree from the same (strict) parse, for evaluation.
 from . import ast
 from .analysis import Problem, call_problems, valueset_arguments, variables_used
 from .functions import STANDARD_FUNCTIONS, Function
-from .parser import FHIRPathSyntaxError, parse, parse_for_fhirpathpy
+from .parser import FHIRPathSyntaxError, describe_position, parse, parse_for_fhirpathpy
 
 __all__ = [
     "FHIRPathSyntaxError",
@@ -23,6 +23,7 @@ __all__ = [
     "STANDARD_FUNCTIONS",
     "ast",
     "call_problems",
+    "describe_position",
     "parse",
     "parse_for_fhirpathpy",
     "valueset_arguments",

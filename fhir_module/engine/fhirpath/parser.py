@@ -26,6 +26,13 @@ from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 from . import ast
 
 
+def describe_position(text: str, offset: int) -> str:
+    """'column 7', or 'line 2, column 3' in a text of several lines (both 1-based)."""
+    offset = max(0, min(offset, len(text)))
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"line {text.count(chr(10), 0, offset) + 1}, column {column}" if "\n" in text else f"column {column}"
+
+
 class FHIRPathSyntaxError(ValueError):
     """The text is not a FHIRPath expression. `offset` is where the problem is (0-based, into
     `text`); `line` and `column` are 1-based, for people."""
@@ -40,7 +47,7 @@ class FHIRPathSyntaxError(ValueError):
 
     @property
     def where(self) -> str:
-        return f"line {self.line}, column {self.column}" if "\n" in self.text else f"column {self.column}"
+        return describe_position(self.text, self.offset)
 
 
 class _Stop(Exception):

@@ -183,7 +183,9 @@ def _repeat_frequency(repeat: dict) -> tuple[float, str] | str | None:
         seconds = period_seconds(unit)
         if seconds is None:
             return f'the timing\'s period unit "{unit}" is not a time unit'
-        per_day = as_written(frequency * 86400 / (period * seconds))  # 1 per 8 h is 3, not 3.0000000000000004
+        # Not rounded here: 30 mg once every 9 hours is 80 mg/day only when the dose is multiplied
+        # by 24/9 before rounding (2.66667 x 30 = 80.0001 would be over an 80 mg limit).
+        per_day = frequency * 86400 / (period * seconds)
         text = _every(frequency, period, seconds)
         if per_day < 1:
             text += " (the dose of one dosing day is checked)"
@@ -341,8 +343,8 @@ def _entry_dose(
     per_day, timing_text = timing
     if per_day > _MAX_ADMINISTRATIONS_PER_DAY:
         return f"{timing_text} is not a plausible frequency"
-    total = as_written(mg * per_day)
-    return _EntryDose(total, mg, per_day, f"{dose_text} {timing_text} = {fmt_rounded(total)} mg/day")
+    total = as_written(mg * per_day)  # computed values are rounded once, at the end
+    return _EntryDose(total, mg, as_written(per_day), f"{dose_text} {timing_text} = {fmt_rounded(total)} mg/day")
 
 
 def _sequence_key(entry: dict) -> int | None:

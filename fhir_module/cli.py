@@ -26,6 +26,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="serve this module folder (repeatable; with --bundle too, side by side)")
     serve.add_argument("--bundle", action="append", metavar="FILE",
                        help="serve the knowledge in this exported bundle (repeatable; default: the built-in modules)")
+    serve.add_argument("--cases", action="append", metavar="DIR",
+                       help="test cases of the --bundle knowledge, run before serving (repeatable)")
+    serve.add_argument("--skip-self-test", action="store_true",
+                       help="serve without running the modules' own test cases first (experts; logged loudly)")
     serve.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")
 
     export = sub.add_parser("export", help="export modules' knowledge artifacts as a FHIR bundle or package")
@@ -57,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--allow-draft", action="store_true",
                           help="judge draft knowledge as `serve --allow-draft` would serve it")
 
+    test = sub.add_parser("test", help="run modules' own test cases through the engine, a verdict per case")
+    test.add_argument("--module", action="append", metavar="DIR", help="module folder: its knowledge and its cases/ (repeatable)")
+    test.add_argument("--bundle", action="append", metavar="FILE", help="knowledge bundle (repeatable; its cases with --cases)")
+    test.add_argument("--package", action="append", metavar="DIR", help="FHIR package folder: its resources and its tests/ (repeatable)")
+    test.add_argument("--cases", action="append", metavar="DIR", help="a folder of test cases (*.json, any depth; repeatable)")
+    test.add_argument("--today", metavar="YYYY-MM-DD", type=date.fromisoformat,
+                      help="resolve the cases' dates against this day (default: today)")
+    test.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")
+    test.add_argument("-q", "--quiet", action="store_true", help="print only the failing cases and the count")
+
     cards = sub.add_parser("cards", help="evaluate one CDS Hooks request offline and print the response")
     cards.add_argument("request", metavar="REQUEST.json")
     cards.add_argument("--module", action="append", metavar="DIR", help="module folder to apply (repeatable)")
@@ -76,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fhir_module.api.server import serve_command as command
     elif args.command in ("export", "build"):
         from fhir_module.fhir.export import export_command as command
+    elif args.command == "test":
+        from fhir_module.selftest.cli import test_command as command
     elif args.command == "validate":
         from fhir_module.validation.cli import validate_command as command
     else:

@@ -1,16 +1,22 @@
-"""`fhir-module serve`: build settings and engine, then run uvicorn.
+"""`fhir-module serve`: build settings and engine, prove the knowledge, then run uvicorn.
 
 Without trusted clients the service accepts unauthenticated calls, so it refuses to listen on
-anything but a loopback address; with them, every CDS call needs a client JWT.
+anything but a loopback address; with them, every CDS call needs a client JWT. Before it listens,
+the knowledge passes the knowledge check and the modules' own test cases (the self-test).
+
+Exit status: 0 after a clean shutdown; 2 a configuration error, or knowledge or a database that
+cannot be opened; 3 the knowledge is refused: it fails the knowledge check, or its own test cases
+(each finding or failing case printed).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import copy
+import dataclasses
 import logging
 import sys
+from datetime import date
 from typing import Any
 
 from fhir_module.config import ConfigError, Settings, is_loopback_host, load_settings
@@ -18,6 +24,8 @@ from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
 
 from .protocol import GuardedH11Protocol
 from .redaction import RedactingFilter, install_log_redaction
+
+log = logging.getLogger("fhir_module.serve")
 
 # An idle kept-alive connection is closed after this long (uvicorn's default, said here).
 KEEP_ALIVE_SECONDS = 5
@@ -45,6 +53,38 @@ def check_bind(settings: Settings, host: str) -> None:
         )
 
 
+def self_test(engine: Any, settings: Settings, args: argparse.Namespace) -> int:
+    """Run the modules' own cases before serving them: 0 when they all pass, else EXIT_REFUSED
+    (each failing case printed). The built-in and `--module` modules bring their `cases/`; bundles
+    bring none, so their cases are named with `--cases` (or the expert skips the self-test, loudly)."""
+    from fhir_module.knowledge import builtin_module_dirs
+    from fhir_module.selftest import case_sources, load_cases, report, run_cases
+
+    if getattr(args, "skip_self_test", False):
+        log.warning("SELF-TEST SKIPPED (--skip-self-test): the modules' own test cases were NOT run; "
+                    "this knowledge serves without having proved it answers as its cases expect")
+        return 0
+    modules = list(settings.module_paths)
+    if not modules and not settings.bundle_paths:
+        modules = builtin_module_dirs()
+    case_dirs = list(getattr(args, "cases", None) or [])
+    if settings.bundle_paths and not case_dirs:
+        print("fhir-module serve: refusing to serve: a bundle carries no test cases, so it cannot prove itself; "
+              "name its module's cases with --cases DIR (a module's cases/, a package's tests/), "
+              "or start with --skip-self-test", file=sys.stderr)
+        return EXIT_REFUSED
+    today = date.today()
+    results = run_cases(engine, load_cases(case_sources(modules, (), case_dirs), today), today)
+    failed = [result for result in results if not result.passed]
+    if failed or not results:
+        print("fhir-module serve: refusing to serve: the modules' own test cases fail:", file=sys.stderr)
+        for line in report(results, passes=False) if results else ["no test cases to run"]:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"fhir-module: self-test passed: {len(results)} case(s)", flush=True)
+    return 0
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """Entry point of `fhir-module serve --host H --port P [--module DIR]... [--bundle FILE]...`."""
     import uvicorn
@@ -68,6 +108,9 @@ def serve_command(args: argparse.Namespace) -> int:
         from .app import load_engine
 
         engine = load_engine(settings, allow_draft=bool(getattr(args, "allow_draft", False)))
+        refused = self_test(engine, settings, args)
+        if refused:
+            return refused
         app = create_app(settings, engine)
     except KnowledgeCheckError as exc:  # knowledge that would not run as written never serves
         print(f"fhir-module serve: refusing to serve: {exc}", file=sys.stderr)

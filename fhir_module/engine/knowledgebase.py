@@ -105,6 +105,15 @@ def _canonical_json(resource: dict[str, Any]) -> str:
     return json.dumps(resource, sort_keys=True, ensure_ascii=False)
 
 
+def package_folder(path: str | Path) -> Path:
+    """The folder of a FHIR package: `path` when it holds package.json, else its `package/`."""
+    path = Path(path)
+    for folder in (path, path / "package"):
+        if (folder / "package.json").is_file():
+            return folder
+    raise KnowledgeLoadError(f"{path} is not a FHIR package folder (no package.json)")
+
+
 class KnowledgeBase:
     """The knowledge, checked: KnowledgeCheckError (a KnowledgeLoadError) lists everything that
     would not run as written, and nothing of it serves. `allow_draft` lets draft artifacts serve."""
@@ -174,6 +183,21 @@ class KnowledgeBase:
         except (OSError, ValueError) as error:
             raise KnowledgeLoadError(f"{path}: cannot read the knowledge bundle: {error}") from error
         return cls.bundle_resources(bundle, str(path))
+
+    @staticmethod
+    def read_package(path: str | Path) -> list[dict[str, Any]]:
+        """The resources of a FHIR package folder (`package/` with its package.json, or the folder
+        holding it): every resource file but the manifest and index."""
+        folder = package_folder(path)
+        resources = []
+        for file in sorted(folder.glob("*.json")):
+            if file.name in ("package.json", ".index.json"):
+                continue
+            try:
+                resources.append(json.loads(file.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as error:
+                raise KnowledgeLoadError(f"{file}: cannot read the package's resource: {error}") from error
+        return resources
 
     @classmethod
     def from_bundle(cls, bundle: dict[str, Any], *, allow_draft: bool = False) -> "KnowledgeBase":

@@ -139,12 +139,12 @@ class Engine:
         return cls(KnowledgeBase(built_in_resources()))
 
     @classmethod
-    def from_sources(cls, modules: Sequence[str | Path] = (), bundles: Sequence[str | Path] = (), *,
-                     allow_draft: bool = False) -> "Engine":
-        """Module folders (built in memory) and exported bundles, served side by side; with
-        neither, the built-in modules. A module that fails its checks raises KnowledgeError; knowledge
-        that would not run as written, KnowledgeCheckError."""
-        if not modules and not bundles:
+    def from_sources(cls, modules: Sequence[str | Path] = (), bundles: Sequence[str | Path] = (),
+                     packages: Sequence[str | Path] = (), *, allow_draft: bool = False) -> "Engine":
+        """Module folders (built in memory), exported bundles and FHIR packages, served side by side;
+        with none, the built-in modules. A module that fails its checks raises KnowledgeError;
+        knowledge that would not run as written, KnowledgeCheckError."""
+        if not modules and not bundles and not packages:
             return cls.default()
         from fhir_module.fhir.bundle import build_resources
         from fhir_module.knowledge import load_knowledge
@@ -154,6 +154,8 @@ class Engine:
             resources += build_resources(load_knowledge(folder), "R4")
         for path in bundles:
             resources += KnowledgeBase.read_bundle_file(path)
+        for path in packages:
+            resources += KnowledgeBase.read_package(path)
         return cls(KnowledgeBase(resources, allow_draft=allow_draft))
 
     @classmethod

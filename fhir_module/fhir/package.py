@@ -8,23 +8,29 @@ left alone and reported, so an export never deletes files it did not write.
 The R4 package also carries the module's conformance resources (the profiles its artifacts declare in
 `meta.profile`, their extensions and bound value sets, from `fhir_module/data/definitions/profiles/`),
 so a validator that loads the package can check the artifacts against them. Those profiles are R4;
-the R5 package has none.
+the R5 package has none. `package/tests/` holds the module's own test cases (its `cases/` folder),
+so that `fhir-module test --package DIR` can run them wherever the package goes.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from importlib import resources as package_data
 from pathlib import Path
 from typing import Any, Sequence
 
-from fhir_module.knowledge import Knowledge
+from fhir_module.knowledge import Knowledge, case_files
+from fhir_module.knowledge.modules import CASES_DIR, module_dir
 
 from .bundle import build_resources, dumps
 from .canonical import BASE
 from .common import FHIR_VERSIONS
 
 PACKAGE_PREFIX = "fhir-module."
+# The module's own test cases, in the package beside its artifacts (not FHIR resources: the case
+# shape of tests/scenarios/README.md, copied from the module's cases/ folder as they are).
+CASES_FOLDER = "tests"
 CORE_PACKAGES = {"R4": "hl7.fhir.r4.core", "R5": "hl7.fhir.r5.core"}
 
 
@@ -105,12 +111,23 @@ def _prepare(folder: Path) -> None:
             ours = str(json.loads(manifest.read_text("utf-8")).get("name", "")).startswith(PACKAGE_PREFIX)
         except (ValueError, OSError, AttributeError):
             ours = False
-    foreign = [e for e in entries if not (e.is_file() and e.suffix == ".json")]
+    foreign = [e for e in entries if not (e.is_file() and e.suffix == ".json")
+               and not (e.name == CASES_FOLDER and e.is_dir())]
     if not ours or foreign:
         raise PackageError(f"{folder} is not empty and does not hold an earlier export of this module; "
                            "choose an empty or new folder")
     for entry in entries:
-        entry.unlink()
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _write_cases(knowledge: Knowledge, target: Path) -> None:
+    """The module's own test cases, as they are in its `cases/` folder: the package proves itself
+    (`fhir-module test --package DIR`)."""
+    source = module_dir(knowledge.folder) / CASES_DIR if knowledge.folder else None
+    for path in case_files(knowledge.folder) if knowledge.folder else []:
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(path.read_bytes())
 
 
 def write_packages(modules: Sequence[Knowledge], version: str, directory: str | Path) -> list[Path]:
@@ -136,6 +153,7 @@ def write_package(knowledge: Knowledge, version: str, directory: str | Path) -> 
         (folder / ".index.json").write_text(dumps(package_index(resources)), encoding="utf-8")
         for resource in resources:
             (folder / resource_filename(resource)).write_text(dumps(resource), encoding="utf-8")
+        _write_cases(knowledge, folder / CASES_FOLDER)
     except OSError as error:
         raise PackageError(f"cannot write the package in {folder}: {error}") from error
     return folder

@@ -15,6 +15,7 @@ import pytest
 
 from fhir_module.api.server import check_bind
 from fhir_module.config import ConfigError, Settings, TrustedClient
+from fhir_module.knowledge import builtin_module_dirs
 from tests.api.helpers import free_port
 
 
@@ -68,7 +69,9 @@ def test_serve_a_bundle_and_say_so(tmp_path: Path) -> None:
     env = {**os.environ, "FHIR_MODULE_DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}"}
     env.pop("FHIR_MODULE_TRUSTED_CLIENTS", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "fhir_module.cli", "serve", "--port", str(port), "--bundle", str(bundle_path)],
+        # A bundle carries no test cases: the built-in modules' own are named for its self-test.
+        [sys.executable, "-m", "fhir_module.cli", "serve", "--port", str(port), "--bundle", str(bundle_path),
+         *(arg for folder in builtin_module_dirs() for arg in ("--cases", str(folder / "cases")))],
         env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     try:

@@ -85,7 +85,8 @@ def test_package_layout(tmp_path, version):
                        key=lambda r: (r["resourceType"], r["id"]))
     assert [f["filename"] for f in index["files"]] == [f"{r['resourceType']}-{r['id']}.json" for r in resources]
     written = sorted(p.name for p in folder.iterdir())
-    assert written == sorted([".index.json", "package.json", *(f["filename"] for f in index["files"])])
+    # Besides its resources, the package holds the module's own test cases (tests/, as in cases/).
+    assert written == sorted([".index.json", "package.json", "tests", *(f["filename"] for f in index["files"])])
     for entry, resource in zip(index["files"], resources, strict=True):
         assert json.loads((folder / entry["filename"]).read_text("utf-8")) == resource
         assert entry["resourceType"] == resource["resourceType"] and entry["id"] == resource["id"]

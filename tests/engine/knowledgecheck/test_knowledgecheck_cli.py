@@ -19,6 +19,7 @@ import httpx
 
 from fhir_module.cli import main
 from fhir_module.engine.knowledgecheck import EXIT_REFUSED
+from fhir_module.knowledge import builtin_module_dir
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 REQUEST = EXAMPLES / "requests" / "order-select-renal-moderate.json"
@@ -67,7 +68,8 @@ def test_serve_allows_a_draft_only_when_told(tmp_path: Path) -> None:
     refused = _serve(tmp_path, "--port", str(_free_port()), "--bundle", str(draft))
     assert refused.wait(timeout=60) == EXIT_REFUSED
     port = _free_port()
-    process = _serve(tmp_path, "--port", str(port), "--bundle", str(draft), "--allow-draft")
+    process = _serve(tmp_path, "--port", str(port), "--bundle", str(draft), "--allow-draft",
+                     "--cases", str(builtin_module_dir("levomilnacipran") / "cases"))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -30,6 +30,14 @@ def _name(action: dict[str, Any]) -> str:
     return str(action.get("title") or action.get("id") or "a check")
 
 
+def _basis(doc: dict[str, Any], bold: bool = True) -> str:
+    """What a rule rests on, for the card: a quoted monograph sentence, or the stated policy."""
+    mark = "**" if bold else ""
+    if doc.get("type") == "justification":
+        return f"{mark}Policy:{mark} {doc.get('citation', '')}"
+    return f"{mark}Monograph{mark} ({doc.get('display', '')}): \"{doc.get('citation', '')}\""
+
+
 class PlanApplier:
     """One request: applies a PlanDefinition to each checked order, then writes the cards.
 
@@ -227,9 +235,8 @@ class PlanApplier:
                                     "causes": [{variable: c[variable], "reason": c["reason"]} for c in causes]})
         lines = [scope.render(template.get("detail")), f"**Limits that apply** (the lowest, {fmt_rounded(lowest[variable])}, is suggested):"]
         for cause in causes:
-            quote = cause["documentation"][0] if cause["documentation"] else {}
-            lines.append(f"- {cause['detail']} {cause['rule']} Monograph ({quote.get('display', '')}): "
-                         f"\"{quote.get('citation', '')}\"")
+            basis = next((_basis(doc, bold=False) for doc in cause["documentation"] if doc.get("citation")), "")
+            lines.append(f"- {cause['detail']} {cause['rule']} {basis}".rstrip())
         documentation = [doc for cause in causes for doc in cause["documentation"]]
         return Card(
             topic=topic(action) or "",
@@ -270,11 +277,7 @@ class PlanApplier:
 
     @staticmethod
     def _quotes(action: dict[str, Any]) -> list[str]:
-        return [
-            f"**Monograph** ({doc.get('display', '')}): \"{doc.get('citation', '')}\""
-            for doc in action.get("documentation") or []
-            if doc.get("citation")
-        ]
+        return [_basis(doc) for doc in action.get("documentation") or [] if doc.get("citation")]
 
     # --- suggestions --------------------------------------------------------------------------
 

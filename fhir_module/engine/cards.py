@@ -100,7 +100,8 @@ class CardWriter:
 
     def _card_json(self, card: Card) -> dict[str, Any]:
         identity = f"{self.hook_instance}|{card.topic}|{','.join(sorted(card.orders | card.involves))}"
-        first = card.documentation[0] if card.documentation else {}
+        # The card's source is the first monograph sentence it cites (a policy has no address).
+        first = next((doc for doc in card.documentation if doc_url(doc)), {})
         # The card names its own module and version: several modules may answer one EHR.
         module = card.module
         source: dict[str, Any] = {"label": f"{first.get('display', '').split(',')[0] or module.label} ({module.name})"}

@@ -1,32 +1,35 @@
-"""dynamicValue paths of an update suggestion: where its values go in the ActivityDefinition's
-dosage (`set_path`), and whether a path can go there at all (`path_problem`, for the knowledge check)."""
+"""dynamicValue paths of an update suggestion: where its values go in the MedicationRequest the
+ActivityDefinition creates (`set_path`), and whether a path can go there at all (`path_problem`, for
+the knowledge check)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-# An update's dynamicValue paths address the ActivityDefinition's dosage (`dosage[0].doseAndRate...`),
-# which becomes the draft order's dosageInstruction.
-DYNAMIC_VALUE_BASE = "ActivityDefinition"
+# An update's dynamicValue paths address the MedicationRequest the ActivityDefinition creates (FHIR:
+# "the path on the resource that will hold the result"): its dosageInstruction, which starts as the
+# definition's dosage (`dosageInstruction[0].doseAndRate[0].doseQuantity.value`).
+DYNAMIC_VALUE_BASE = "MedicationRequest"
+DOSAGE_ELEMENT = "dosageInstruction"
 _NUMBERS = ("decimal", "integer", "positiveInt", "unsignedInt")
 _STEP = re.compile(r"([A-Za-z_]\w*)(?:\[(\d+)\])?")
 _PATH = re.compile(r"[A-Za-z_]\w*(?:\[\d+\])?(?:\.[A-Za-z_]\w*(?:\[\d+\])?)*")
 
 
 def path_problem(definition: dict[str, Any], path: str) -> str | None:
-    """Why an update could not put its value at `path` of this ActivityDefinition's dosage (None
-    when it can): each step must be an element FHIR defines there, and each indexed step a phase
-    or item the definition has (`set_path` would otherwise invent one)."""
+    """Why an update could not put its value at `path` of the MedicationRequest this ActivityDefinition
+    creates (None when it can): each step must be an element FHIR defines there, and each indexed step
+    a phase or item the definition's dosage has (`set_path` would otherwise invent one)."""
     from fhir_module.validation.definitions import PRIMITIVES, definitions
 
     if not _PATH.fullmatch(path):
         return "is not a path of element names and [n] indexes"
     steps = _STEP.findall(path)
-    if steps[0][0] != "dosage":
-        return "does not address the dosage, the only part of the definition an update proposes"
+    if steps[0][0] != DOSAGE_ELEMENT:
+        return f"does not address the {DOSAGE_ELEMENT}, the only part of the order an update proposes"
     structure, element_id = definitions().base(DYNAMIC_VALUE_BASE), DYNAMIC_VALUE_BASE
-    node: Any = {"dosage": definition.get("dosage")}
+    node: Any = {DOSAGE_ELEMENT: definition.get("dosage")}
     for position, (name, index) in enumerate(steps):
         if structure is None:
             return f"goes on with {name!r} after a primitive value"

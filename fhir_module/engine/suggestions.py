@@ -20,7 +20,7 @@ from .expressions import number
 from .facts import ChartFacts
 from .failures import EvaluationFailure
 from .knowledgebase import KnowledgeBase
-from .paths import set_path
+from .paths import DOSAGE_ELEMENT, set_path
 from .scope import Scope
 
 
@@ -103,15 +103,18 @@ class SuggestionMaker:
         definition = self.kb.activity_definitions.get(action.get("definitionCanonical"))
         if definition is None or not definition.get("dosage"):
             return None
-        template = {"dosage": copy.deepcopy(definition["dosage"])}
+        # The MedicationRequest the definition creates: its dosages, which the dynamic values address.
+        template = {"dosageInstruction": copy.deepcopy(definition["dosage"])}
         for path, value in values.items():
             numbers = [n for v in value if (n := number(v)) is not None]
             if not numbers or numbers[0] <= 0:
                 return None  # a suggestion with no sensible number is no suggestion
+            if not path.startswith(f"{DOSAGE_ELEMENT}["):
+                return None  # a value for some other element: not a dose this engine can propose
             set_path(template, path, numbers[0])
         original = (order.get("dosageInstruction") or [{}])[0]
         kept = {k: v for k, v in original.items() if k not in _REPLACED_DOSAGE_ELEMENTS}
-        dosages = [{**kept, **phase, "text": _dosage_text(phase)} for phase in template["dosage"]]
+        dosages = [{**kept, **phase, "text": _dosage_text(phase)} for phase in template["dosageInstruction"]]
         resource = copy.deepcopy(order)
         resource["dosageInstruction"] = dosages
         doses = [number(_dose_quantity(dosage).get("value")) for dosage in dosages]

@@ -101,8 +101,9 @@ def _plan(knowledge: Knowledge) -> _Plan:
                 interactions.setdefault(vs_id, []).append(rule)
         elif _is_contraindication(rule):
             contraindications.setdefault(rule.topic, []).append(rule)
-    cited = {rule.quote.sentence.id for rules in (*contraindications.values(), *interactions.values()) for rule in rules}
-    sections = {rule.quote.section for rules in contraindications.values() for rule in rules}
+    cited = {quote.sentence.id for rules in (*contraindications.values(), *interactions.values())
+             for rule in rules for quote in rule.quotes}
+    sections = {rule.quote.section for rules in contraindications.values() for rule in rules if rule.quote}
     warnings: list[tuple[str, str]] = []
     effects: list[tuple[str, str | None, str]] = []
     for section in knowledge.monograph.sections:
@@ -124,10 +125,11 @@ def _id(knowledge: Knowledge, kind: str, name: str) -> str:
     return f"{knowledge.module['id']}-{kind}-{slugify(name)}"[:_MAX_ID].rstrip("-")
 
 
-def _quotes(rules: list[Rule]) -> list[dict[str, Any]]:
-    """Where each rule's sentence sits, as the PlanDefinitions cite it (monograph-quote extension)."""
-    texts = dict.fromkeys(rule.quote.text for rule in rules)
-    return [{"url": EXT_MONOGRAPH_QUOTE, "valueString": text} for text in texts]
+def _quotes(rules: list[Rule]) -> dict[str, Any]:
+    """Where each rule's sentence sits, as the PlanDefinitions cite it (monograph-quote extension);
+    nothing for rules that rest on a policy."""
+    texts = dict.fromkeys(rule.quote.text for rule in rules if rule.quote)
+    return {"extension": [{"url": EXT_MONOGRAPH_QUOTE, "valueString": text} for text in texts]} if texts else {}
 
 
 def indication_id(knowledge: Knowledge) -> str | None:
@@ -173,19 +175,20 @@ def _body(knowledge: Knowledge, kind: str, payload: Any) -> dict[str, Any]:
         conditions = [vs for rule in rules for vs in _conditions(knowledge, rule)]
         text = _topic_display(knowledge, rules[0].topic)
         concept = valueset_concept(knowledge, conditions[0], text=text) if len(conditions) == 1 else {"text": text}
-        return {"contraindication": {"extension": _quotes(rules), "diseaseSymptomProcedure": {"concept": concept}}}
+        return {"contraindication": {**_quotes(rules), "diseaseSymptomProcedure": {"concept": concept}}}
     if kind == "interaction":
         vs_id, rules = payload
         interaction: dict[str, Any] = {
-            "extension": _quotes(rules),
+            **_quotes(rules),
             "interactant": [{"itemCodeableConcept": {"text": knowledge.valueset(vs_id).title}}],
             "type": {"text": _topic_display(knowledge, rules[0].topic)},
         }
         effects = [r.also_quote.sentence.text for r in rules if r.also_quote]
         if effects:
             interaction["effect"] = {"concept": {"text": effects[0]}}
-        sentences = list(dict.fromkeys(rule.quote.sentence.text for rule in rules))
-        interaction["management"] = [{"text": sentence} for sentence in sentences]
+        # What to do: the rules' quoted sentences, or their policy where no sentence states it.
+        sentences = list(dict.fromkeys(rule.quote.sentence.text if rule.quote else rule.policy or "" for rule in rules))
+        interaction["management"] = [{"text": sentence} for sentence in sentences if sentence]
         return {"interaction": interaction}
     if kind == "warning":
         category, text = payload

@@ -1,13 +1,15 @@
 """Dosing guidelines of the knowledge (`drug.dosing`) as FHIR Dosage structures, R4 and R5.
 
-The knowledge states the starting dose, the maintenance range, the maximum daily dose, renal bands
-(creatinine clearance ranges with their own maximum) and maxima that apply with a co-medication
-(`<class>_max_daily_mg`). Every number comes from there; each Dosage carries the monograph sentence
-it rests on as its text, so a reader sees the source next to the structure.
+The knowledge states how the drug is given (frequency), the titration (any number of steps), the
+maintenance range, the maximum daily dose, and groups of patients with their own dosing: renal bands
+(bounds on a renal measure, inclusive or exclusive as the monograph writes them, or a condition),
+co-medications, hepatic states and other conditions, each with a maximum daily dose, "avoid" or "no
+adjustment". Every number comes from there; each Dosage carries the monograph sentence it rests on
+as its text, so a reader sees the source next to the structure.
 
 R4 puts patient characteristics beside the dosages (`administrationGuidelines.patientCharacteristics`,
-values as strings); R5 puts them in `indicationGuideline.dosingGuideline.patientCharacteristic` with a
-structured `valueRange`.
+values as strings); R5 puts them in `indicationGuideline.dosingGuideline.patientCharacteristic`, with a
+structured `valueRange` (both bounds inclusive) or `valueQuantity` with a comparator (one bound).
 """
 
 from __future__ import annotations
@@ -18,96 +20,111 @@ from typing import Any
 from fhir_module.knowledge import Knowledge
 
 from .common import R4
-from .terms import find_valueset, mg, number, per_day, quantity, route_concept, valueset_concept
+from .terms import mg, number, per_day, quantity, route_concept, valueset_concept
 
-# The knowledge gives renal bands by creatinine clearance (crcl_low/crcl_high, in mL/min); this is the
-# value set of the knowledge that codes that measurement.
-CRCL_VALUESET = "creatinine-clearance"
-CRCL_UNIT = "mL/min"
-MAX_SUFFIX = "_max_daily_mg"
+# The kinds of patient groups in `drug.dosing`, and how a Dosage type names each.
+GROUPS = {"renal": "Renal", "co_medication": "Concomitant medication", "hepatic": "Hepatic", "conditions": "Condition"}
 
 
 @dataclass(frozen=True)
 class Band:
-    """A group of patients with their own dosing: a renal band or a co-medication."""
+    """A group of patients with their own dosing: a renal band, a co-medication, a condition."""
 
     label: str
     text: str  # the monograph sentence
     max_daily_mg: float | None
-    # Either a measured range (characteristic + low/high) or a coded state (characteristic only).
-    characteristic: dict[str, Any]
-    low: float | None = None
-    high: float | None = None
-    kind: str = "range"  # "range" (a measured CrCl), "condition" or "co-medication"
+    avoid: bool
+    characteristic: dict[str, Any]  # what identifies the group: the measure, or the coded state
+    kind: str  # a key of GROUPS
+    unit: str | None = None  # the measure's unit, for a band by bounds
+    low: float | None = None  # inclusive lower bound
+    above: float | None = None  # exclusive lower bound
+    high: float | None = None  # inclusive upper bound
+    below: float | None = None  # exclusive upper bound
+
+    @property
+    def measured(self) -> bool:
+        return any(bound is not None for bound in (self.low, self.above, self.high, self.below))
 
     @property
     def title(self) -> str:
         """What the dosing applies to, as the Dosage type says it."""
-        if self.kind == "co-medication":
-            return f"With {self.label[:1].lower()}{self.label[1:]}"
-        return f"Renal impairment: {self.label}"
+        label = self.label[:1].upper() + self.label[1:]
+        return f"With {self.label}" if self.kind == "co_medication" else label
 
     @property
-    def characteristic_type(self) -> str:
-        return {"condition": "Condition", "co-medication": "Concomitant medication"}.get(self.kind, self.label)
+    def advice(self) -> str:
+        if self.avoid:
+            return "Avoid"
+        return "Maximum daily dose" if self.max_daily_mg is not None else "No adjustment"
 
 
 def _sentence(knowledge: Knowledge, path: str) -> str:
     return knowledge.quotes[path].sentence.text
 
 
-def _crcl_concept(knowledge: Knowledge) -> dict[str, Any]:
-    try:
-        return valueset_concept(knowledge, CRCL_VALUESET, text="Creatinine clearance")
-    except KeyError:
-        return {"text": "Creatinine clearance"}
-
-
 def bands(knowledge: Knowledge) -> list[Band]:
-    """Renal bands, then co-medication maxima, in the order of the knowledge file."""
+    """Renal bands, then co-medications, hepatic states and conditions, in the order of the knowledge file."""
     dosing = knowledge.drug["dosing"]
     result: list[Band] = []
-    for index, band in enumerate(dosing.get("renal", [])):
-        text = _sentence(knowledge, f"dosing.renal[{index}]")
-        limit = band.get("max_daily_mg")
-        if "crcl_low" in band or "crcl_high" in band:
-            result.append(Band(band["label"], text, limit, _crcl_concept(knowledge),
-                               band.get("crcl_low"), band.get("crcl_high")))
+    for group in GROUPS:
+        if group == "renal":
+            renal = dosing.get("renal")
+            items = [(f"dosing.renal.bands[{i}]", band) for i, band in enumerate(renal["bands"])] if renal else []
         else:
-            # A band named by a condition (end-stage renal disease): coded by the value set of that title.
-            vs_id = find_valueset(knowledge, title=band["label"])
-            concept = valueset_concept(knowledge, vs_id) if vs_id else {"text": band["label"]}
-            result.append(Band(band["label"], text, limit, concept, kind="condition"))
-    for key, fact in dosing.items():
-        if key.endswith(MAX_SUFFIX) and key != MAX_SUFFIX.lstrip("_"):
-            prefix = key[: -len(MAX_SUFFIX)]
-            vs_id = find_valueset(knowledge, containing=prefix)
-            concept = {"text": knowledge.valueset(vs_id).title if vs_id else prefix}
-            result.append(Band(concept["text"], _sentence(knowledge, f"dosing.{key}"), fact["value"], concept,
-                               kind="co-medication"))
+            items = [(f"dosing.{group}[{i}]", item) for i, item in enumerate(dosing.get(group, []))]
+        for path, item in items:
+            common = dict(label=item["label"], text=_sentence(knowledge, path), max_daily_mg=item.get("max_daily_mg"),
+                          avoid=bool(item.get("avoid")), kind=group)
+            if "valueset" in item:  # a coded state or a drug class
+                result.append(Band(characteristic=valueset_concept(knowledge, item["valueset"]), **common))
+            else:  # bounds on the renal measure
+                measure = dosing["renal"]["measure"]
+                concept = valueset_concept(knowledge, measure["valueset"], text=measure["title"])
+                result.append(Band(characteristic=concept, unit=measure["unit"], low=item.get("low"),
+                                   above=item.get("above"), high=item.get("high"), below=item.get("below"), **common))
     return result
 
 
 def band_range_text(band: Band) -> str:
-    """`30–59 mL/min`, `≥60 mL/min`: the band as the monograph writes it (R4 has only strings here)."""
+    """The band as the monograph writes it: `30–59 mL/min`, `≥60 mL/min`, `<30 mL/min`, `15 to <30 mL/min`."""
+    lower = f"≥{number(band.low)}" if band.low is not None else f">{number(band.above)}" if band.above is not None else None
+    upper = f"≤{number(band.high)}" if band.high is not None else f"<{number(band.below)}" if band.below is not None else None
     if band.low is not None and band.high is not None:
-        return f"{number(band.low)}–{number(band.high)} {CRCL_UNIT}"
-    if band.low is not None:
-        return f"≥{number(band.low)} {CRCL_UNIT}"
-    return f"≤{number(band.high)} {CRCL_UNIT}"
+        return f"{number(band.low)}–{number(band.high)} {band.unit}"
+    if lower and upper:
+        return f"{lower.lstrip('≥')} to {upper} {band.unit}"
+    return f"{lower or upper} {band.unit}"
+
+
+def _r5_value(band: Band) -> dict[str, Any]:
+    """R5 patientCharacteristic.value[x]: a Range when both bounds are inclusive (a FHIR Range is),
+    a Quantity with its comparator for one bound, else the text (no FHIR type says '15 to below 30')."""
+    if band.low is not None and band.high is not None:
+        return {"valueRange": {"low": quantity(band.low, band.unit or ""), "high": quantity(band.high, band.unit or "")}}
+    bounds = [(value, sign) for value, sign in ((band.low, ">="), (band.above, ">"), (band.high, "<="), (band.below, "<"))
+              if value is not None]
+    if len(bounds) == 1:
+        value, comparator = bounds[0]
+        return {"valueQuantity": {**quantity(value, band.unit or ""), "comparator": comparator}}
+    return {"valueCodeableConcept": {"text": band_range_text(band)}}
 
 
 def _dosage(version: str, knowledge: Knowledge, *, text: str, sequence: int | None = None,
             dose: dict[str, Any] | None = None, dose_range: dict[str, Any] | None = None,
-            days: float | None = None, max_mg: float | None = None) -> dict[str, Any]:
-    """One FHIR Dosage; R5 makes maxDosePerPeriod a list."""
+            days: float | None = None, max_mg: float | None = None, given: bool = True) -> dict[str, Any]:
+    """One FHIR Dosage; R5 makes maxDosePerPeriod a list. `given`: at the drug's frequency and route."""
     dosage: dict[str, Any] = {}
     if sequence is not None:
         dosage["sequence"] = sequence
     dosage["text"] = text
-    if days is not None:
-        dosage["timing"] = {"repeat": {"boundsDuration": quantity(days, "d")}}
-    dosage["route"] = route_concept(knowledge)
+    if given:
+        frequency = knowledge.drug["dosing"]["frequency"]
+        repeat: dict[str, Any] = {"frequency": number(frequency["per_day"]), "period": 1, "periodUnit": "d"}
+        if days is not None:
+            repeat["boundsDuration"] = quantity(days, "d")
+        dosage["timing"] = {"repeat": repeat, "code": {"text": frequency["text"]}}
+        dosage["route"] = route_concept(knowledge)
     if dose is not None:
         dosage["doseAndRate"] = [{"doseQuantity": dose}]
     elif dose_range is not None:
@@ -119,17 +136,15 @@ def _dosage(version: str, knowledge: Knowledge, *, text: str, sequence: int | No
 
 
 def general_dosages(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
-    """Starting, maintenance and maximum dose for every patient (MedicationKnowledge.*.dosage)."""
+    """Titration, maintenance and maximum dose for every patient (MedicationKnowledge.*.dosage)."""
     dosing = knowledge.drug["dosing"]
     maximum = dosing.get("max_daily_mg", {}).get("value")
     result: list[dict[str, Any]] = []
-    if "start" in dosing:
-        start = dosing["start"]
-        text = _sentence(knowledge, "dosing.start")
-        steps = [_dosage(version, knowledge, text=text, sequence=1, dose=mg(start["dose_mg"]),
-                         days=start.get("days"), max_mg=maximum)]
-        if "then_mg" in start:
-            steps.append(_dosage(version, knowledge, text=text, sequence=2, dose=mg(start["then_mg"]), max_mg=maximum))
+    if "titration" in dosing:
+        text = _sentence(knowledge, "dosing.titration")
+        steps = [_dosage(version, knowledge, text=text, sequence=index + 1, dose=mg(step["dose_mg"]),
+                         days=step.get("days"), max_mg=maximum)
+                 for index, step in enumerate(dosing["titration"]["steps"])]
         result.append({"type": {"text": "Starting dose"}, "dosage": steps})
     if "maintenance" in dosing:
         span = dosing["maintenance"]
@@ -145,8 +160,9 @@ def general_dosages(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
 
 
 def band_dosages(knowledge: Knowledge, version: str, band: Band) -> list[dict[str, Any]]:
-    return [{"type": {"text": band.title}, "dosage": [
-        _dosage(version, knowledge, text=band.text, max_mg=band.max_daily_mg)
+    """The band's dosing: its maximum, or (avoid, no adjustment) the sentence alone, the drug not given."""
+    return [{"type": {"text": f"{band.title}: {band.advice.lower()}"}, "dosage": [
+        _dosage(version, knowledge, text=band.text, max_mg=band.max_daily_mg, given=not band.avoid)
     ]}]
 
 
@@ -155,7 +171,7 @@ def r4_administration_guidelines(knowledge: Knowledge, indication: dict[str, Any
     guidelines = [{"dosage": general_dosages(knowledge, R4), "indicationCodeableConcept": indication}]
     for band in bands(knowledge):
         characteristic: dict[str, Any] = {"characteristicCodeableConcept": band.characteristic}
-        if band.kind == "range":
+        if band.measured:
             characteristic["value"] = [band_range_text(band)]
         guidelines.append({
             "dosage": band_dosages(knowledge, R4, band),
@@ -166,17 +182,12 @@ def r4_administration_guidelines(knowledge: Knowledge, indication: dict[str, Any
 
 
 def r5_dosing_guidelines(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
-    """R5 `indicationGuideline.dosingGuideline`: CrCl bands as structured ranges."""
+    """R5 `indicationGuideline.dosingGuideline`: measured bands as structured values, others coded."""
     guidelines = [{"dosage": general_dosages(knowledge, version)}]
     for band in bands(knowledge):
-        if band.kind == "range":
-            value_range: dict[str, Any] = {}
-            if band.low is not None:
-                value_range["low"] = quantity(band.low, CRCL_UNIT)
-            if band.high is not None:
-                value_range["high"] = quantity(band.high, CRCL_UNIT)
-            characteristic = {"type": band.characteristic, "valueRange": value_range}
+        if band.measured:
+            characteristic = {"type": band.characteristic, **_r5_value(band)}
         else:
-            characteristic = {"type": {"text": band.characteristic_type}, "valueCodeableConcept": band.characteristic}
+            characteristic = {"type": {"text": GROUPS[band.kind]}, "valueCodeableConcept": band.characteristic}
         guidelines.append({"dosage": band_dosages(knowledge, version, band), "patientCharacteristic": [characteristic]})
     return guidelines

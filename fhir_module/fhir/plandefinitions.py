@@ -24,7 +24,7 @@ from fhir_module.engine.knowledgebase import OVERRIDE_REASONS_LABEL
 from fhir_module.knowledge import Knowledge, Rule, map_valuesets
 from fhir_module.knowledge.model import MergedTopic, OrderKind, Quote, Suggestion
 
-from .activitydefinitions import titration_url, update_dose_url
+from .activitydefinitions import days_path, dose_path, titration_url, update_dose_url
 from .canonical import (
     EXT_CARD_NOTE,
     EXT_CARD_TEMPLATE,
@@ -42,7 +42,6 @@ SEVERITY_ORDER = ("info", "warning", "critical")
 FHIRPATH = "text/fhirpath"
 ACTION_TYPE = "http://terminology.hl7.org/CodeSystem/action-type"
 PLAN_TYPE = "http://terminology.hl7.org/CodeSystem/plan-definition-type"
-DOSE_PATH = "dosage[0].doseAndRate[0].doseQuantity.value"
 # What each order kind reads from the chart; the service turns these into prefetch templates.
 CHART_TYPES = ("Patient", "MedicationRequest", "MedicationStatement", "Condition", "AllergyIntolerance", "Observation")
 LOINC = "http://loinc.org"
@@ -94,18 +93,19 @@ def _topic(knowledge: Knowledge, topic: str, version: str) -> Any:
 
 def _suggestion(knowledge: Knowledge, suggestion: Suggestion) -> dict[str, Any]:
     action: dict[str, Any] = {"title": suggestion.label}
-    if suggestion.type == "update-dose" and suggestion.then_dose:
+    if suggestion.type == "update-dose" and suggestion.steps:
+        # The titration, each phase's dose (and days, but the last's) from the rule.
         action["type"] = {"coding": [{"system": ACTION_TYPE, "code": "update"}]}
         action["definitionCanonical"] = titration_url(knowledge)
-        action["dynamicValue"] = [
-            {"path": DOSE_PATH, "expression": _expression(suggestion.dose or "")},
-            {"path": "dosage[0].timing.repeat.boundsDuration.value", "expression": _expression(suggestion.days or "")},
-            {"path": DOSE_PATH.replace("dosage[0]", "dosage[1]"), "expression": _expression(suggestion.then_dose)},
-        ]
+        action["dynamicValue"] = []
+        for phase, (dose, days) in enumerate(suggestion.steps):
+            action["dynamicValue"].append({"path": dose_path(phase), "expression": _expression(dose)})
+            if days is not None:
+                action["dynamicValue"].append({"path": days_path(phase), "expression": _expression(days)})
     elif suggestion.type == "update-dose":
         action["type"] = {"coding": [{"system": ACTION_TYPE, "code": "update"}]}
         action["definitionCanonical"] = update_dose_url(knowledge)
-        action["dynamicValue"] = [{"path": DOSE_PATH, "expression": _expression(suggestion.dose or "")}]
+        action["dynamicValue"] = [{"path": dose_path(0), "expression": _expression(suggestion.dose or "")}]
     else:
         action["type"] = {"coding": [{"system": ACTION_TYPE, "code": "remove"}]}
         if suggestion.targets:
@@ -133,9 +133,11 @@ def _rule_action(knowledge: Knowledge, rule: Rule, version: str) -> dict[str, An
         ("involves", "valueExpression", _expression(rule.involves) if rule.involves else None),
     ]))
     extensions += [_note(note.when, note.text) for note in rule.notes]
-    documentation = [_citation(knowledge, rule.quote, version)]
-    if rule.also_quote:
-        documentation.append(_citation(knowledge, rule.also_quote, version))
+    documentation = [_citation(knowledge, quote, version) for quote in rule.quotes]
+    if rule.policy:
+        # No monograph sentence states the rule: the product decision's reason stands in for one.
+        documentation.append({"type": "justification", "label": "policy", "display": f"{knowledge.drug['name']} monograph",
+                              "citation": rule.policy, **_link(monograph_url(knowledge), version)})
     action: dict[str, Any] = {
         "id": rule.id,
         "extension": extensions,
@@ -154,14 +156,14 @@ def _rule_action(knowledge: Knowledge, rule: Rule, version: str) -> dict[str, An
 
 
 def _merged_action(knowledge: Knowledge, merged: MergedTopic, causes: list[Rule], version: str) -> dict[str, Any]:
-    """One card for every rule of the topic that holds: the lowest `limit` wins the summary."""
+    """One card for every rule of the topic that holds: the lowest value of the merge variable wins the summary."""
     severity = max((rule.indicator for rule in causes), key=SEVERITY_ORDER.index)
     return {
         "id": merged.topic,
         "extension": [_complex(EXT_CARD_TEMPLATE, [
             ("summary", "valueString", merged.summary),
             ("detail", "valueString", merged.detail),
-            ("merge", "valueString", "limit"),
+            ("merge", "valueString", merged.variable),
         ])],
         "title": dict(knowledge.topics)[merged.topic],
         "code": _topic(knowledge, merged.topic, version),

@@ -54,16 +54,6 @@ def valueset_concept(knowledge: Knowledge, vs_id: str, *, text: str | None = Non
     return concept
 
 
-def find_valueset(knowledge: Knowledge, *, title: str | None = None, containing: str | None = None) -> str | None:
-    """The id of the value set with this title (case-insensitive) or whose id contains a word."""
-    for vs in knowledge.valuesets:
-        if title is not None and vs.title.lower() == title.lower():
-            return vs.id
-        if containing is not None and containing.lower() in vs.id.lower():
-            return vs.id
-    return None
-
-
 def group_codings(knowledge: Knowledge, group: str, *, only: str | None = None) -> list[dict[str, Any]]:
     """Plain codes (not ranges or hierarchies) of a `codes.csv` group, optionally one code only; a code
     carries the row's display only when the row verifies that display for it alone."""

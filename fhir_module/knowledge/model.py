@@ -37,8 +37,8 @@ class Suggestion:
     target: str | None = None  # FHIRPath giving one "Type/id" (remove)
     targets: str | None = None  # FHIRPath giving therapy facts whose orders to remove, one each
     unless_topics: tuple[str, ...] = ()  # no suggestion when a card of one of these topics fired for the order
-    days: str | None = None  # FHIRPath: days the first dose lasts, when a second dose follows (titration)
-    then_dose: str | None = None  # FHIRPath: the daily dose in mg after those days
+    # A titration: (daily dose, days it lasts) FHIRPath per step, the last without days.
+    steps: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Rule:
     title: str
     description: str
     condition: str
-    quote: Quote
+    quote: Quote | None  # the monograph sentence it rests on; None when a policy says why instead
     parameters: tuple[Parameter, ...] = ()
     variables: tuple[tuple[str, str], ...] = ()
     summary: str | None = None
@@ -62,6 +62,12 @@ class Rule:
     also_quote: Quote | None = None
     # Said on every card of the order when they hold: what this rule could not check, and why.
     notes: tuple["Note", ...] = ()
+    policy: str | None = None  # why the rule exists where no monograph sentence states it
+
+    @property
+    def quotes(self) -> tuple[Quote, ...]:
+        """The monograph sentences the rule cites: its quote, then its second one."""
+        return tuple(q for q in (self.quote, self.also_quote) if q is not None)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class MergedTopic:
     summary: str
     detail: str
     suggestion: Suggestion
+    variable: str = "limit"  # the variable of each rule whose lowest value leads the card
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 from .model import FAQ, Block, Bullet, BulletList, Monograph, MonographError, Paragraph, Section, Sentence
 from .parser import load_monograph, parse_monograph
-from .text import numbers_in, slugify, split_sentences, strip_emphasis
+from .text import durations_in_days, numbers_in, slugify, split_sentences, strip_emphasis
 
 __all__ = [
     "FAQ", "Block", "Bullet", "BulletList", "Monograph", "MonographError", "Paragraph", "Section",
-    "Sentence", "load_monograph", "parse_monograph", "numbers_in",
+    "Sentence", "durations_in_days", "load_monograph", "parse_monograph", "numbers_in",
     "slugify", "split_sentences", "strip_emphasis",
 ]

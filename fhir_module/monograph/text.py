@@ -98,6 +98,22 @@ _NUMBER = re.compile(
 _WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
+_DURATION = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + r")[\s-]+(days?|weeks?)\b", re.IGNORECASE
+)
+_DAYS_PER = {"day": 1, "week": 7}
+
+
+def durations_in_days(text: str) -> list[float]:
+    """Every duration in days or weeks in *text*, in days ("for one week" → 7, "two days" → 2)."""
+    found = []
+    for match in _DURATION.finditer(text):
+        amount = match.group(1).lower()
+        value = float(_NUMBER_WORDS[amount]) if amount in _NUMBER_WORDS else float(amount)
+        found.append(value * _DAYS_PER[match.group(2).lower().rstrip("s")])
+    return found
+
+
 def numbers_in(text: str, words: bool = True) -> list[float]:
     """Every number in *text*, in order of appearance, as floats.
 

@@ -75,9 +75,10 @@ def test_r4_dosing_guidelines_follow_knowledge(k):
     assert general["indicationCodeableConcept"]["coding"][0]["code"] == "370143000"  # MDD, SNOMED
     by_type = {d["type"]["text"]: d["dosage"] for d in general["dosage"]}
     start = by_type["Starting dose"]
-    assert start[0]["doseAndRate"][0]["doseQuantity"]["value"] == dosing["start"]["dose_mg"]
-    assert start[0]["timing"]["repeat"]["boundsDuration"]["value"] == dosing["start"]["days"]
-    assert start[1]["doseAndRate"][0]["doseQuantity"]["value"] == dosing["start"]["then_mg"]
+    steps = dosing["titration"]["steps"]
+    assert [d["doseAndRate"][0]["doseQuantity"]["value"] for d in start] == [step["dose_mg"] for step in steps]
+    assert [d["timing"]["repeat"].get("boundsDuration", {}).get("value") for d in start] == [s.get("days") for s in steps]
+    assert {d["timing"]["repeat"]["frequency"] for d in start} == {dosing["frequency"]["per_day"]}
     span = by_type["Maintenance dose"][0]["doseAndRate"][0]["doseRange"]
     assert (span["low"]["value"], span["high"]["value"]) == (dosing["maintenance"]["low_mg"], dosing["maintenance"]["high_mg"])
     for dosages in by_type.values():
@@ -86,13 +87,17 @@ def test_r4_dosing_guidelines_follow_knowledge(k):
     assert by_type["Maximum daily dose"][0]["text"] == k.quotes["dosing.max_daily_mg"].sentence.text
 
     bands = _r4_bands(mk)
-    for band in dosing["renal"]:
-        if "crcl_high" in band:
-            assert bands[f"{band['crcl_low']}–{band['crcl_high']} mL/min"] == [band["max_daily_mg"]]
-        elif "crcl_low" in band:
-            assert bands[f"≥{band['crcl_low']} mL/min"] == []
+    for band in dosing["renal"]["bands"]:
+        if "high" in band:
+            assert bands[f"{band['low']}–{band['high']} mL/min"] == [band["max_daily_mg"]]
+        elif "low" in band:
+            assert bands[f"≥{band['low']} mL/min"] == []
     assert bands["End-stage renal disease"] == []  # not recommended: said in the text, no maximum
-    assert bands["Strong CYP3A4 inhibitors"] == [dosing["cyp3a4_max_daily_mg"]["value"]]
+    assert bands["Strong CYP3A4 inhibitors"] == [dosing["co_medication"][0]["max_daily_mg"]]
+    types = [d["type"]["text"] for guideline in mk["administrationGuidelines"][1:] for d in guideline["dosage"]]
+    assert types == ["Mild renal impairment: no adjustment", "Moderate renal impairment: maximum daily dose",
+                     "Severe renal impairment: maximum daily dose", "End-stage renal disease: avoid",
+                     "With strong CYP3A4 inhibitors: maximum daily dose"]
 
 
 def test_r5_structured_ranges_and_clinical_use_links(k):
@@ -110,9 +115,12 @@ def test_r5_structured_ranges_and_clinical_use_links(k):
             low, high = value_range.get("low", {}).get("value"), value_range.get("high", {}).get("value")
             ranges[(low, high)] = [m for d in dosing_guideline["dosage"] for dose in d["dosage"] for m in _max_per_day(dose)]
             assert all(q["code"] == "mL/min" for q in value_range.values())
-    expected = {(b.get("crcl_low"), b.get("crcl_high")): [b["max_daily_mg"]] if "max_daily_mg" in b else []
-                for b in k.drug["dosing"]["renal"] if "crcl_low" in b}
+    expected = {(b["low"], b["high"]): [b["max_daily_mg"]] for b in k.drug["dosing"]["renal"]["bands"] if "high" in b}
     assert ranges == expected
+    # One bound: a Quantity with its comparator ("≥60"), never a Range that would claim "≤".
+    one_sided = [c["patientCharacteristic"][0] for c in guideline["dosingGuideline"][1:]
+                 if "valueQuantity" in c["patientCharacteristic"][0]]
+    assert [(c["valueQuantity"]["comparator"], c["valueQuantity"]["value"]) for c in one_sided] == [(">=", 60)]
     assert len(drug["clinicalUseIssue"]) > 10
     for product in k.products:
         mk = resources[product_id(k, product)]
@@ -132,7 +140,7 @@ def _edited_knowledge(tmp_path):
         yaml_text = yaml_text.replace(old, new)
     yaml_text = yaml_text.replace("max_daily_mg: {value: 120,", "max_daily_mg: {value: 100,")
     yaml_text = yaml_text.replace("high_mg: 120,", "high_mg: 100,")
-    yaml_text = yaml_text.replace("crcl_high: 59, max_daily_mg: 80,", "crcl_high: 59, max_daily_mg: 70,")
+    yaml_text = yaml_text.replace("high: 59, max_daily_mg: 80,", "high: 59, max_daily_mg: 70,")
     # The rules quoting the edited sentences carry the same numbers.
     yaml_text = re.sub(r"(- id: D1\n(?:.*\n)*?.*limit: \{value: )120", r"\g<1>100", yaml_text)
     yaml_text = re.sub(r"(- id: R1\n(?:.*\n)*?\s+limit: \{value: )80", r"\g<1>70", yaml_text)

@@ -29,8 +29,13 @@ def test_the_packaged_knowledge_loads_with_every_rule_quoted() -> None:
         "D1", "D2", "D3", "D4", "D5", "R1", "R2", "R3", "C1", "I1", "I2", "I3", "I4", "I5",
         "A1", "K1", "K2", "K3", "K4", "P1", "P2", "P3", "P4", "P5", "F1"}
     for rule in knowledge.rules:
-        assert rule.quote.sentence.text in knowledge.monograph.section(rule.quote.section).sentences[
-            int(rule.quote.sentence.id.rsplit(".", 1)[1]) - 1].text
+        assert rule.quote or rule.policy, rule.id
+        for quote in rule.quotes:
+            assert quote.sentence.text in knowledge.monograph.section(quote.section).sentences[
+                int(quote.sentence.id.rsplit(".", 1)[1]) - 1].text
+    # Issue 7: rules that no monograph sentence states rest on a policy, not on a quote that does not fit.
+    assert {rule.id for rule in knowledge.rules if rule.policy} == {"I3", "I5"}
+    assert all(rule.quote is None for rule in knowledge.rules if rule.policy)
 
 
 def test_a_changed_maximum_in_the_monograph_breaks_the_build() -> None:
@@ -92,7 +97,7 @@ def test_a_product_strength_must_agree_with_its_rxnorm_name() -> None:
 def test_schema_errors_name_the_place() -> None:
     data = _data()
     _rule(data, "D1")["indicator"] = "loud"
-    with pytest.raises(KnowledgeError, match="rules/0/indicator"):
+    with pytest.raises(KnowledgeError, match=r"rules\[0\]\.indicator"):
         build_knowledge(data, monograph_text=MONOGRAPH, folder=LEVO)
 
 

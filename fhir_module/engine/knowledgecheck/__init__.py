@@ -10,7 +10,7 @@ package's files, or the built-in build) the way the engine applies them and list
   knowledge; value sets the engine can evaluate (supported filters, compiling regexes);
 - merged topics whose causes each define the merge variable, and whose texts read only the
   fields `%lowest`/`%causes` have; suggestions with a title, an `id` to remove or dynamicValue
-  paths that address the ActivityDefinition's dosage; rules with a topic and a summary;
+  paths that address the dosageInstruction of the MedicationRequest the ActivityDefinition creates; rules with a topic and a summary;
 - each rule's quote in the monograph the knowledge carries;
 - status: only active PlanDefinitions serve (draft only when allowed, retired never), and the
   same for every artifact they use.

@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the CDS Hooks service")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on; loopback only unless trusted clients are configured (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes sharing the port; they share JWT replay protection and secrets "
+                            "through the database (default: 1)")
     serve.add_argument("--module", action="append", metavar="DIR",
                        help="serve this module folder (repeatable; with --bundle too, side by side)")
     serve.add_argument("--bundle", action="append", metavar="FILE",

@@ -94,7 +94,7 @@ def create_app(
     app.state.fhir_servers = fhir_servers
     app.state.validation_runner = validation_runner
     app.state.store = store
-    app.state.authenticator = Authenticator(settings, jwks_http)
+    app.state.authenticator = Authenticator(settings, jwks_http, store)
     if not settings.auth_enabled:
         log.warning("authentication is OFF: no trusted clients configured; serve on loopback only")
     elif not settings.public_base_url:

@@ -17,8 +17,9 @@ A JWT is accepted when:
 - the `jti` has not been seen before from that issuer while still valid (replay);
 - `tenant` equals the client's configured tenant, when one is configured.
 
-Replay protection is kept in memory: run one worker process per service, or put a shared
-store behind `ReplayCache` before scaling out.
+Replay protection is kept in the service's database (`ReplayGuard`), so it holds across worker
+processes, instances on the same database and restarts; when the database cannot be reached a
+token cannot be checked, and the call is refused (503).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import httpx
 import jwt
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fhir_module.config import Settings, TrustedClient, is_loopback_host
@@ -105,21 +107,22 @@ class JwksCache:
             return entry.keys.get(kid)
 
 
-class ReplayCache:
-    """JWT ids already used, remembered until the token would have expired anyway."""
+class ReplayGuard:
+    """JWT ids already used, kept in the service's database: shared by every worker process and
+    instance on it, and kept across restarts. (In memory, each worker of `uvicorn --workers 4`
+    accepted a token once, and a restart forgot them all.)"""
 
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], float] = {}
+    def __init__(self, store: Any) -> None:
+        self._store = store
 
-    def first_use(self, iss: str, jti: str, exp: float) -> bool:
-        now = time.time()
-        if len(self._seen) > 1000:
-            self._seen = {k: v for k, v in self._seen.items() if v + CLOCK_SKEW_SECONDS > now}
-        key = (iss, jti)
-        if key in self._seen and self._seen[key] + CLOCK_SKEW_SECONDS > now:
-            return False
-        self._seen[key] = exp
-        return True
+    async def first_use(self, iss: str, jti: str, exp: float) -> bool:
+        # Remembered until the token could no longer be accepted, the leeway included.
+        try:
+            return await run_in_threadpool(self._store.claim_jti, iss, jti, exp + CLOCK_SKEW_SECONDS, time.time())
+        except Exception as exc:  # the database is down: a token that cannot be checked is refused
+            log.error("JWT replay check failed (%s): the call is refused", type(exc).__name__)
+            raise ApiError(503, "client tokens cannot be checked for replay right now (the service's database "
+                                "is unavailable); try again later", code="transient") from None
 
 
 @dataclass(frozen=True)
@@ -134,13 +137,13 @@ class Principal:
 class Authenticator:
     """Checks the bearer JWT of a request against the trusted clients."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient, store: Any) -> None:
         self._settings = settings
         self._clients = {c.iss: c for c in settings.trusted_clients}
         self._keys = JwksCache(
             client, settings.jwks_cache_seconds, settings.fetch_timeout, settings.jwks_refetch_interval
         )
-        self._replay = ReplayCache()
+        self._replay = ReplayGuard(store)
 
     @property
     def enabled(self) -> bool:
@@ -220,7 +223,7 @@ class Authenticator:
             raise _unauthorized(f"exp is more than {MAX_LIFETIME_SECONDS} s ahead")
         if client.tenant is not None and claims.get("tenant") != client.tenant:
             raise _unauthorized("tenant does not match the client's registration")
-        if not self._replay.first_use(client.iss, jti, float(exp)):
+        if not await self._replay.first_use(client.iss, jti, float(exp)):
             raise _unauthorized("the token was already used (jti replay)")
         return Principal(iss=client.iss, tenant=claims.get("tenant"), jti=jti)
 

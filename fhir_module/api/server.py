@@ -15,11 +15,12 @@ import argparse
 import copy
 import dataclasses
 import logging
+import os
 import sys
 from datetime import date
 from typing import Any
 
-from fhir_module.config import ConfigError, Settings, is_loopback_host, load_settings
+from fhir_module.config import ENV_BUNDLE, ENV_MODULES, ConfigError, Settings, is_loopback_host, load_settings
 from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
 
 from .protocol import GuardedH11Protocol
@@ -102,11 +103,26 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"fhir-module serve: configuration error: {exc}", file=sys.stderr)
         return 2
 
+    workers = getattr(args, "workers", 1) or 1
+    if workers < 1:
+        print("fhir-module serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers > 1 and getattr(args, "allow_draft", False):
+        print("fhir-module serve: --allow-draft is for trying knowledge out: serve it with one worker",
+              file=sys.stderr)
+        return 2
+    if workers > 1 and settings.database_url.rstrip("/").endswith(":memory:"):
+        print("fhir-module serve: several workers share state through the database: give a database "
+              "file or PostgreSQL, not :memory:", file=sys.stderr)
+        return 2
+
     logging.basicConfig(level=logging.INFO)
     install_log_redaction()
     try:
         from .app import load_engine
 
+        # Built here even for several workers: a broken bundle or database is said once, before
+        # any worker starts (and the database schema is made once).
         engine = load_engine(settings, allow_draft=bool(getattr(args, "allow_draft", False)))
         refused = self_test(engine, settings, args)
         if refused:
@@ -127,8 +143,7 @@ def serve_command(args: argparse.Namespace) -> int:
     )
     print(f"fhir-module: serving {knowledge} at http://{args.host}:{args.port}/cds-services", flush=True)
     print(f"fhir-module: client authentication {auth}", flush=True)
-    uvicorn.run(
-        app,
+    options: dict[str, Any] = dict(
         host=args.host,
         port=args.port,
         log_config=_log_config(),
@@ -137,4 +152,15 @@ def serve_command(args: argparse.Namespace) -> int:
         http=GuardedH11Protocol,  # closes connections whose request head never completes
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return 0
+    # Each worker process builds its app from the environment (the factory), so what the command
+    # line chose goes there; per-process state (JWT ids used, secrets) is in the database.
+    print(f"fhir-module: {workers} worker processes", flush=True)
+    os.environ[ENV_MODULES] = ",".join(settings.module_paths)
+    os.environ[ENV_BUNDLE] = ",".join(settings.bundle_paths)
+    del app, engine
+    uvicorn.run("fhir_module.api:create_app", factory=True, workers=workers,
+                **{**options, "http": f"{GuardedH11Protocol.__module__}:{GuardedH11Protocol.__name__}"})
     return 0

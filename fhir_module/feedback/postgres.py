@@ -2,15 +2,22 @@
 
 A connection per operation keeps the store free of connection-state bugs (a broken connection is
 simply not reused); feedback is low-volume, so the connect cost does not matter. `add` returns
-after COMMIT, which PostgreSQL makes durable (synchronous_commit is on by default).
+after COMMIT, which PostgreSQL makes durable (synchronous_commit is on by default). JWT ids are
+claimed on every authenticated call, so that one statement keeps a connection (autocommit),
+replaced once when it breaks.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import secrets
+import threading
 from typing import Any, Sequence
 
-from .records import COLUMNS, FeedbackEntry, StoredFeedback, insert_sql, row_of, select_sql, stored_of
+from .records import (
+    CLAIM_JTI_SQL, COLUMNS, INSERT_SECRET_SQL, PURGE_EVERY, PURGE_JTI_SQL, SELECT_SECRET_SQL, FeedbackEntry,
+    StoredFeedback, insert_sql, row_of, select_sql, stored_of,
+)
 
 _JSONB = {"accepted_suggestions", "item_json"}
 
@@ -30,7 +37,20 @@ CREATE TABLE IF NOT EXISTS cds_feedback (
     item_json JSONB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cds_feedback_service ON cds_feedback (service_id, id);
+CREATE TABLE IF NOT EXISTS jwt_replay (
+    iss TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (iss, jti)
+);
+CREATE TABLE IF NOT EXISTS service_secret (
+    name TEXT PRIMARY KEY,
+    value BYTEA NOT NULL
+);
 """
+# Workers and instances start together: CREATE ... IF NOT EXISTS races in PostgreSQL (a duplicate
+# catalog row), so the schema is made under a transaction-scoped advisory lock.
+_SCHEMA_LOCK = 0x46484952  # "FHIR"
 
 
 class PostgresFeedbackStore:
@@ -44,7 +64,11 @@ class PostgresFeedbackStore:
         self._psycopg = psycopg
         self._url = url
         self._timeout = connect_timeout
+        self._claims = 0
+        self._claim_lock = threading.Lock()
+        self._claim_conn: Any = None
         with self._connect() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             conn.execute(_SCHEMA)
 
     def _connect(self) -> Any:
@@ -65,9 +89,39 @@ class PostgresFeedbackStore:
         # psycopg already gives JSONB as Python values and TIMESTAMPTZ as datetimes.
         return [stored_of(row, load_json=lambda value: value, load_time=lambda value: value) for row in rows]
 
+    def claim_jti(self, iss: str, jti: str, expires_at: float, now: float) -> bool:
+        with self._claim_lock:
+            for attempt in (1, 2):
+                try:
+                    if self._claim_conn is None or self._claim_conn.closed:
+                        self._claim_conn = self._psycopg.connect(self._url, connect_timeout=self._timeout,
+                                                                 autocommit=True)
+                    conn = self._claim_conn
+                    claimed = conn.execute(CLAIM_JTI_SQL.format(m="%s"), (iss, jti, expires_at, now)).fetchone()
+                    break
+                except self._psycopg.OperationalError:
+                    if self._claim_conn is not None:
+                        self._claim_conn.close()
+                    self._claim_conn = None
+                    if attempt == 2:
+                        raise
+            self._claims += 1
+            if self._claims % PURGE_EVERY == 0:
+                conn.execute(PURGE_JTI_SQL.format(m="%s"), (now,))
+        return claimed is not None
+
+    def secret(self, name: str) -> bytes:
+        with self._connect() as conn:
+            conn.execute(INSERT_SECRET_SQL.format(m="%s"), (name, secrets.token_bytes(32)))
+            return bytes(conn.execute(SELECT_SECRET_SQL.format(m="%s"), (name,)).fetchone()[0])
+
     def ping(self) -> None:
         with self._connect() as conn:
             conn.execute("SELECT 1")
 
     def close(self) -> None:
-        """Nothing held open between operations."""
+        """Only the claims' connection is held open."""
+        with self._claim_lock:
+            if self._claim_conn is not None:
+                self._claim_conn.close()
+                self._claim_conn = None

@@ -93,3 +93,19 @@ def stored_of(row: Sequence[Any], *, load_json: Callable[[Any], Any], load_time:
             raw=load_json(row[11]),
         ),
     )
+
+
+# -- state the service's processes share: JWT ids already used, and secrets ---------------------
+
+# A jti is remembered until its token could no longer be accepted (exp plus the clock leeway); an
+# expired row may be claimed again. `RETURNING` yields a row only when this call claimed it.
+CLAIM_JTI_SQL = (
+    "INSERT INTO jwt_replay (iss, jti, expires_at) VALUES ({m}, {m}, {m}) "
+    "ON CONFLICT (iss, jti) DO UPDATE SET expires_at = excluded.expires_at "
+    "WHERE jwt_replay.expires_at < {m} RETURNING 1"
+)
+PURGE_JTI_SQL = "DELETE FROM jwt_replay WHERE expires_at < {m}"
+# Claims between two purges of expired rows.
+PURGE_EVERY = 500
+INSERT_SECRET_SQL = "INSERT INTO service_secret (name, value) VALUES ({m}, {m}) ON CONFLICT (name) DO NOTHING"
+SELECT_SECRET_SQL = "SELECT value FROM service_secret WHERE name = {m}"

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import secrets
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Sequence
 
-from .records import COLUMNS, FeedbackEntry, StoredFeedback, insert_sql, row_of, select_sql, stored_of
+from .records import (
+    CLAIM_JTI_SQL, COLUMNS, INSERT_SECRET_SQL, PURGE_EVERY, PURGE_JTI_SQL, SELECT_SECRET_SQL, FeedbackEntry,
+    StoredFeedback, insert_sql, row_of, select_sql, stored_of,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cds_feedback (
@@ -32,7 +36,19 @@ CREATE TABLE IF NOT EXISTS cds_feedback (
     item_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cds_feedback_service ON cds_feedback (service_id, id);
+CREATE TABLE IF NOT EXISTS jwt_replay (
+    iss TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (iss, jti)
+);
+CREATE TABLE IF NOT EXISTS service_secret (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
 """
+# Several processes (`serve --workers N`) write this file: a writer waits for another's lock.
+BUSY_TIMEOUT_MS = 10_000
 
 
 class SqliteFeedbackStore:
@@ -46,7 +62,9 @@ class SqliteFeedbackStore:
             path = str(Path(path).expanduser())
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._claims = 0
         with self._lock:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA journal_mode=DELETE")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -68,6 +86,19 @@ class SqliteFeedbackStore:
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
         return [stored_of(row, load_json=json.loads, load_time=_dt.datetime.fromisoformat) for row in rows]
+
+    def claim_jti(self, iss: str, jti: str, expires_at: float, now: float) -> bool:
+        with self._lock:
+            claimed = self._db.execute(CLAIM_JTI_SQL.format(m="?"), (iss, jti, expires_at, now)).fetchone() is not None
+            self._claims += 1
+            if self._claims % PURGE_EVERY == 0:
+                self._db.execute(PURGE_JTI_SQL.format(m="?"), (now,))
+        return claimed
+
+    def secret(self, name: str) -> bytes:
+        with self._lock:
+            self._db.execute(INSERT_SECRET_SQL.format(m="?"), (name, secrets.token_bytes(32)))
+            return bytes(self._db.execute(SELECT_SECRET_SQL.format(m="?"), (name,)).fetchone()[0])
 
     def ping(self) -> None:
         with self._lock:

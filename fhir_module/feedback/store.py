@@ -1,4 +1,8 @@
-"""The FeedbackStore protocol and the choice of implementation by database URL."""
+"""The FeedbackStore protocol and the choice of implementation by database URL.
+
+The database holds the feedback and what the service's processes must share to be run as several
+workers or instances (`serve --workers N`): the JWT ids already used and the service's secrets.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,15 @@ class FeedbackStore(Protocol):
 
     def list(self, service_id: str | None = None) -> list[StoredFeedback]:
         """Stored rows in insertion order, optionally of one service."""
+        ...
+
+    def claim_jti(self, iss: str, jti: str, expires_at: float, now: float) -> bool:
+        """True the first time (iss, jti) is claimed before `expires_at` (epoch seconds) passes:
+        JWT replay protection shared by every process and instance on this database."""
+        ...
+
+    def secret(self, name: str) -> bytes:
+        """A random 32-byte secret of this name, made once and then the same for every process."""
         ...
 
     def ping(self) -> None:

@@ -1,4 +1,4 @@
-"""The `fhir-module` command: export, validate, serve, cards.
+"""The `fhir-module` command: serve, export, build, validate, cards, feedback.
 
 Each subcommand's work lives in the module that owns it; this file only declares the arguments,
 so `fhir-module --help` shows the whole interface in one place.
@@ -83,6 +83,17 @@ def _parser() -> argparse.ArgumentParser:
     cards.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")
     cards.add_argument("--today", metavar="YYYY-MM-DD", type=date.fromisoformat,
                        help="evaluate as of this date (default: today), e.g. to replay a logged request")
+    feedback = sub.add_parser("feedback", help="what clinicians did with the cards (from the service's database)")
+    feedback_sub = feedback.add_subparsers(dest="feedback_command", required=True)
+    feedback_export = feedback_sub.add_parser(
+        "export", help="the stored feedback items, or (--report) the override rate of each rule")
+    feedback_export.add_argument("--report", action="store_true",
+                                 help="one row per service and rule: accepted, overridden, override rate, reasons")
+    feedback_export.add_argument("--format", choices=["csv", "json"], default="csv", help="default: csv")
+    feedback_export.add_argument("--service", help="only this service's feedback")
+    feedback_export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    feedback_export.add_argument("--database", metavar="URL",
+                                 help="sqlite:///path or postgresql://... (default: the service's configured database)")
     return parser
 
 
@@ -97,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fhir_module.selftest.cli import test_command as command
     elif args.command == "validate":
         from fhir_module.validation.cli import validate_command as command
+    elif args.command == "feedback":
+        from fhir_module.feedback.export import export_command as command
     else:
         from fhir_module.engine.cli import cards_command as command
     return command(args) or 0

@@ -22,6 +22,7 @@ from fhir_module.validation.runner import shared_runner
 
 from .auth import Authenticator, LoopbackOnly, require_client
 from .body import BodyLimits
+from .cardids import SECRET_NAME as CARD_IDS_SECRET, CardIds
 from .errors import install_error_handlers
 from .fetch import FhirServers
 from .openapi import build_openapi
@@ -94,6 +95,7 @@ def create_app(
     app.state.fhir_servers = fhir_servers
     app.state.validation_runner = validation_runner
     app.state.store = store
+    app.state.card_ids = CardIds(store.secret(CARD_IDS_SECRET), engine)
     app.state.authenticator = Authenticator(settings, jwks_http, store)
     if not settings.auth_enabled:
         log.warning("authentication is OFF: no trusted clients configured; serve on loopback only")

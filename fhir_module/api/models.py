@@ -195,6 +195,8 @@ class FeedbackRequest(_Open):
 
 class FeedbackResponse(_Closed):
     stored: int = Field(description="feedback items stored (committed) by this call")
+    alreadyStored: int = Field(description="items whose card and outcome were stored before (a resend): "
+                                           "acknowledged, not stored twice")
 
 
 # --- errors and health -------------------------------------------------------------------------

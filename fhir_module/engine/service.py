@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from .actions import requirements, undeclared_reads, variables
+from .actions import requirements, topic_coding, undeclared_reads, variables
 from .apply import PlanApplier
 from .chart import Chart
 from .errors import RequestError
@@ -178,6 +178,24 @@ class Engine:
 
     def service(self, service_id: str) -> dict[str, Any] | None:
         return self._services.get(service_id)
+
+    def override_reasons(self, service_id: str) -> list[dict[str, str]]:
+        """The override reasons the service's warning and critical cards offer (its module's)."""
+        plan = self._plans.get(service_id)
+        return [dict(reason) for reason in self.kb.module_of(plan).override_reasons] if plan else []
+
+    def card_topics(self, service_id: str) -> list[dict[str, str]]:
+        """The topics (`card.source.topic` codings) of every rule the service may answer with."""
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        stack = list((self._plans.get(service_id) or {}).get("action") or [])
+        while stack:
+            action = stack.pop()
+            coding = topic_coding(action) if isinstance(action, dict) else None
+            if coding and coding.get("code"):
+                found.setdefault((str(coding.get("system", "")), str(coding["code"])),
+                                 {k: str(coding[k]) for k in ("system", "code", "display") if coding.get(k)})
+            stack.extend((action or {}).get("action") or [] if isinstance(action, dict) else [])
+        return sorted(found.values(), key=lambda c: (c.get("system", ""), c["code"]))
 
     def needed_prefetch(self, service_id: str, request: Any, *, today: date | None = None,
                         prepared: "Prepared | None" = None) -> list[str]:

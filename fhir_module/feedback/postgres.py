@@ -10,14 +10,17 @@ replaced once when it breaks.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import secrets
 import threading
 from typing import Any, Sequence
 
 from .records import (
-    CLAIM_JTI_SQL, COLUMNS, INSERT_SECRET_SQL, PURGE_EVERY, PURGE_JTI_SQL, SELECT_SECRET_SQL, FeedbackEntry,
+    CLAIM_JTI_SQL, COLUMNS, DEDUPLICATE_SQL, INSERT_SECRET_SQL, UNIQUE_INDEX_SQL, PURGE_EVERY, PURGE_JTI_SQL, SELECT_SECRET_SQL, FeedbackEntry,
     StoredFeedback, insert_sql, row_of, select_sql, stored_of,
 )
+
+log = logging.getLogger("fhir_module.feedback")
 
 _JSONB = {"accepted_suggestions", "item_json"}
 
@@ -34,7 +37,8 @@ CREATE TABLE IF NOT EXISTS cds_feedback (
     user_comment TEXT,
     outcome_timestamp TIMESTAMPTZ NOT NULL,
     received_at TIMESTAMPTZ NOT NULL,
-    item_json JSONB NOT NULL
+    item_json JSONB NOT NULL,
+    card_topic TEXT
 );
 CREATE INDEX IF NOT EXISTS cds_feedback_service ON cds_feedback (service_id, id);
 CREATE TABLE IF NOT EXISTS jwt_replay (
@@ -70,17 +74,27 @@ class PostgresFeedbackStore:
         with self._connect() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             conn.execute(_SCHEMA)
+            # Older databases: the rule column, and one row per card and outcome.
+            conn.execute("ALTER TABLE cds_feedback ADD COLUMN IF NOT EXISTS card_topic TEXT")
+            if conn.execute("SELECT to_regclass('cds_feedback_once')").fetchone()[0] is None:
+                removed = conn.execute(DEDUPLICATE_SQL).rowcount
+                conn.execute(UNIQUE_INDEX_SQL)
+                if removed:
+                    log.warning("feedback: removed %d duplicate rows (items resent before feedback was idempotent)",
+                                removed)
 
     def _connect(self) -> Any:
         return self._psycopg.connect(self._url, connect_timeout=self._timeout)
 
-    def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> int:
+    def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> tuple[int, int]:
         rows = [row_of(service_id, entry, received_at, lambda moment: moment) for entry in entries]
         markers = ["%s::jsonb" if column in _JSONB else "%s" for column in COLUMNS]
+        stored = 0
         # The connection context manager commits on success and rolls back on error.
         with self._connect() as conn, conn.cursor() as cur:
-            cur.executemany(insert_sql(markers), rows)
-        return len(rows)
+            for row in rows:
+                stored += cur.execute(insert_sql(markers), row).fetchone() is not None
+        return stored, len(rows) - stored
 
     def list(self, service_id: str | None = None) -> list[StoredFeedback]:
         query, params = select_sql("%s", service_id)

@@ -21,6 +21,7 @@ class FeedbackEntry:
     override_display: str | None = None
     user_comment: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    rule: str | None = None  # the card's topic, `system|code` (api/cardids.py), when known
 
     def raw_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True, separators=(",", ":"))
@@ -47,13 +48,23 @@ def utc(value: _dt.datetime) -> _dt.datetime:
 
 COLUMNS = (
     "service_id", "card_uuid", "outcome", "accepted_suggestions", "override_system", "override_code",
-    "override_display", "user_comment", "outcome_timestamp", "received_at", "item_json",
+    "override_display", "user_comment", "outcome_timestamp", "received_at", "item_json", "card_topic",
 )
+# A card has one outcome per kind: a resent item (its 200 lost, say) is the item already stored.
+UNIQUE_ITEM = ("service_id", "card_uuid", "outcome")
+# Before items were unique, a resend stored a second row: kept are the first of each.
+DEDUPLICATE_SQL = (
+    "DELETE FROM cds_feedback WHERE id NOT IN "
+    "(SELECT MIN(id) FROM cds_feedback GROUP BY service_id, card_uuid, outcome)"
+)
+UNIQUE_INDEX_SQL = "CREATE UNIQUE INDEX IF NOT EXISTS cds_feedback_once ON cds_feedback (service_id, card_uuid, outcome)"
 
 
 def insert_sql(placeholders: Sequence[str]) -> str:
-    """`INSERT` of one row; `placeholders` gives each column's parameter marker (with any cast)."""
-    return f"INSERT INTO cds_feedback ({', '.join(COLUMNS)}) VALUES ({', '.join(placeholders)})"
+    """`INSERT` of one row unless that card's outcome is stored already (then no row returned);
+    `placeholders` gives each column's parameter marker (with any cast)."""
+    return (f"INSERT INTO cds_feedback ({', '.join(COLUMNS)}) VALUES ({', '.join(placeholders)}) "
+            f"ON CONFLICT ({', '.join(UNIQUE_ITEM)}) DO NOTHING RETURNING id")
 
 
 def select_sql(marker: str, service_id: str | None) -> tuple[str, tuple[str, ...]]:
@@ -71,7 +82,7 @@ def row_of(
     return (
         service_id, entry.card, entry.outcome, json.dumps(list(entry.accepted_suggestions)),
         entry.override_system, entry.override_code, entry.override_display, entry.user_comment,
-        time(utc(entry.outcome_timestamp)), time(utc(received_at)), entry.raw_json(),
+        time(utc(entry.outcome_timestamp)), time(utc(received_at)), entry.raw_json(), entry.rule,
     )
 
 
@@ -91,6 +102,7 @@ def stored_of(row: Sequence[Any], *, load_json: Callable[[Any], Any], load_time:
             user_comment=row[8],
             outcome_timestamp=load_time(row[9]),
             raw=load_json(row[11]),
+            rule=row[12],
         ),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .records import (
-    CLAIM_JTI_SQL, COLUMNS, INSERT_SECRET_SQL, PURGE_EVERY, PURGE_JTI_SQL, SELECT_SECRET_SQL, FeedbackEntry,
+    CLAIM_JTI_SQL, COLUMNS, DEDUPLICATE_SQL, INSERT_SECRET_SQL, UNIQUE_INDEX_SQL, PURGE_EVERY, PURGE_JTI_SQL, SELECT_SECRET_SQL, FeedbackEntry,
     StoredFeedback, insert_sql, row_of, select_sql, stored_of,
 )
 
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS cds_feedback (
     user_comment TEXT,
     outcome_timestamp TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    item_json TEXT NOT NULL
+    item_json TEXT NOT NULL,
+    card_topic TEXT
 );
 CREATE INDEX IF NOT EXISTS cds_feedback_service ON cds_feedback (service_id, id);
 CREATE TABLE IF NOT EXISTS jwt_replay (
@@ -47,6 +49,8 @@ CREATE TABLE IF NOT EXISTS service_secret (
     value BLOB NOT NULL
 );
 """
+log = logging.getLogger("fhir_module.feedback")
+
 # Several processes (`serve --workers N`) write this file: a writer waits for another's lock.
 BUSY_TIMEOUT_MS = 10_000
 
@@ -68,18 +72,38 @@ class SqliteFeedbackStore:
             self._db.execute("PRAGMA journal_mode=DELETE")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
 
-    def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> int:
+    def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> tuple[int, int]:
         rows = [row_of(service_id, entry, received_at, _dt.datetime.isoformat) for entry in entries]
+        stored = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(insert_sql(["?"] * len(COLUMNS)), rows)
+                for row in rows:
+                    stored += self._db.execute(insert_sql(["?"] * len(COLUMNS)), row).fetchone() is not None
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return len(rows)
+        return stored, len(rows) - stored
+
+    def _migrate(self) -> None:
+        """Older databases: the rule column, and one row per card and outcome."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(cds_feedback)")}
+        if "card_topic" not in columns:
+            self._db.execute("ALTER TABLE cds_feedback ADD COLUMN card_topic TEXT")
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'cds_feedback_once'").fetchone():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                removed = self._db.execute(DEDUPLICATE_SQL).rowcount
+                self._db.execute(UNIQUE_INDEX_SQL)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            if removed:
+                log.warning("feedback: removed %d duplicate rows (items resent before feedback was idempotent)", removed)
 
     def list(self, service_id: str | None = None) -> list[StoredFeedback]:
         query, params = select_sql("?", service_id)

@@ -17,8 +17,9 @@ class FeedbackStore(Protocol):
 
     kind: str
 
-    def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> int:
-        """Store every entry as one row (all or none); the number stored."""
+    def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> tuple[int, int]:
+        """Store every entry as one row (all or none), but an entry whose card and outcome are
+        stored already: (rows stored now, entries that were stored before)."""
         ...
 
     def list(self, service_id: str | None = None) -> list[StoredFeedback]:

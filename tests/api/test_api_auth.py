@@ -65,14 +65,16 @@ def test_every_cds_endpoint_needs_a_token(secured: str, discovery: dict[str, Any
 @pytest.mark.parametrize("alg", ["ES384", "RS384"])
 def test_valid_tokens_are_accepted_on_every_endpoint(secured: str, jwt_client: JwtClient,
                                                     discovery: dict[str, Any], alg: str) -> None:
-    service_id, body = scenario_request("pub-clean", discovery)
+    service_id, body = scenario_request("pub-max-dose", discovery)
     url = f"{secured}/cds-services"
     assert httpx.get(url, headers=jwt_client.authorization(url, alg=alg)).status_code == 200
     call = f"{url}/{service_id}"
     response = httpx.post(call, json=body, headers=jwt_client.authorization(call, alg=alg, jku=True))
     assert response.status_code == 200, response.text
     fb = f"{call}/feedback"
-    response = httpx.post(fb, json=FEEDBACK, headers=jwt_client.authorization([fb], alg=alg))
+    card = response.json()["cards"][0]["uuid"]
+    feedback = {"feedback": [{**FEEDBACK["feedback"][0], "card": card}]}
+    response = httpx.post(fb, json=feedback, headers=jwt_client.authorization([fb], alg=alg))
     assert response.status_code == 200, response.text
 
 

@@ -34,7 +34,8 @@ def test_small_and_large_requests_give_the_engines_cards(base_url, engine):
         expected = engine.evaluate(workloads.SERVICE, request, today=today)
         cards = response.json()["cards"]
         assert [c["source"]["topic"]["code"] for c in cards] == [c["source"]["topic"]["code"] for c in expected["cards"]]
-        assert [c["uuid"] for c in cards] == [c["uuid"] for c in expected["cards"]]
+        # Same cards (their uuids differ: the service signs them for feedback, api/cardids.py).
+        assert [c["summary"] for c in cards] == [c["summary"] for c in expected["cards"]]
         assert response.content == orjson.dumps(response.json())  # compact JSON, as written
     assert len(json.dumps(workloads.relevant(today))) <= INLINE_BODY_BYTES < len(json.dumps(workloads.scaled(400, today)))
 

@@ -134,4 +134,6 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
     base_url = settings.public_base_url or str(request.base_url)
+    # Card and suggestion uuids the feedback endpoint will recognise as this service's own.
+    state.card_ids.sign(service_id, response)
     return Response(orjson.dumps(localise_links(response, state.engine, base_url)), media_type="application/json")

@@ -18,6 +18,7 @@ TOML keys (all optional)::
     fetch_concurrency = 20
     header_timeout = 10.0
     body_timeout = 15.0
+    log_format = "text"
     validate_concurrency = 1
     validate_timeout = 30.0
     validate_max_resources = 10000
@@ -47,6 +48,7 @@ ENV_PUBLIC_BASE_URL = "FHIR_MODULE_PUBLIC_BASE_URL"
 ENV_FETCH_CONCURRENCY = "FHIR_MODULE_FETCH_CONCURRENCY"
 ENV_HEADER_TIMEOUT = "FHIR_MODULE_HEADER_TIMEOUT"
 ENV_BODY_TIMEOUT = "FHIR_MODULE_BODY_TIMEOUT"
+ENV_LOG_FORMAT = "FHIR_MODULE_LOG_FORMAT"
 ENV_VALIDATE_CONCURRENCY = "FHIR_MODULE_VALIDATE_CONCURRENCY"
 ENV_VALIDATE_TIMEOUT = "FHIR_MODULE_VALIDATE_TIMEOUT"
 ENV_VALIDATE_MAX_RESOURCES = "FHIR_MODULE_VALIDATE_MAX_RESOURCES"
@@ -71,6 +73,7 @@ _TOML_KEYS = {
     "validate_concurrency",
     "validate_timeout",
     "validate_max_resources",
+    "log_format",
 }
 
 
@@ -110,6 +113,8 @@ class Settings:
     # Seconds a client has to send a request's head (serve's protocol) and then its body (408).
     header_timeout: float = 10.0
     body_timeout: float = 15.0
+    # Log lines as text (uvicorn's) or one JSON object per line (logs.py).
+    log_format: str = "text"
     # $validate: worker processes per service process, seconds per call, resources per call.
     validate_concurrency: int = 1
     validate_timeout: float = 30.0
@@ -252,6 +257,12 @@ def _positive(value: Any, setting: str, kind: type) -> Any:
     return number
 
 
+def _log_format(value: Any) -> str:
+    if value not in ("text", "json"):
+        raise ConfigError(f"{ENV_LOG_FORMAT}: {value!r} is not a log format; use text or json")
+    return value
+
+
 def _read_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
@@ -286,6 +297,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ENV_HEADER_TIMEOUT: "header_timeout",
         ENV_BODY_TIMEOUT: "body_timeout",
         ENV_VALIDATE_CONCURRENCY: "validate_concurrency",
+        ENV_LOG_FORMAT: "log_format",
         ENV_VALIDATE_TIMEOUT: "validate_timeout",
         ENV_VALIDATE_MAX_RESOURCES: "validate_max_resources",
     }
@@ -324,6 +336,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fetch_concurrency=_positive(values.get("fetch_concurrency", 20), ENV_FETCH_CONCURRENCY, int),
         header_timeout=_positive(values.get("header_timeout", 10.0), ENV_HEADER_TIMEOUT, float),
         body_timeout=_positive(values.get("body_timeout", 15.0), ENV_BODY_TIMEOUT, float),
+        log_format=_log_format(values.get("log_format", "text")),
         validate_concurrency=_positive(values.get("validate_concurrency", 1), ENV_VALIDATE_CONCURRENCY, int),
         validate_timeout=_positive(values.get("validate_timeout", 30.0), ENV_VALIDATE_TIMEOUT, float),
         validate_max_resources=_positive(values.get("validate_max_resources", 10_000), ENV_VALIDATE_MAX_RESOURCES, int),

@@ -7,8 +7,10 @@ its own httpx client for JWK Sets).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import os
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -25,9 +27,12 @@ from .body import BodyLimits
 from .cardids import SECRET_NAME as CARD_IDS_SECRET, CardIds
 from .errors import install_error_handlers
 from .fetch import FhirServers
+from .logs import install_json_logs
+from .metrics import ENV_METRICS_DIR, Metrics, RequestMetrics
 from .openapi import build_openapi
 from .redaction import install_log_redaction
 from .routes import discovery, feedback, health, monographs, services
+from .routes import metrics as metrics_route
 
 log = logging.getLogger("fhir_module.api")
 
@@ -71,15 +76,22 @@ def create_app(
     validation_runner = shared_runner(settings.validate_concurrency, settings.validate_timeout,
                                       settings.validate_max_resources)
 
+    metrics = Metrics(os.environ.get(ENV_METRICS_DIR) or None)
+    _collect(metrics, fhir_servers, validation_runner, engine)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # What is loaded at start (modules, knowledge, compiled expressions) lives as long as the
         # process: out of the collector's sight, a large request's garbage collections walk only
         # what requests create (74 ms of a 5,000-resource request was collection before this).
         gc.freeze()
+        # With several workers each keeps its snapshot fresh for the one that is scraped.
+        flusher = asyncio.create_task(_flush_every(metrics, 1.0)) if metrics.directory else None
         try:
             yield
         finally:
+            if flusher is not None:
+                flusher.cancel()
             await fhir_servers.aclose()
             await jwks_http.aclose()
             store.close()
@@ -95,6 +107,7 @@ def create_app(
     app.state.fhir_servers = fhir_servers
     app.state.validation_runner = validation_runner
     app.state.store = store
+    app.state.metrics = metrics
     app.state.card_ids = CardIds(store.secret(CARD_IDS_SECRET), engine)
     app.state.authenticator = Authenticator(settings, jwks_http, store)
     if not settings.auth_enabled:
@@ -105,7 +118,7 @@ def create_app(
                     "request's Host header; set it in production")
 
     install_error_handlers(app)
-    for module in (discovery, services, feedback, health, monographs):
+    for module in (discovery, services, feedback, health, monographs, metrics_route):
         app.include_router(module.router)
     # FHIR $validate (owned by fhir_module.validation); behind the same client authentication.
     from fhir_module.validation.api import router as validation_router
@@ -123,11 +136,14 @@ def create_app(
         allow_credentials=False,
         max_age=600,
     )
+    app.add_middleware(RequestMetrics, metrics=metrics)
     if not settings.auth_enabled:
         app.add_middleware(LoopbackOnly)  # outermost: nothing runs for a refused caller
     # Secrets never reach a log line, under `fhir-module serve` or any server that loaded this
     # factory (uvicorn configured its handlers before calling it).
     install_log_redaction()
+    if settings.log_format == "json":
+        install_json_logs()
     return app
 
 
@@ -138,3 +154,31 @@ def _version() -> str:
         return version("fhir-module")
     except Exception:  # not installed as a distribution (running from a source tree)
         return "0"
+
+
+def _collect(metrics: Metrics, fhir_servers: FhirServers, runner: Any, engine: Any) -> None:
+    """What other parts count, read at each scrape."""
+
+    def read() -> list[tuple[str, dict[str, Any], float]]:
+        values: list[tuple[str, dict[str, Any], float]] = []
+        for lane in fhir_servers.lanes():
+            for outcome, count in lane.counts.items():
+                values.append(("fhir_module_fetches_total", {"server": lane.base, "outcome": outcome}, count))
+            values.append(("fhir_module_fetches_in_flight", {"server": lane.base}, lane.in_flight))
+            values.append(("fhir_module_fetches_waiting", {"server": lane.base}, lane.waiting))
+        for outcome, count in runner.counts.items():
+            values.append(("fhir_module_validations_total", {"outcome": outcome}, count))
+        for check, count in engine.evaluation_failures.by_check().items():
+            values.append(("fhir_module_evaluation_failures_total", {"check": check}, count))
+        return values
+
+    metrics.collect_from(read)
+
+
+async def _flush_every(metrics: Metrics, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            metrics.flush()
+        except OSError as exc:  # the folder went away: say so once a period, keep serving
+            log.warning("metrics snapshot not written: %s", exc)

@@ -231,7 +231,12 @@ class Authenticator:
 async def require_client(request: Request) -> Principal | None:
     """FastAPI dependency: the authenticated client, or None when authentication is off."""
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.authenticate(request)
+    try:
+        return await authenticator.authenticate(request)
+    except ApiError as exc:
+        if exc.status == 401 and getattr(request.app.state, "metrics", None) is not None:
+            request.app.state.metrics.inc("fhir_module_auth_failures_total", {})
+        raise
 
 
 class LoopbackOnly:

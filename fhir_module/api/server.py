@@ -17,12 +17,15 @@ import dataclasses
 import logging
 import os
 import sys
+import tempfile
 from datetime import date
 from typing import Any
 
 from fhir_module.config import ENV_BUNDLE, ENV_MODULES, ConfigError, Settings, is_loopback_host, load_settings
 from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
 
+from .logs import JsonFormatter
+from .metrics import ENV_METRICS_DIR
 from .protocol import GuardedH11Protocol
 from .redaction import RedactingFilter, install_log_redaction
 
@@ -32,14 +35,18 @@ log = logging.getLogger("fhir_module.serve")
 KEEP_ALIVE_SECONDS = 5
 
 
-def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, with the redaction filter on every handler."""
+def _log_config(log_format: str = "text") -> dict[str, Any]:
+    """uvicorn's logging, with the redaction filter on every handler (and JSON lines if asked)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config.setdefault("filters", {})["redact"] = {"()": RedactingFilter}
+    if log_format == "json":
+        config["formatters"] = {"json": {"()": JsonFormatter}}
     for handler in config["handlers"].values():
         handler.setdefault("filters", []).append("redact")
+        if log_format == "json":
+            handler["formatter"] = "json"
     config["loggers"]["fhir_module"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     config["loggers"]["httpx"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
     return config
@@ -146,7 +153,7 @@ def serve_command(args: argparse.Namespace) -> int:
     options: dict[str, Any] = dict(
         host=args.host,
         port=args.port,
-        log_config=_log_config(),
+        log_config=_log_config(settings.log_format),
         proxy_headers=False,
         server_header=False,
         http=GuardedH11Protocol,  # closes connections whose request head never completes
@@ -161,6 +168,9 @@ def serve_command(args: argparse.Namespace) -> int:
     os.environ[ENV_MODULES] = ",".join(settings.module_paths)
     os.environ[ENV_BUNDLE] = ",".join(settings.bundle_paths)
     del app, engine
+    # Each worker keeps its metrics snapshot here; the scraped one answers the sum (metrics.py).
+    metrics_dir = tempfile.TemporaryDirectory(prefix="fhir-module-metrics-")
+    os.environ[ENV_METRICS_DIR] = metrics_dir.name
     uvicorn.run("fhir_module.api:create_app", factory=True, workers=workers,
                 **{**options, "http": f"{GuardedH11Protocol.__module__}:{GuardedH11Protocol.__name__}"})
     return 0

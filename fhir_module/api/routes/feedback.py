@@ -26,6 +26,7 @@ from ..auth import require_client
 from ..body import read_json_object, require_json_content_type
 from ..cardids import CardIds
 from ..errors import ApiError, validation_issues
+from ..logs import note_request
 from ..models import FeedbackItem, FeedbackRequest, FeedbackResponse
 from ..openapi import ERROR_RESPONSES, json_request_body
 from .services import ServiceId, known_service
@@ -96,6 +97,7 @@ def issued_items(request: Request, service_id: str, items: list[FeedbackItem]) -
 )
 async def feedback(request: Request, service_id: str = ServiceId) -> JSONResponse:
     known_service(request, service_id)
+    note_request(service=service_id)
     require_json_content_type(request)
     body = await read_json_object(request)
     try:
@@ -112,4 +114,9 @@ async def feedback(request: Request, service_id: str = ServiceId) -> JSONRespons
         log.error("feedback for %s could not be stored: %s", service_id, type(exc).__name__)
         raise ApiError(503, "feedback could not be stored; nothing was kept, send it again later",
                        code="transient") from None
+    metrics = request.app.state.metrics
+    for entry in entries:
+        metrics.inc("fhir_module_feedback_items_total", {"service": service_id, "outcome": entry.outcome})
+    if already:
+        metrics.inc("fhir_module_feedback_resent_items_total", {"service": service_id}, already)
     return JSONResponse({"stored": stored, "alreadyStored": already})

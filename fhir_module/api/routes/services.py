@@ -22,6 +22,7 @@ from fhir_module.engine import RequestError
 from ..auth import require_client
 from ..body import read_json_object, require_json_content_type
 from ..errors import ApiError, validation_issues
+from ..logs import note_request
 from ..models import CdsServiceRequest, CdsServiceResponse
 from ..openapi import ERROR_RESPONSES, json_request_body
 from ..fetch import FhirFetcher, allowed_source
@@ -74,6 +75,7 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
     require_json_content_type(request)
     body = await read_json_object(request)
     hook_request = parse_request(body)
+    note_request(service=service_id, hookInstance=hook_request.hookInstance)  # on every log line of the call
     if hook_request.hook != service["hook"]:
         raise ApiError(
             400,
@@ -136,4 +138,6 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
     base_url = settings.public_base_url or str(request.base_url)
     # Card and suggestion uuids the feedback endpoint will recognise as this service's own.
     state.card_ids.sign(service_id, response)
+    state.metrics.count_cards(service_id, response)
+    note_request(cards=len(response.get("cards") or []))
     return Response(orjson.dumps(localise_links(response, state.engine, base_url)), media_type="application/json")

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from fhir_module.api.body import read_body
 from fhir_module.api.errors import ApiError
+from fhir_module.api.openapi import ERROR_RESPONSES
 from fhir_module.validation.runner import ClientGone, Refused, ValidationJob, ValidationRunner, shared_runner
 
 router = APIRouter(tags=["validation"])
@@ -48,13 +49,44 @@ async def _run(request: Request, resource_type: str | None) -> Response:
     return JSONResponse(outcome, media_type=FHIR_JSON)
 
 
-@router.post("/fhir/$validate")
+_OUTCOME = {"$ref": "#/components/schemas/OperationOutcome"}
+_RESOURCE = {"type": "object", "required": ["resourceType"], "additionalProperties": True,
+             "properties": {"resourceType": {"type": "string", "pattern": "^[A-Z][A-Za-z]+$"}},
+             "description": "A FHIR resource or Bundle (JSON), or a Parameters with a `resource` parameter and "
+                            "optional `profile` parameters"}
+_DOCUMENTED = dict(
+    responses={
+        200: {"description": "The validation's OperationOutcome (200 even when it reports errors: that is the "
+                             "operation's result)", "content": {FHIR_JSON: {"schema": _OUTCOME}}},
+        **ERROR_RESPONSES(400, 401, 403, 408, 413, 422, 503, descriptions={
+            400: "Not strict JSON (NaN, numbers beyond 64 bits, lone surrogates, nesting past 64), or empty",
+            413: "Larger than the body limit, more resources than FHIR_MODULE_VALIDATE_MAX_RESOURCES, or "
+                 "validation longer than FHIR_MODULE_VALIDATE_TIMEOUT (too-costly; the work is stopped)",
+            503: "Every validation worker busy and others waiting (Retry-After), or the service's database "
+                 "unavailable for the client token check"}),
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESOURCE},
+                                                      "application/json": {"schema": _RESOURCE}}},
+        "parameters": [
+            {"name": "fhirVersion", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["R4", "R5", "4.0", "4.0.1", "5.0", "5.0.0"]},
+             "description": "FHIR version to validate against (default: from the resource, else R4)"},
+            {"name": "profile", "in": "query", "required": False, "style": "form", "explode": True,
+             "schema": {"type": "array", "items": {"type": "string"}},
+             "description": "Profile canonical URL to validate against as well (repeatable)"},
+        ],
+    },
+)
+
+
+@router.post("/fhir/$validate", summary="Validate a FHIR resource", **_DOCUMENTED)
 async def validate_any(request: Request) -> Response:
     """Validate a resource (or a Parameters wrapping one) against the base spec and its profiles."""
     return await _run(request, None)
 
 
-@router.post("/fhir/{resource_type}/$validate")
+@router.post("/fhir/{resource_type}/$validate", summary="Validate a FHIR resource of a type", **_DOCUMENTED)
 async def validate_typed(resource_type: str, request: Request) -> Response:
     """Validate a resource of the given type; a resource of another type is an error in the outcome."""
     return await _run(request, resource_type)

@@ -15,7 +15,7 @@ router = APIRouter(tags=["discovery"])
 @router.get(
     "/cds-services",
     response_model=DiscoveryResponse,
-    responses=ERROR_RESPONSES(401),
+    responses=ERROR_RESPONSES(401, 403, 503),
     summary="List the CDS services, their hooks and prefetch templates",
     dependencies=[Depends(require_client)],
 )

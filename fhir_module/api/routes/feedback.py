@@ -86,7 +86,7 @@ def issued_items(request: Request, service_id: str, items: list[FeedbackItem]) -
 @router.post(
     "/cds-services/{service_id}/feedback",
     response_model=FeedbackResponse,
-    responses=ERROR_RESPONSES(400, 401, 404, 413, 415, 422, 503),
+    responses=ERROR_RESPONSES(400, 401, 403, 404, 408, 413, 415, 422, 503),
     summary="Report accepted suggestions and overridden cards",
     description="Takes only cards this service issued (their uuids are signed), the suggestions it put on "
                 "them and the override reasons they offered (400 otherwise). Idempotent per card and outcome: "

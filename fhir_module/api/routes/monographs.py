@@ -18,6 +18,7 @@ from fhir_module.monograph import MonographError, parse_monograph
 from fhir_module.monograph.html import render_html
 
 from ..errors import ApiError
+from ..openapi import ERROR_RESPONSES
 
 router = APIRouter(tags=["monographs"])
 ROUTE = "/monographs/"
@@ -35,7 +36,10 @@ def _source(engine: Any, name: str) -> str | None:
     return None
 
 
-@router.get("/monographs/{name}", response_class=HTMLResponse, summary="The monograph the cards cite, as HTML")
+@router.get("/monographs/{name}", response_class=HTMLResponse, summary="The monograph the cards cite, as HTML",
+            responses={200: {"content": {"text/html": {}}, "description": "The monograph, one anchor per heading"},
+                       **ERROR_RESPONSES(403, 404, 422, descriptions={
+                           404: "No monograph of that name in the served knowledge (or it cannot be read)"})})
 async def monograph_page(request: Request, name: str = Path(min_length=1, max_length=200)) -> HTMLResponse:
     text = _source(request.app.state.engine, name)
     if text is None:

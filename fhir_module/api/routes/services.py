@@ -64,8 +64,17 @@ def parse_request(body: dict[str, Any]) -> CdsServiceRequest:
 @router.post(
     "/cds-services/{service_id}",
     response_model=CdsServiceResponse,
-    responses=ERROR_RESPONSES(400, 401, 404, 412, 413, 415, 422),
+    responses=ERROR_RESPONSES(400, 401, 403, 404, 408, 412, 413, 415, 422, 503),
     summary="Call a CDS service with a hook request",
+    description=(
+        "The request's `hook` must be the service's (400 otherwise) and its context must hold what the "
+        "hook defines (400). Prefetch: only the data the rules of the checked orders read is needed; what "
+        "the client sent is used as is, a key that is absent, null or an OperationOutcome is fetched from "
+        "`fhirServer` with `fhirAuthorization` when that server is on the service's allow-list, a searchset "
+        "with a `next` link is completed page by page on the same server. Data a rule needs that cannot be "
+        "had is a 412 naming each prefetch key and why (never cards judged on part of the chart). "
+        "`patientId` and ids placed in fetch URLs must be FHIR ids. The answer's card and suggestion uuids "
+        "are signed: feedback on them is accepted, on any other uuid it is refused."),
     openapi_extra=json_request_body(CdsServiceRequest),
     dependencies=[Depends(require_client)],
 )

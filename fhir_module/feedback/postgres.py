@@ -3,8 +3,8 @@
 A connection per operation keeps the store free of connection-state bugs (a broken connection is
 simply not reused); feedback is low-volume, so the connect cost does not matter. `add` returns
 after COMMIT, which PostgreSQL makes durable (synchronous_commit is on by default). JWT ids are
-claimed on every authenticated call, so that one statement keeps a connection (autocommit),
-replaced once when it breaks.
+claimed on every authenticated call, so that one statement keeps a connection (autocommit,
+asynchronous commit), replaced once when it breaks.
 """
 
 from __future__ import annotations
@@ -110,6 +110,9 @@ class PostgresFeedbackStore:
                     if self._claim_conn is None or self._claim_conn.closed:
                         self._claim_conn = self._psycopg.connect(self._url, connect_timeout=self._timeout,
                                                                  autocommit=True)
+                        # A claim need not wait for the WAL flush (the server still applies it in
+                        # order); feedback's own connections keep synchronous commits.
+                        self._claim_conn.execute("SET synchronous_commit = off")
                     conn = self._claim_conn
                     claimed = conn.execute(CLAIM_JTI_SQL.format(m="%s"), (iss, jti, expires_at, now)).fetchone()
                     break

@@ -14,6 +14,7 @@ scrape), and whichever worker is scraped answers the sum of all live workers' sn
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import os
 import threading
@@ -61,6 +62,7 @@ class Metrics:
         self._histograms: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
         self.directory = Path(directory) if directory else None
         self._collectors: list[Any] = []
+        self._writes = itertools.count()
 
     def inc(self, name: str, labels: Mapping[str, Any], amount: float = 1.0) -> None:
         with self._lock:
@@ -108,9 +110,14 @@ class Metrics:
     def _write_own(self, snapshot: dict[str, Any]) -> None:
         assert self.directory is not None
         target = self.directory / f"{os.getpid()}.json"
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps(snapshot))
-        temporary.replace(target)  # readers never see half a file
+        # A name of its own per write: the periodic flush (event loop) and a scrape (thread pool)
+        # write at the same time, and a shared temporary name let one rename the other's file away.
+        temporary = self.directory / f"{os.getpid()}.{threading.get_ident()}.{next(self._writes)}.tmp"
+        try:
+            temporary.write_text(json.dumps(snapshot))
+            temporary.replace(target)  # readers never see half a file
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def flush(self) -> None:
         """Keep this process's snapshot in the shared folder (when there is one)."""
@@ -121,7 +128,10 @@ class Metrics:
         own = self.snapshot()
         if self.directory is None:
             return [own]
-        self._write_own(own)
+        try:
+            self._write_own(own)
+        except OSError:  # the others still read this worker's last snapshot; this scrape has its own
+            pass
         found = [own]
         for path in self.directory.glob("*.json"):
             pid = int(path.stem) if path.stem.isdigit() else -1

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -110,6 +111,34 @@ def test_metrics_render_escapes_labels_and_sums_snapshots(tmp_path: Path) -> Non
     (tmp_path / "999999999.json").write_text("{}")  # a worker that is gone
     second.render()
     assert not (tmp_path / "999999999.json").exists()
+
+
+def test_a_scrape_while_the_snapshot_is_flushed_does_not_fail(tmp_path: Path) -> None:
+    # CI once answered /metrics with a 500: the one-second flush (event loop) and the scrape (thread
+    # pool) wrote the same temporary file and one renamed the other's away (FileNotFoundError).
+    metrics = Metrics(tmp_path)
+    metrics.inc("fhir_module_auth_failures_total", {}, 1)
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer(work: Any) -> None:
+        while not stop.is_set():
+            try:
+                work()
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                failures.append(exc)
+                stop.set()
+
+    threads = [threading.Thread(target=hammer, args=(work,)) for work in (metrics.flush, metrics.render) * 2]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert samples(metrics.render())["fhir_module_auth_failures_total"] == 1
+    assert [path.name for path in tmp_path.iterdir()] == [f"{os.getpid()}.json"]  # no temporary left
 
 
 def test_workers_answer_the_sum_and_log_json_with_the_hook_instance(tmp_path: Path, discovery: dict[str, Any]) -> None:

@@ -154,6 +154,11 @@ def test_the_image_runs_as_a_user_of_its_own() -> None:
     assert any("useradd" in run and run.split()[-1] == user for run in instruction("RUN"))
     # Nothing after USER runs as root, and the service starts after it.
     assert "RUN" not in order[order.index("USER"):] and order.index("USER") < order.index("CMD")
+    # It works in its own home, where the default SQLite database goes (an absolute sqlite:////path).
+    [useradd] = [run for run in instruction("RUN") if "useradd" in run]
+    home = useradd.split("--home-dir ", 1)[1].split()[0]
+    assert instruction("WORKDIR")[-1] == home
+    assert dockerfile_env()["FHIR_MODULE_DATABASE_URL"].startswith(f"sqlite:///{home}/")
 
 
 def test_every_variable_the_files_set_is_a_setting_the_service_reads() -> None:

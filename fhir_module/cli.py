@@ -8,18 +8,49 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from datetime import date
-from typing import Sequence
+from typing import Any, Sequence
+
+
+# One meaning per exit status for every command, so scripts and CI can rely on it.
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_STATUS = """exit status (every command):
+  0  done, nothing wrong found
+  1  findings: the input was read and has problems (invalid FHIR, knowledge that fails its
+     checks, a hook request the service would refuse, e.g. for lack of prefetch)
+  2  usage: the command could not run as asked (bad arguments, a file that cannot be read or
+     is not what the command takes, an unknown profile, an output that cannot be written, an
+     address that cannot be bound)"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fhir-module")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _sub(sub: Any, name: str, summary: str, details: str) -> argparse.ArgumentParser:
+    description = textwrap.fill(f"{summary[:1].upper()}{summary[1:]}. {details}", 96)
+    return sub.add_parser(name, help=summary, description=description,
+                          epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fhir-module",
         description="A drug monograph as computable FHIR knowledge, served through CDS Hooks.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the CDS Hooks service")
+    serve = _sub(sub, "serve", "run the CDS Hooks service",
+                 "Says 'serving ... at URL' once the port is bound; the card preview page is at URL/.")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on; loopback only unless trusted clients are configured (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
@@ -35,10 +66,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="serve without running the modules' own test cases first (experts; logged loudly)")
     serve.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")
 
-    export = sub.add_parser("export", help="export modules' knowledge artifacts as a FHIR bundle or package")
+    export = _sub(sub, "export", "export modules' knowledge artifacts as a FHIR bundle or package",
+                  "Exit 1 when the knowledge fails its checks (nothing is written), 2 when the output cannot be written.")
     export.add_argument("--module", action="append", metavar="DIR",
                         help="module folder to export (repeatable; default: every built-in module)")
-    build = sub.add_parser("build", help="check module folders and build their FHIR bundle or package")
+    build = _sub(sub, "build", "check module folders and build their FHIR bundle or package",
+                 "Exit 1 when a module fails its checks (nothing is written), 2 when the output cannot be written.")
     build.add_argument("module", nargs="+", metavar="MODULE_DIR", help="module folder (knowledge.yaml, monograph, ...)")
     for command in (export, build):
         command.add_argument("--fhir-version", choices=["R4", "R5"], default="R4",
@@ -52,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--bundle", metavar="FILE",
                         help="re-export this knowledge bundle (e.g. a hand-edited one) instead of building modules")
 
-    validate = sub.add_parser("validate", help="validate FHIR resources, bundles or packages (with the knowledge check)")
+    validate = _sub(sub, "validate", "validate FHIR resources, bundles or packages (with the knowledge check)",
+                    "Exit 1 when a file has an error; 2 when a file cannot be read or a --profile is unknown (cannot validate).")
     validate.add_argument("files", nargs="+", metavar="FILE|PACKAGE",
                           help="a resource or Bundle file, or a FHIR package folder")
     validate.add_argument("--profile", action="append", help="profile URL to validate against (repeatable)")
@@ -64,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--allow-draft", action="store_true",
                           help="judge draft knowledge as `serve --allow-draft` would serve it")
 
-    test = sub.add_parser("test", help="run modules' own test cases through the engine, a verdict per case")
+    test = _sub(sub, "test", "run modules' own test cases through the engine, a verdict per case",
+                "Exit 1 when a case fails or the knowledge fails its checks; 2 when a folder or file cannot be read.")
     test.add_argument("--module", action="append", metavar="DIR", help="module folder: its knowledge and its cases/ (repeatable)")
     test.add_argument("--bundle", action="append", metavar="FILE", help="knowledge bundle (repeatable; its cases with --cases)")
     test.add_argument("--package", action="append", metavar="DIR", help="FHIR package folder: its resources and its tests/ (repeatable)")
@@ -74,7 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")
     test.add_argument("-q", "--quiet", action="store_true", help="print only the failing cases and the count")
 
-    cards = sub.add_parser("cards", help="evaluate one CDS Hooks request offline and print the response")
+    cards = _sub(sub, "cards", "evaluate one CDS Hooks request offline and print the response",
+                 "Exit 1 when the service would refuse the request (missing prefetch, bad context); 2 when the "
+                 "file is not a CDS Hooks request or the knowledge cannot be read.")
     cards.add_argument("request", metavar="REQUEST.json")
     cards.add_argument("--module", action="append", metavar="DIR", help="module folder to apply (repeatable)")
     cards.add_argument("--bundle", action="append", metavar="FILE",

@@ -4,9 +4,9 @@ Without trusted clients the service accepts unauthenticated calls, so it refuses
 anything but a loopback address; with them, every CDS call needs a client JWT. Before it listens,
 the knowledge passes the knowledge check and the modules' own test cases (the self-test).
 
-Exit status: 0 after a clean shutdown; 2 a configuration error, or knowledge or a database that
-cannot be opened; 3 the knowledge is refused: it fails the knowledge check, or its own test cases
-(each finding or failing case printed).
+Exit status: 0 after a clean shutdown; 1 the knowledge is refused: it fails the knowledge check, or
+its own test cases (each finding or failing case printed); 2 a configuration error, knowledge or a
+database that cannot be opened, or an address that cannot be bound.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ import sys
 import tempfile
 from datetime import date
 from typing import Any
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from fhir_module.config import ENV_BUNDLE, ENV_MODULES, ConfigError, Settings, is_loopback_host, load_settings
 from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
@@ -95,8 +98,6 @@ def self_test(engine: Any, settings: Settings, args: argparse.Namespace) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Entry point of `fhir-module serve --host H --port P [--module DIR]... [--bundle FILE]...`."""
-    import uvicorn
-
     from .app import create_app
 
     try:
@@ -148,8 +149,6 @@ def serve_command(args: argparse.Namespace) -> int:
         if settings.auth_enabled
         else "OFF (no trusted clients; loopback only)"
     )
-    print(f"fhir-module: serving {knowledge} at http://{args.host}:{args.port}/cds-services", flush=True)
-    print(f"fhir-module: client authentication {auth}", flush=True)
     options: dict[str, Any] = dict(
         host=args.host,
         port=args.port,
@@ -159,18 +158,53 @@ def serve_command(args: argparse.Namespace) -> int:
         http=GuardedH11Protocol,  # closes connections whose request head never completes
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    announce = [f"serving {knowledge} at {{url}}/cds-services", f"client authentication {auth}"]
     if workers == 1:
-        uvicorn.run(app, **options)
+        server = AnnouncingServer(uvicorn.Config(app, **options), announce)
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind (its log says why) or start the app
+            print(f"fhir-module serve: cannot listen on {args.host}:{args.port} (see the error above)", file=sys.stderr)
+            return 2
         return 0
     # Each worker process builds its app from the environment (the factory), so what the command
     # line chose goes there; per-process state (JWT ids used, secrets) is in the database.
-    print(f"fhir-module: {workers} worker processes", flush=True)
     os.environ[ENV_MODULES] = ",".join(settings.module_paths)
     os.environ[ENV_BUNDLE] = ",".join(settings.bundle_paths)
     del app, engine
     # Each worker keeps its metrics snapshot here; the scraped one answers the sum (metrics.py).
     metrics_dir = tempfile.TemporaryDirectory(prefix="fhir-module-metrics-")
     os.environ[ENV_METRICS_DIR] = metrics_dir.name
-    uvicorn.run("fhir_module.api:create_app", factory=True, workers=workers,
-                **{**options, "http": f"{GuardedH11Protocol.__module__}:{GuardedH11Protocol.__name__}"})
+    config = uvicorn.Config("fhir_module.api:create_app", factory=True, workers=workers,
+                            **{**options, "http": f"{GuardedH11Protocol.__module__}:{GuardedH11Protocol.__name__}"})
+    # The supervisor binds the socket the workers share: say "serving" once it is bound.
+    try:
+        sock = config.bind_socket()
+    except SystemExit:
+        print(f"fhir-module serve: cannot listen on {args.host}:{args.port} (see the error above)", file=sys.stderr)
+        return 2
+    announce_serving(sock, [*announce, f"{workers} worker processes"])
+    Multiprocess(config, sockets=[sock]).run()
     return 0
+
+
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server that says it is serving only once its socket is bound (a supervisor or a
+    test waiting for the line can connect then), naming the port actually bound (`--port 0`)."""
+
+    def __init__(self, config: uvicorn.Config, lines: list[str]) -> None:
+        super().__init__(config)
+        self.lines = lines
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            announce_serving(self.servers[0].sockets[0], self.lines)
+
+
+def announce_serving(sock: Any, lines: list[str]) -> None:
+    """Print the lines, `{url}` standing for the address the socket is actually bound to."""
+    host, port = sock.getsockname()[:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    for line in lines:
+        print(f"fhir-module: {line.replace('{url}', url)}", flush=True)

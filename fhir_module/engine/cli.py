@@ -2,6 +2,10 @@
 
 Without `--service`, the request goes to every service of its hook (an EHR calls them all: one per
 module) and the cards of all are printed together, each naming its module.
+
+Exit status: 0 cards printed (maybe none); 1 the service would refuse the request (no service for its
+hook, bad context, prefetch its orders need missing); 2 the file is not a CDS Hooks request, or the
+knowledge bundle cannot be used.
 """
 
 from __future__ import annotations
@@ -20,6 +24,35 @@ from .knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
 from .service import Engine
 
 
+class NotARequest(ValueError):
+    """The file is not a CDS Hooks request; the message says what it is instead."""
+
+
+def _read_request(path: Path) -> dict[str, Any]:
+    """The hook request in the file, or NotARequest saying what is wrong with it."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise NotARequest(f"cannot read: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise NotARequest("not a UTF-8 text file (a CDS Hooks request is JSON)") from None
+    try:
+        request = json.loads(text)
+    except ValueError as error:
+        raise NotARequest(f"not JSON ({error}); a CDS Hooks request is a JSON object") from None
+    if not isinstance(request, dict):
+        raise NotARequest(f"a JSON {type(request).__name__}, not a CDS Hooks request (a JSON object with hook, "
+                          "hookInstance, context and prefetch)")
+    if "hook" not in request and isinstance(request.get("resourceType"), str):
+        raise NotARequest(f"a FHIR {request['resourceType']}, not a CDS Hooks request (a JSON object with hook, "
+                          "hookInstance, context and prefetch); `fhir-module validate` checks FHIR resources")
+    if not isinstance(request.get("hook"), str) or not request["hook"]:
+        raise NotARequest("not a CDS Hooks request: it has no 'hook' (a string such as 'order-select')")
+    return request
+
+
 def cards_command(args: argparse.Namespace) -> int:
     try:
         allow_draft = bool(getattr(args, "allow_draft", False))
@@ -32,18 +65,20 @@ def cards_command(args: argparse.Namespace) -> int:
         print(f"fhir-module cards: {error}", file=sys.stderr)
         return 2
     try:
-        request = json.loads(Path(args.request).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        print(f"fhir-module cards: cannot read {args.request}: {error}", file=sys.stderr)
+        request = _read_request(Path(args.request))
+    except NotARequest as error:
+        print(f"fhir-module cards: {args.request}: {error}", file=sys.stderr)
         return 2
     if args.service is not None:
         service_ids = [args.service]
     else:
-        hook = request.get("hook") if isinstance(request, dict) else None
-        service_ids = [s["id"] for s in engine.services() if s["hook"] == hook]
+        service_ids = [s["id"] for s in engine.services() if s["hook"] == request["hook"]]
         if not service_ids:
-            print(f"fhir-module cards: no service for hook {hook!r}", file=sys.stderr)
-            return 2
+            # The service would answer 400 for a hook it does not serve: a refused request.
+            hooks = sorted({s["hook"] for s in engine.services()})
+            print(f"fhir-module cards: no service for hook {request['hook']!r} (served: {', '.join(hooks)})",
+                  file=sys.stderr)
+            return 1
     cards: list[dict[str, Any]] = []
     for service_id in service_ids:
         try:

@@ -5,10 +5,10 @@ modules make one Bundle, and one package each (`DIR/<module id>/package/`). `--b
 re-exports an existing (for instance hand-edited) knowledge bundle, as a collection or transaction.
 Either way only knowledge that passes the knowledge check is written.
 
-Exit codes: 0 written; 1 the output could not be written; 2 the knowledge definition is invalid (its
-message names the file and place); 3 the artifacts built from it fail the knowledge check (each
-finding names the artifact and element; nothing is written). With --package, the bundle is written
-only when -o is also given.
+Exit codes (as every command's): 0 written; 1 findings: the knowledge definition is invalid (its
+message names the file and place) or the artifacts built from it fail the knowledge check (each
+finding names the artifact and element); nothing is written; 2 the output could not be written or
+the arguments cannot be used. With --package, the bundle is written only when -o is also given.
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ def export_command(args: argparse.Namespace) -> int:
         return 2
     except KnowledgeError as error:
         print(f"{prog}: invalid knowledge: {error}", file=sys.stderr)
-        return 2
+        return 1
     except PackageError as error:
         print(f"{prog}: {error}", file=sys.stderr)
-        return 1
+        return 2
     except ValueError as error:  # an unsupported version or bundle type, or two artifacts with one id
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
@@ -81,7 +81,7 @@ def export_command(args: argparse.Namespace) -> int:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as error:
         print(f"{prog}: cannot write {output}: {error.strerror or error}", file=sys.stderr)
-        return 1
+        return 2
     return 0
 
 

@@ -6,7 +6,8 @@ files is validated, and knowledge (bundles or packages with eca-rule PlanDefinit
 knowledge check over all of its resources together (the "knowledge" layer), its issues reported
 in the file of the artifact they concern.
 
-Exit status: 0 when no file has an error, 1 when one has, 2 when a file cannot be read. Text output
+Exit status: 0 when no file has an error, 1 when one has, 2 when a file cannot be read or a
+`--profile` is not one this validator knows (it cannot validate against it). Text output
 lists each issue with its severity, FHIRPath location and message, file by file; `--format json` prints
 the OperationOutcome (one per file; a JSON array of them for several files).
 """
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from fhir_module.validation.definitions import definitions
 from fhir_module.validation.knowledge import is_knowledge, knowledge_issues
 from fhir_module.validation.outcome import Issue, has_errors, to_outcome
 from fhir_module.validation.validator import validate
@@ -28,6 +30,13 @@ def validate_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     out = out or sys.stdout
     options = {"fhir_version": getattr(args, "fhir_version", None), "profiles": getattr(args, "profile", None),
                "allow_draft": bool(getattr(args, "allow_draft", False))}
+    unknown = [url for url in getattr(args, "profile", None) or [] if definitions().get(url) is None]
+    if unknown:
+        # Not "INVALID": nothing was checked. Say which profiles it does know.
+        known = "\n  ".join(definitions().module_profiles)
+        print(f"fhir-module validate: cannot validate: unknown profile {', '.join(unknown)}. Known here: the "
+              f"FHIR R4 core definitions and the module's profiles:\n  {known}", file=sys.stderr)
+        return 2
     results: list[tuple[str, dict[str, Any] | None, str | None]] = []
     for name in args.files:
         if Path(name).is_dir():

@@ -90,3 +90,40 @@ def test_serve_a_bundle_and_say_so(tmp_path: Path) -> None:
     text = log.read_text()
     assert f"serving {bundle_path} at http://127.0.0.1:{port}/cds-services" in text
     assert "client authentication OFF" in text
+
+
+def _serve_env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "FHIR_MODULE_DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}"}
+    env.pop("FHIR_MODULE_TRUSTED_CLIENTS", None)
+    return env
+
+
+def test_serving_is_said_once_the_port_is_bound(tmp_path: Path) -> None:
+    """The line names the port actually bound (`--port 0`), and the service answers at once."""
+    process = subprocess.Popen([sys.executable, "-m", "fhir_module.cli", "serve", "--port", "0"],
+                               env=_serve_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("fhir-module: serving the built-in modules at http://127.0.0.1:"), line
+        url = line.split(" at ", 1)[1].strip()
+        assert not url.endswith(":0/cds-services")
+        assert httpx.get(url, timeout=5).status_code == 200  # no retry: bound before it was said
+        assert "client authentication OFF" in process.stdout.readline()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_port_in_use_is_a_usage_error_and_never_said_to_be_served(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "fhir_module.cli", "serve", "--port", str(port)],
+                                env=_serve_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "serving" not in result.stdout
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr

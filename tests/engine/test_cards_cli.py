@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "requests"
 
 
@@ -38,4 +40,27 @@ def test_an_unreadable_request_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text("{not json")
     result = _cards(path)
-    assert result.returncode == 2 and "cannot read" in result.stderr
+    assert result.returncode == 2 and "not JSON" in result.stderr
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (b"a,b\n1,2\n", "not JSON"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "not a UTF-8 text file"),
+    (b"[1, 2]", "a JSON list, not a CDS Hooks request"),
+    (b'{"resourceType": "Bundle", "type": "collection"}', "a FHIR Bundle, not a CDS Hooks request"),
+    (b'{"context": {}}', "it has no 'hook'"),
+])
+def test_a_file_that_is_not_a_hook_request_says_what_it_is(tmp_path: Path, content: bytes, says: str) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(content)
+    result = _cards(path)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_hook_no_service_answers_is_a_refused_request(tmp_path: Path) -> None:
+    path = tmp_path / "patient-view.json"
+    path.write_text(json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "1"}}))
+    result = _cards(path)
+    assert result.returncode == 1
+    assert "no service for hook 'patient-view'" in result.stderr and "order-select" in result.stderr

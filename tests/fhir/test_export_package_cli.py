@@ -50,17 +50,17 @@ def test_bad_arguments_and_unwritable_output(tmp_path):
     proc = run("--fhir-version", "R6")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr and proc.stdout == ""
     proc = run("-o", str(tmp_path / "missing-folder" / "x.json"))
-    assert proc.returncode == 1 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_invalid_knowledge_exits_2_with_its_message(tmp_path, capsys):
+def test_invalid_knowledge_exits_1_with_its_message(tmp_path, capsys):
     shutil.copytree(builtin_module_dir("levomilnacipran"), tmp_path / "module")
     broken = tmp_path / "module" / "knowledge.yaml"
     broken.write_text(broken.read_text("utf-8").replace(
         "up to a maximum of 120 mg once daily", "up to a maximum of 150 mg once daily"), encoding="utf-8")
     args = argparse.Namespace(fhir_version="R4", type="collection", output=str(tmp_path / "out.json"),
                               package=None, module=[str(broken.parent)])
-    assert export_command(args) == 2
+    assert export_command(args) == 1
     err = capsys.readouterr().err
     assert "invalid knowledge" in err and "not in the monograph" in err
     assert not (tmp_path / "out.json").exists()
@@ -116,4 +116,4 @@ def test_package_replaces_an_earlier_export_but_not_other_files(tmp_path):
         write_package(k, "R4", other)
     assert (other / "package" / "notes.txt").read_text("utf-8") == "keep me"
     proc = run("--package", str(other))
-    assert proc.returncode == 1 and "not empty" in proc.stderr
+    assert proc.returncode == 2 and "not empty" in proc.stderr

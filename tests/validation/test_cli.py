@@ -79,3 +79,12 @@ def test_information_issues_are_counted_and_listed_only_when_verbose() -> None:
     assert quiet.returncode == verbose.returncode == 0
     assert "information; --verbose lists them" in quiet.stdout and "INFORMATION" not in quiet.stdout
     assert "INFORMATION" in verbose.stdout
+
+
+def test_an_unknown_profile_cannot_validate() -> None:
+    """Nothing was checked against it: "cannot validate" (exit 2), not "INVALID" (exit 1)."""
+    result = run("--profile", "http://example.org/fhir/StructureDefinition/nope", VALID_PD)
+    assert result.returncode == 2
+    assert "cannot validate: unknown profile http://example.org/fhir/StructureDefinition/nope" in result.stderr
+    assert canonical.PROFILE_PLAN_DEFINITION in result.stderr  # it says which profiles it knows
+    assert "INVALID" not in result.stdout + result.stderr

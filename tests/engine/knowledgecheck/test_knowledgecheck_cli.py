@@ -58,7 +58,7 @@ def _serve(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 def test_serve_refuses_a_bundle_that_fails_the_check(tmp_path: Path) -> None:
     process = _serve(tmp_path, "--port", str(_free_port()), "--bundle", str(_bundle(tmp_path)))
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == EXIT_REFUSED == 3
+    assert process.returncode == EXIT_REFUSED == 1
     assert "refusing to serve" in stderr
     assert "PlanDefinition/levomilnacipran-order-sign.status: status is retired" in stderr
 

@@ -31,7 +31,7 @@ from .logs import install_json_logs
 from .metrics import ENV_METRICS_DIR, Metrics, RequestMetrics
 from .openapi import build_openapi
 from .redaction import install_log_redaction
-from .routes import discovery, feedback, health, monographs, services
+from .routes import discovery, docs, feedback, health, monographs, services
 from .routes import metrics as metrics_route
 
 log = logging.getLogger("fhir_module.api")
@@ -101,6 +101,8 @@ def create_app(
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by routes/docs.py from local assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -118,8 +120,9 @@ def create_app(
                     "request's Host header; set it in production")
 
     install_error_handlers(app)
-    for module in (discovery, services, feedback, health, monographs, metrics_route):
+    for module in (discovery, services, feedback, health, monographs, metrics_route, docs):
         app.include_router(module.router)
+    app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
     # FHIR $validate (owned by fhir_module.validation); behind the same client authentication.
     from fhir_module.validation.api import router as validation_router
 

@@ -124,9 +124,10 @@ def create_app(
         app.include_router(module.router)
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
     # FHIR $validate (owned by fhir_module.validation); behind the same client authentication.
-    from fhir_module.validation.api import router as validation_router
+    from fhir_module.validation.api import metadata_router, router as validation_router
 
     app.include_router(validation_router, dependencies=[Depends(require_client)])
+    app.include_router(metadata_router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
 
     # Added last = outermost: CORS headers also go on 413 answers from the size limit.

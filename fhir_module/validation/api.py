@@ -20,6 +20,8 @@ from fhir_module.api.openapi import ERROR_RESPONSES
 from fhir_module.validation.runner import ClientGone, Refused, ValidationJob, ValidationRunner, shared_runner
 
 router = APIRouter(tags=["validation"])
+# Public like a FHIR server's /metadata: what the endpoint can do, no data.
+metadata_router = APIRouter(tags=["validation"])
 
 FHIR_JSON = "application/fhir+json"
 
@@ -90,3 +92,16 @@ async def validate_any(request: Request) -> Response:
 async def validate_typed(resource_type: str, request: Request) -> Response:
     """Validate a resource of the given type; a resource of another type is an error in the outcome."""
     return await _run(request, resource_type)
+
+
+@metadata_router.get("/fhir/metadata")
+async def metadata(request: Request) -> JSONResponse:
+    """The CapabilityStatement of this FHIR endpoint: `$validate` on every resource type."""
+    from fhir_module.validation.capability import capability_statement
+
+    state = request.app.state
+    base = (state.settings.public_base_url or str(request.base_url)).rstrip("/") + "/fhir"
+    dates = [str(plan.get("date")) for plan in state.engine.kb.plan_definitions if plan.get("date")]
+    statement = capability_statement(base_url=base, software_version=request.app.version,
+                                     date=max(dates, default="2026-01-01"), auth_enabled=state.settings.auth_enabled)
+    return JSONResponse(statement, media_type=FHIR_JSON)

@@ -144,6 +144,12 @@ class Definitions:
         return frozenset(sd["type"] for sd in self._sources.values() if sd.get("derivation") != "constraint") | PRIMITIVES
 
     @cached_property
+    def resource_types(self) -> list[str]:
+        """The concrete resource types of the core definitions, sorted."""
+        return sorted(sd["type"] for sd in self._sources.values() if sd.get("kind") == "resource"
+                      and sd.get("derivation") == "specialization" and not sd.get("abstract"))
+
+    @cached_property
     def module_profiles(self) -> list[str]:
         return sorted(url for url, sd in self._sources.items() if sd.get("derivation") == "constraint" and "fhir-module.org" in url)
 

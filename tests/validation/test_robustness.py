@@ -74,3 +74,14 @@ def test_nesting_just_under_the_limit_is_validated() -> None:
         nested = {"url": "http://example.org/part", "extension": [nested]}
     outcome = validate({"resourceType": "Basic", "code": {"text": "deep"}, "extension": [nested]})
     assert not [i for i in outcome["issue"] if i["severity"] in ("fatal", "error")], outcome
+
+
+def test_r4_version_4_0_1_is_accepted_where_the_schema_stops_at_4_0_0() -> None:
+    """The official R4 JSON schema predates the 4.0.1 correction; R4 content says 4.0.1."""
+    statement = {"resourceType": "CapabilityStatement", "status": "active", "date": "2026-01-01",
+                 "kind": "instance", "fhirVersion": "4.0.1", "format": ["json"],
+                 "implementation": {"description": "x"}, "rest": [{"mode": "server"}]}
+    errors = lambda o: [i for i in o["issue"] if i["severity"] in ("error", "fatal")]  # noqa: E731
+    assert errors(validate(json.dumps(statement).encode())) == []
+    statement["fhirVersion"] = "4.0.9"
+    assert errors(validate(json.dumps(statement).encode()))

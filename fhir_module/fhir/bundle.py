@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources as package_data
 from typing import Any, Sequence
 
 from fhir_module.knowledge import Knowledge
@@ -42,6 +43,14 @@ def build_resources(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
                   build_medication_knowledge, build_document_reference, build_clinical_use_definitions):
         resources += build(knowledge, version)
     resources.append(build_library(knowledge, version, resources))
+    if version != "R4":
+        # The module's profiles are R4 (there is no R5 one yet): an R5 artifact claiming them would
+        # send an R5 server or validator after a definition that does not exist for its version.
+        for resource in resources:
+            if "profile" in resource.get("meta", {}):
+                del resource["meta"]["profile"]
+                if not resource["meta"]:
+                    del resource["meta"]
     resources.sort(key=lambda r: (r["resourceType"], r["id"]))
     seen: set[tuple[str, str]] = set()
     for resource in resources:
@@ -50,6 +59,18 @@ def build_resources(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
             raise ValueError(f"two artifacts share the id {key[0]}/{key[1]}")
         seen.add(key)
     return resources
+
+
+def conformance_resources(version: str) -> list[dict[str, Any]]:
+    """The module's own profiles, their extensions and the value sets they bind (R4 only), sorted
+    like the artifacts: what a FHIR server needs to check the artifacts' `meta.profile` claims."""
+    if version != "R4":
+        return []
+    folder = package_data.files("fhir_module.data").joinpath("definitions/profiles")
+    if not folder.is_dir():
+        return []
+    found = [json.loads(f.read_text("utf-8")) for f in folder.iterdir() if f.name.endswith(".json")]
+    return sorted(found, key=lambda r: (r["resourceType"], r["id"]))
 
 
 def build_bundle(knowledge: Knowledge, version: str, bundle_type: str = "collection") -> dict[str, Any]:
@@ -76,8 +97,14 @@ def build_modules_bundle(modules: Sequence[Knowledge], version: str, bundle_type
         raise ValueError(f"unsupported bundle type {bundle_type!r}: use one of {', '.join(BUNDLE_TYPES)}")
     if not modules:
         raise ValueError("no module to export")
+    resources = merge_resources([build_resources(knowledge, version) for knowledge in modules])
+    if bundle_type == "transaction":
+        # Loaded into a FHIR server, the artifacts come with the profiles they claim, so the server
+        # can validate them (a collection is the knowledge the service reads: artifacts only).
+        resources = sorted(merge_resources([resources, conformance_resources(version)]),
+                           key=lambda r: (r["resourceType"], r["id"]))
     entries = []
-    for resource in merge_resources([build_resources(knowledge, version) for knowledge in modules]):
+    for resource in resources:
         entry: dict[str, Any] = {"fullUrl": absolute_url(resource), "resource": resource}
         if bundle_type == "transaction":
             entry["request"] = {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}

@@ -23,7 +23,7 @@ from fhir_module.engine.errors import KnowledgeLoadError
 from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError, check_knowledge, errors
 from fhir_module.knowledge import KnowledgeError, builtin_module_dirs, load_knowledge
 
-from .bundle import BUNDLE_TYPES, build_modules_bundle, dumps
+from .bundle import BUNDLE_TYPES, build_modules_bundle, conformance_resources, dumps
 from .canonical import BASE
 from .package import PackageError, write_packages
 
@@ -96,6 +96,13 @@ def _reexported(path: str, bundle_type: str) -> dict[str, Any]:
     if bundle_type not in BUNDLE_TYPES:
         raise ValueError(f"unsupported bundle type {bundle_type!r}: use one of {', '.join(BUNDLE_TYPES)}")
     resources = [e["resource"] for e in source["entry"] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    if bundle_type == "transaction":
+        # As a built transaction does: the module profiles the artifacts claim come along.
+        claimed = {p for r in resources for p in (r.get("meta") or {}).get("profile") or [] if isinstance(p, str)}
+        profiles = conformance_resources("R4")
+        present = {(r.get("resourceType"), r.get("id")) for r in resources}
+        if claimed & {str(r.get("url")) for r in profiles}:
+            resources += [r for r in profiles if (r["resourceType"], r["id"]) not in present]
     entries = []
     for resource in sorted(resources, key=lambda r: (str(r.get("resourceType")), str(r.get("id")))):
         key = f"{resource.get('resourceType')}/{resource.get('id')}"

@@ -1,29 +1,32 @@
 """The module as a FHIR NPM package: `package/package.json`, `package/.index.json`, one file per resource.
 
 `write_package(k, version, DIR)` writes the folder `DIR/package/`, the layout inside a FHIR package
-tarball: `tar czf module.tgz -C DIR package` gives a package that FHIR tools (SUSHI, the IG publisher,
-validators) can load. An earlier export in `DIR/package/` is replaced; any other non-empty folder is
-left alone and reported, so an export never deletes files it did not write.
+tarball, and that tarball itself, `DIR/<name>-<version>.tgz`, which FHIR tools (SUSHI, the IG
+publisher, validators, a FHIR server's package loader) take as it is. An earlier export in
+`DIR/package/` is replaced; any other non-empty folder is left alone and reported, so an export never
+deletes files it did not write.
 
 The R4 package also carries the module's conformance resources (the profiles its artifacts declare in
-`meta.profile`, their extensions and bound value sets, from `fhir_module/data/definitions/profiles/`),
-so a validator that loads the package can check the artifacts against them. Those profiles are R4;
-the R5 package has none. `package/tests/` holds the module's own test cases (its `cases/` folder),
-so that `fhir-module test --package DIR` can run them wherever the package goes.
+`meta.profile`, their extensions and bound value sets), so a validator that loads the package can
+check the artifacts against them. Those profiles are R4; R5 artifacts declare none (bundle.py).
+`package/tests/` holds the module's own test cases (its `cases/` folder), so that
+`fhir-module test --package DIR` can run them wherever the package goes.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import shutil
-from importlib import resources as package_data
+import tarfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from fhir_module.knowledge import Knowledge, case_files
 from fhir_module.knowledge.modules import CASES_DIR, module_dir
 
-from .bundle import build_resources, dumps
+from .bundle import build_resources, conformance_resources, dumps
 from .canonical import BASE
 from .common import FHIR_VERSIONS
 
@@ -59,17 +62,6 @@ def package_manifest(knowledge: Knowledge, version: str) -> dict[str, Any]:
         "fhirVersions": [FHIR_VERSIONS[version]],
         "dependencies": {CORE_PACKAGES[version]: FHIR_VERSIONS[version]},
     }
-
-
-def conformance_resources(version: str) -> list[dict[str, Any]]:
-    """The module's own profiles and what they use (R4 only), sorted like the artifacts."""
-    if version != "R4":
-        return []
-    folder = package_data.files("fhir_module.data").joinpath("definitions/profiles")
-    if not folder.is_dir():
-        return []
-    found = [json.loads(f.read_text("utf-8")) for f in folder.iterdir() if f.name.endswith(".json")]
-    return sorted(found, key=lambda r: (r["resourceType"], r["id"]))
 
 
 def package_index(resources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -154,6 +146,21 @@ def write_package(knowledge: Knowledge, version: str, directory: str | Path) -> 
         for resource in resources:
             (folder / resource_filename(resource)).write_text(dumps(resource), encoding="utf-8")
         _write_cases(knowledge, folder / CASES_FOLDER)
+        tarball = Path(directory) / f"{package_name(knowledge, version)}-{knowledge.module['version']}.tgz"
+        tarball.write_bytes(package_tarball(folder))
     except OSError as error:
         raise PackageError(f"cannot write the package in {folder}: {error}") from error
     return folder
+
+
+def package_tarball(folder: Path) -> bytes:
+    """The folder as a FHIR package tarball (`package/...` inside a .tgz), byte for byte the same
+    for the same files: sorted names, no owners, no timestamps."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix()):
+            data = path.read_bytes()
+            info = tarfile.TarInfo(f"package/{path.relative_to(folder).as_posix()}")
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)

@@ -18,7 +18,7 @@ from fhir_module.api import create_app
 from fhir_module.config import Settings, load_settings
 from fhir_module.engine import Engine
 from fhir_module.engine.knowledgebase import KnowledgeBase, KnowledgeLoadError
-from fhir_module.fhir.bundle import build_bundle, build_modules_bundle, build_resources
+from fhir_module.fhir.bundle import build_bundle, build_modules_bundle, build_resources, conformance_resources
 from fhir_module.knowledge import builtin_module_dir, load_knowledge
 from tests.api.helpers import serve_app
 from tests.support.scenarios import build_request, card_topic, load_scenario
@@ -99,7 +99,9 @@ def test_each_module_answers_with_its_own_cards(copy_module: Path, tmp_path: Pat
 def test_one_bundle_of_two_modules_loads_once_each(copy_module: Path) -> None:
     bundle = build_modules_bundle([load_knowledge(LEVO), load_knowledge(copy_module)], "R4", "transaction")
     keys = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"]]
-    assert len(keys) == len(set(keys)) == 2 * len(build_resources(load_knowledge(LEVO), "R4"))
+    # Each module's artifacts, and once the profiles they share (a transaction carries them).
+    profiles = len(conformance_resources("R4"))
+    assert len(keys) == len(set(keys)) == 2 * len(build_resources(load_knowledge(LEVO), "R4")) + profiles
     assert bundle["id"] == "levomilnacipran-levocopy-r4-transaction"
     assert len(Engine.from_bundle(bundle).services()) == 4
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from fhir_checks import VERSIONS, exported, knowledge
 
-from fhir_module.fhir.bundle import build_bundle, build_resources, dumps
+from fhir_module.fhir.bundle import build_bundle, build_resources, conformance_resources, dumps
 from fhir_module.fhir.canonical import BASE
 
 
@@ -47,7 +47,12 @@ def test_collection_and_transaction_entries(version):
     transaction = build_bundle(k, version, "transaction")
     assert collection["type"] == "collection" and transaction["type"] == "transaction"
     assert "timestamp" not in collection and "meta" not in collection
-    for c_entry, t_entry in zip(collection["entry"], transaction["entry"], strict=True):
+    # The transaction also carries the profiles the artifacts claim (R4), for a server to validate them.
+    profiles = {(r["resourceType"], r["id"]) for r in conformance_resources(version)}
+    assert bool(profiles) == (version == "R4")
+    artifacts = [e for e in transaction["entry"] if (e["resource"]["resourceType"], e["resource"]["id"]) not in profiles]
+    assert len(transaction["entry"]) == len(artifacts) + len(profiles)
+    for c_entry, t_entry in zip(collection["entry"], artifacts, strict=True):
         resource = c_entry["resource"]
         assert c_entry["fullUrl"] == resource.get("url", f"{BASE}/{resource['resourceType']}/{resource['id']}")
         assert "request" not in c_entry

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -91,14 +92,23 @@ def test_package_layout(tmp_path, version):
         assert json.loads((folder / entry["filename"]).read_text("utf-8")) == resource
         assert entry["resourceType"] == resource["resourceType"] and entry["id"] == resource["id"]
         assert entry.get("url") == resource.get("url") and entry.get("version") == resource.get("version")
-    # Every profile an artifact declares is in the R4 package; the R5 package has none (they are R4).
+    # Every profile an artifact declares is in the R4 package; R5 artifacts declare none (the
+    # profiles are R4) and the R5 package carries none.
     declared = {p for r in exported(version) for p in r.get("meta", {}).get("profile", [])}
     packaged = {f["url"] for f in index["files"] if f["resourceType"] == "StructureDefinition"}
     if version == "R4":
-        assert declared <= packaged, declared - packaged
+        assert declared and declared <= packaged, declared - packaged
         assert all(f["kind"] and f["type"] for f in index["files"] if f["resourceType"] == "StructureDefinition")
     else:
-        assert packaged == set()
+        assert declared == set() and packaged == set()
+    # The same package as a tarball, `package/...` inside, beside the folder.
+    tarball = tmp_path / f"{manifest['name']}-{manifest['version']}.tgz"
+    with tarfile.open(tarball) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    assert members == {f"package/{p.relative_to(folder).as_posix()}": p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    again = tmp_path / "again"
+    assert run("--fhir-version", version, "--package", str(again)).returncode == 0
+    assert (again / tarball.name).read_bytes() == tarball.read_bytes()  # byte-identical
 
 
 def test_package_replaces_an_earlier_export_but_not_other_files(tmp_path):

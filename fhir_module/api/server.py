@@ -177,12 +177,14 @@ def serve_command(args: argparse.Namespace) -> int:
     os.environ[ENV_METRICS_DIR] = metrics_dir.name
     config = uvicorn.Config("fhir_module.api:create_app", factory=True, workers=workers,
                             **{**options, "http": f"{GuardedH11Protocol.__module__}:{GuardedH11Protocol.__name__}"})
-    # The supervisor binds the socket the workers share: say "serving" once it is bound.
+    # The supervisor binds the socket the workers share; listening on it at once queues the first
+    # calls until a worker takes them, so "serving" is true when it is said.
     try:
         sock = config.bind_socket()
     except SystemExit:
         print(f"fhir-module serve: cannot listen on {args.host}:{args.port} (see the error above)", file=sys.stderr)
         return 2
+    sock.listen(config.backlog)
     announce_serving(sock, [*announce, f"{workers} worker processes"])
     Multiprocess(config, sockets=[sock]).run()
     return 0

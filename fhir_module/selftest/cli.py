@@ -4,9 +4,9 @@ Runs the modules' own test cases through the engine and prints a verdict per cas
 is the built-in modules unless named; the cases are each module folder's `cases/`, each package's
 `tests/`, and any `--cases` folder (a bundle carries no cases: name them).
 
-Exit status: 0 every case passed; 1 a case failed (each named with its file and what differed);
-2 the knowledge or a case cannot be read, or there is no case to run; 3 the knowledge fails the
-knowledge check (each finding named).
+Exit status: 0 every case passed; 1 a case failed (each named with its file and what differed), or
+the knowledge fails the knowledge check (each finding named); 2 the knowledge or a case cannot be
+read, or there is no case to run.
 """
 
 from __future__ import annotations

@@ -52,11 +52,13 @@ ENV_LOG_FORMAT = "FHIR_MODULE_LOG_FORMAT"
 ENV_VALIDATE_CONCURRENCY = "FHIR_MODULE_VALIDATE_CONCURRENCY"
 ENV_VALIDATE_TIMEOUT = "FHIR_MODULE_VALIDATE_TIMEOUT"
 ENV_VALIDATE_MAX_RESOURCES = "FHIR_MODULE_VALIDATE_MAX_RESOURCES"
+ENV_PREVIEW_PAGE = "FHIR_MODULE_PREVIEW_PAGE"
 
 DEFAULT_DATABASE_URL = "sqlite:///./fhir_module_feedback.sqlite3"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 
 _TOML_KEYS = {
+    "preview_page",
     "allowed_fhir_servers",
     "trusted_clients",
     "database_url",
@@ -126,11 +128,18 @@ class Settings:
     jwks_cache_seconds: float = 300.0
     # After a JWKS fetch, a token with an unknown kid causes no new fetch for this long.
     jwks_refetch_interval: float = 10.0
+    # The card preview page at `/`: None = on exactly when there are no trusted clients (the
+    # service then answers loopback clients only); with trusted clients it must be turned on.
+    preview_page: bool | None = None
 
     @property
     def auth_enabled(self) -> bool:
         """JWTs are required exactly when at least one trusted client is configured."""
         return bool(self.trusted_clients)
+
+    @property
+    def preview_enabled(self) -> bool:
+        return (not self.auth_enabled) if self.preview_page is None else self.preview_page
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -257,6 +266,20 @@ def _positive(value: Any, setting: str, kind: type) -> Any:
     return number
 
 
+def _on_off(value: Any, setting: str) -> bool | None:
+    """on/off (true/false, 1/0, yes/no); unset or "auto" is None (the default applies)."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "auto"):
+        return None
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{setting}: {value!r} is not on, off or auto")
+
+
 def _log_format(value: Any) -> str:
     if value not in ("text", "json"):
         raise ConfigError(f"{ENV_LOG_FORMAT}: {value!r} is not a log format; use text or json")
@@ -300,6 +323,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ENV_LOG_FORMAT: "log_format",
         ENV_VALIDATE_TIMEOUT: "validate_timeout",
         ENV_VALIDATE_MAX_RESOURCES: "validate_max_resources",
+        ENV_PREVIEW_PAGE: "preview_page",
     }
     for name, key in overrides.items():
         if name in env:
@@ -340,4 +364,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         validate_concurrency=_positive(values.get("validate_concurrency", 1), ENV_VALIDATE_CONCURRENCY, int),
         validate_timeout=_positive(values.get("validate_timeout", 30.0), ENV_VALIDATE_TIMEOUT, float),
         validate_max_resources=_positive(values.get("validate_max_resources", 10_000), ENV_VALIDATE_MAX_RESOURCES, int),
+        preview_page=_on_off(values.get("preview_page"), ENV_PREVIEW_PAGE),
     )

@@ -31,7 +31,7 @@ from .logs import install_json_logs
 from .metrics import ENV_METRICS_DIR, Metrics, RequestMetrics
 from .openapi import build_openapi
 from .redaction import install_log_redaction
-from .routes import discovery, docs, feedback, health, monographs, services
+from .routes import discovery, docs, feedback, health, monographs, preview, services
 from .routes import metrics as metrics_route
 
 log = logging.getLogger("fhir_module.api")
@@ -120,9 +120,12 @@ def create_app(
                     "request's Host header; set it in production")
 
     install_error_handlers(app)
-    for module in (discovery, services, feedback, health, monographs, metrics_route, docs):
+    for module in (discovery, services, feedback, health, monographs, metrics_route, docs, preview):
         app.include_router(module.router)
+    app.include_router(preview.data)
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
+    if settings.preview_enabled:  # off: its assets are not served either
+        app.mount(preview.ASSETS_URL, preview.assets(), name="preview-assets")
     # FHIR $validate (owned by fhir_module.validation); behind the same client authentication.
     from fhir_module.validation.api import metadata_router, router as validation_router
 

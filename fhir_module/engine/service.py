@@ -179,6 +179,10 @@ class Engine:
     def service(self, service_id: str) -> dict[str, Any] | None:
         return self._services.get(service_id)
 
+    def plan(self, service_id: str) -> dict[str, Any] | None:
+        """The PlanDefinition that answers the service."""
+        return self._plans.get(service_id)
+
     def override_reasons(self, service_id: str) -> list[dict[str, str]]:
         """The override reasons the service's warning and critical cards offer (its module's)."""
         plan = self._plans.get(service_id)

@@ -57,8 +57,10 @@ def show_example(page: Any, case_id: str) -> None:
 
 
 def open_page(page: Any, url: str) -> None:
+    """The page, showing the module the tests use (other served modules are listed too)."""
     page.goto(f"{url}/")
     page.wait_for_function("document.querySelectorAll('#example option').length > 0", timeout=30_000)
+    page.select_option("#module", MODULE)
 
 
 @pytest.mark.parametrize("case_id", ["pub-allergy", "pub-renal-moderate", "pub-new-start", "pub-serotonergic-bleeding"])

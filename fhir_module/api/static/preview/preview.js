@@ -51,10 +51,10 @@
     }
     state.modules = answer.body.modules;
     const select = $("module");
-    select.replaceChildren(...state.modules.map((module, index) => option(String(index),
+    select.replaceChildren(...state.modules.map((module) => option(module.name,
       module.title + (module.version ? " " + module.version : ""))));
-    select.addEventListener("change", () => chooseModule(Number(select.value)));
-    if (state.modules.length) chooseModule(0);
+    select.addEventListener("change", () => chooseModule(select.value));
+    if (state.modules.length) chooseModule(state.modules[0].name);
     else setStatus("The service serves no module with CDS services.", true);
   }
 
@@ -73,8 +73,8 @@
     return group;
   }
 
-  function chooseModule(index) {
-    const module = state.modules[index];
+  function chooseModule(name) {
+    const module = state.modules.find((m) => m.name === name);
     state.module = module;
     $("module-info").textContent = module.services.map((s) => s.id).join(", ");
     // Examples, grouped as the module's cases folder groups them.

@@ -271,3 +271,30 @@ def test_the_page_setting_is_on_off_or_auto() -> None:
     assert load_settings({"FHIR_MODULE_PREVIEW_PAGE": "auto"}).preview_page is None
     with pytest.raises(ConfigError, match="FHIR_MODULE_PREVIEW_PAGE"):
         load_settings({"FHIR_MODULE_PREVIEW_PAGE": "sometimes"})
+
+
+def test_enabled_with_trusted_clients_the_page_calls_with_the_clients_tokens(live: Any, offline_page: Any,
+                                                                             jwt_client: Any, tmp_path: Path) -> None:
+    """Real signed JWTs, one per call, each addressed to its endpoint: the page sends each call the
+    token for it and uses it up (a replayed token would be refused)."""
+    from fhir_module.config import load_trusted_clients
+    from tests.support.jwt_clients import write_trusted_clients
+
+    clients = load_trusted_clients(str(write_trusted_clients(tmp_path / "clients.json", [jwt_client])))
+    page = offline_page.page
+    with live(trusted_clients=clients, preview_page=True) as url:
+        page.goto(f"{url}/")
+        page.wait_for_function("document.querySelector('#status').classList.contains('error')", timeout=30_000)
+        assert "HTTP 401" in page.inner_text("#status") and "Client tokens" in page.inner_text("#status")
+        hook_services = [s["id"] for s in httpx.get(f"{url}/cds-services", headers=jwt_client.authorization(
+            f"{url}/cds-services")).json()["services"] if s["hook"] == "order-select"]
+        paths = ["/preview/modules", f"/preview/examples/{MODULE}/pub-allergy", "/preview/requests",
+                 *[f"/cds-services/{service}" for service in hook_services]]
+        page.fill("#token", "\n".join(jwt_client.token(f"{url}{path}") for path in reversed(paths)))
+        page.click("#reload")
+        page.wait_for_function("document.querySelectorAll('#example option').length > 0", timeout=30_000)
+        page.select_option("#module", MODULE)
+        show_example(page, "pub-allergy")
+        assert [c["indicator"] for c in shown_cards(page)] == ["critical"]
+        assert page.input_value("#token") == ""  # every token used, once
+    assert offline_page.outside == [] and offline_page.errors == []

@@ -14,15 +14,37 @@
 
   // -- calls to the service -------------------------------------------------------------------
 
-  function headers(extra) {
+  // With trusted clients every call needs a client JWT addressed to its endpoint (`aud`), and each
+  // is accepted once: the page takes, for each call, the first pasted token whose audience is the
+  // called URL's path, and uses it up. It reads the audience only; the service checks the token.
+  function audience(token) {
+    try {
+      const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const aud = JSON.parse(atob(payload + "===".slice((payload.length + 3) % 4))).aud;
+      return [].concat(aud || []).map((url) => new URL(url, location.href).pathname);
+    } catch (error) {
+      return [];
+    }
+  }
+
+  function takeToken(path) {
+    const tokens = $("token").value.split(/\s+/).filter(Boolean);
+    const index = tokens.findIndex((token) => audience(token).includes(path));
+    if (index < 0) return null;
+    const [token] = tokens.splice(index, 1);
+    $("token").value = tokens.join("\n");
+    return token;
+  }
+
+  function headers(url, extra) {
     const result = Object.assign({ Accept: "application/json" }, extra || {});
-    const token = $("token").value.trim();
+    const token = takeToken(new URL(url, location.href).pathname);
     if (token) result.Authorization = "Bearer " + token;
     return result;
   }
 
   async function call(method, url, body) {
-    const options = { method: method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
+    const options = { method: method, headers: headers(url, body === undefined ? {} : { "Content-Type": "application/json" }) };
     if (body !== undefined) options.body = JSON.stringify(body);
     const response = await fetch(url, options);
     let payload = null;
@@ -46,14 +68,17 @@
   async function loadModules() {
     const answer = await call("GET", "/preview/modules");
     if (!answer.ok) {
-      setStatus("The service did not list its modules: " + problem(answer), true);
+      setStatus("The service did not list its modules: " + problem(answer) +
+        (answer.status === 401 ? "\nPaste client tokens under \"Client tokens\" and press \"Load the modules\"." : ""), true);
+      $("auth").open = answer.status === 401 || $("auth").open;
       return;
     }
     state.modules = answer.body.modules;
+    setStatus("Pick an example, fill the form or paste a request.");
     const select = $("module");
     select.replaceChildren(...state.modules.map((module) => option(module.name,
       module.title + (module.version ? " " + module.version : ""))));
-    select.addEventListener("change", () => chooseModule(select.value));
+    select.onchange = () => chooseModule(select.value);
     if (state.modules.length) chooseModule(state.modules[0].name);
     else setStatus("The service serves no module with CDS services.", true);
   }
@@ -480,5 +505,6 @@
   $("show-example").addEventListener("click", guarded(showExample));
   $("show-form").addEventListener("click", guarded(() => showChart(formChart())));
   $("send-request").addEventListener("click", guarded(sendPasted));
+  $("reload").addEventListener("click", guarded(loadModules));
   guarded(loadModules)();
 })();

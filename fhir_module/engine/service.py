@@ -214,12 +214,20 @@ class Engine:
         Medications from an allowed server before asking). Bad context raises RequestError as
         `evaluate` does.
         """
-        service, chart, selected, applier = prepared or self.prepare(service_id, request, today=today)
-        keys: set[str] = set()
-        for kind in self._kinds[service_id]:
-            if any(self._may_apply(applier, chart, kind, order) for order in selected):
-                keys.update(kind.keys)
-        return [key for key in service["prefetch"] if key in keys]
+        prepared = prepared or self.prepare(service_id, request, today=today)
+        return self.prefetch_keys(service_id, self.kinds_that_may_apply(service_id, prepared))
+
+    def kinds_that_may_apply(self, service_id: str, prepared: "Prepared") -> list[OrderKind]:
+        """The service's kinds of order that apply, or may, to some checked order of the prepared
+        request (see `needed_prefetch`). None: no rule of the service can fire on the request."""
+        _, chart, selected, applier = prepared
+        return [kind for kind in self._kinds[service_id]
+                if any(self._may_apply(applier, chart, kind, order) for order in selected)]
+
+    def prefetch_keys(self, service_id: str, kinds: list[OrderKind]) -> list[str]:
+        """The service's prefetch keys that the rules of these kinds read, in discovery order."""
+        keys = {key for kind in kinds for key in kind.keys}
+        return [key for key in self._services[service_id]["prefetch"] if key in keys]
 
     @staticmethod
     def _may_apply(applier: PlanApplier, chart: Chart, kind: OrderKind, order: dict[str, Any]) -> bool:

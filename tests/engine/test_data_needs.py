@@ -72,6 +72,20 @@ def test_needs_follow_the_checked_orders(engine: Engine, discovery: dict[str, An
     assert engine.needed_prefetch(service_id, unrelated) == []
 
 
+def test_kinds_that_may_apply_decide_whether_anything_is_evaluated(engine: Engine, discovery: dict[str, Any]) -> None:
+    """The API answers no cards without evaluating again when no kind applies; when one does, its
+    prefetch keys are the request's needs (whether or not it reads any)."""
+    service_id, levo = scenario_request("pub-max-dose", discovery)
+    applying = engine.kinds_that_may_apply(service_id, engine.prepare(service_id, levo))
+    assert [kind.action["id"] for kind in applying] == ["levomilnacipran-order"]
+    assert engine.prefetch_keys(service_id, applying) == ALL_KEYS == engine.needed_prefetch(service_id, levo)
+    unrelated = copy.deepcopy(levo)
+    unrelated["context"]["draftOrders"]["entry"][0]["resource"]["medicationCodeableConcept"] = {"text": "Amoxicillin"}
+    prepared = engine.prepare(service_id, unrelated)
+    assert engine.kinds_that_may_apply(service_id, prepared) == []
+    assert engine.evaluate(service_id, unrelated, prepared=prepared) == {"cards": []}
+
+
 def test_a_kind_whose_applicability_reads_the_chart_is_always_asked_for(discovery: dict[str, Any]) -> None:
     """An edited kind that applies only to adults cannot be judged on the order alone."""
     resources = _resources()

@@ -114,9 +114,10 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
     judged = {**body, "prefetch": {**sent, REFERENCED_MEDICATIONS: medications}} if medications else body
     try:
         prepared = state.engine.prepare(service_id, judged)
-        needed = state.engine.needed_prefetch(service_id, judged, prepared=prepared)
+        applying = state.engine.kinds_that_may_apply(service_id, prepared)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
+    needed = state.engine.prefetch_keys(service_id, applying)
     missing = state.engine.missing_prefetch(service_id, sent, needed)
     if hook_request.fhirServer and source is None and missing:
         log.warning("service %s: fhirServer of the request is not on the allow-list", service_id)
@@ -138,7 +139,11 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
     if medications or prefetch.keys() != sent.keys() or any(prefetch[k] is not sent[k] for k in prefetch):
         prepared = None
     try:
-        if evaluates_inline(len(await request.body())):
+        if not applying:
+            # No kind of order applies to a checked order (judged on the orders alone, and that
+            # judgement did not fail): no rule can fire, and there is nothing more to evaluate.
+            response = {"cards": []}
+        elif evaluates_inline(len(await request.body())):
             response = state.engine.evaluate(service_id, engine_request, prepared=prepared)
         else:
             response = await run_in_threadpool(state.engine.evaluate, service_id, engine_request, prepared=prepared)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .clinical._json import as_dict, as_list, dicts
-from .expressions import chart_types_read, truthy
+from .expressions import Expression, chart_types_read, compiled, truthy
 from .scope import Scope
 
 EXT_VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
@@ -55,14 +55,45 @@ def policies(action: dict[str, Any]) -> list[str]:
     ]
 
 
+def applicability(action: dict[str, Any]) -> list[str]:
+    """The FHIRPath of an action's applicability conditions, in order."""
+    return [text for condition in dicts(as_dict(action).get("condition"))
+            if condition.get("kind", "applicability") == "applicability"
+            and (text := as_dict(condition.get("expression")).get("expression"))]
+
+
 def holds(action: dict[str, Any], scope: Scope) -> bool:
-    for condition in dicts(action.get("condition")):
-        if condition.get("kind", "applicability") != "applicability":
-            continue
-        expression = as_dict(condition.get("expression")).get("expression")
-        if expression and not truthy(scope.evaluate(expression)):
-            return False
-    return True
+    return all(truthy(scope.evaluate(expression)) for expression in applicability(action))
+
+
+class CompiledActions:
+    """What the evaluator reads of each action (its variables and its applicability conditions,
+    compiled), worked out on first use and kept as long as the knowledge: a request then reads
+    no action's JSON again. One per KnowledgeBase, whose actions do not change once loaded;
+    keyed by the action's identity, which the knowledge holds for its whole life."""
+
+    def __init__(self) -> None:
+        self._definitions: dict[int, dict[str, Expression]] = {}
+        self._conditions: dict[int, tuple[Expression, ...]] = {}
+
+    def definitions(self, action: dict[str, Any]) -> dict[str, Expression]:
+        found = self._definitions.get(id(action))
+        if found is None:
+            found = self._definitions[id(action)] = {name: compiled(text) for name, text in variables(action).items()}
+        return found
+
+    def scope(self, action: dict[str, Any], parent: Scope) -> Scope:
+        """The scope of the action's own variables, under `parent`."""
+        return parent.child(self.definitions(action))
+
+    def holds(self, action: dict[str, Any], scope: Scope) -> bool:
+        found = self._conditions.get(id(action))
+        if found is None:
+            found = self._conditions[id(action)] = tuple(compiled(text) for text in applicability(action))
+        for expression in found:
+            if not truthy(scope.evaluate(expression)):
+                return False
+        return True
 
 
 def action_type(action: dict[str, Any]) -> str | None:

@@ -11,7 +11,7 @@ import logging
 from datetime import date
 from typing import Any, Callable, TypeVar
 
-from .actions import SEVERITY, action_type, ext, holds, parts, policies, topic, topic_coding, variables
+from .actions import SEVERITY, action_type, applicability, ext, parts, policies, topic, topic_coding
 from .cards import SEVERITY_RANK, Card, CardWriter, not_evaluated_card, truncate
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
@@ -49,6 +49,7 @@ class PlanApplier:
     def __init__(self, kb: KnowledgeBase, chart: Chart, today: date, context: dict[str, Any], hook_instance: str,
                  failures: EvaluationFailures | None = None):
         self.kb = kb
+        self.actions = kb.actions
         self.chart = chart
         self.today = today
         self.hook_instance = hook_instance
@@ -128,16 +129,16 @@ class PlanApplier:
         try:
             self.facts.order = order
             scope = self.request_scope.child(values={"order": [order], "firedTopics": []})
-            return holds(action, scope.child(variables(action)))
+            return self.actions.holds(action, self.actions.scope(action, scope))
         except EvaluationFailure:
             return True  # cannot tell: ask for its data, and the evaluation will say what failed
         finally:
             current_facts.reset(token)
 
     def _kind(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], fired: list[str]) -> list[Card]:
-        scope = parent.child(variables(action))
+        scope = self.actions.scope(action, parent)
         kind = _name(action)
-        if not self._attempt(f"{kind}: whether the order is one", lambda: holds(action, scope), False):
+        if not self._attempt(f"{kind}: whether the order is one", lambda: self.actions.holds(action, scope), False):
             return []
         cards = []
         for child in action.get("action") or []:
@@ -148,7 +149,7 @@ class PlanApplier:
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
             every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
             about_data = [note for child in action.get("action") or [] if not action_type(child)
-                          for note in self._notes(child, scope.child(variables(child)), kind, rules=True,
+                          for note in self._notes(child, self.actions.scope(child, scope), kind, rules=True,
                                                   rule=_name(child))]
             for card in cards:
                 notes = every_card + [text for text, needs in about_data if needs <= card.reads]
@@ -173,12 +174,12 @@ class PlanApplier:
         if rules:
             for child in action.get("action") or []:
                 if not action_type(child):  # causes of a merged card, not suggestions
-                    found += self._notes(child, scope.child(variables(child)), kind, rules=True, rule=_name(child))
+                    found += self._notes(child, self.actions.scope(child, scope), kind, rules=True, rule=_name(child))
         return found
 
     def _rule(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], kind: str) -> Card | None:
-        scope = parent.child(variables(action))
-        if not holds(action, scope):
+        scope = self.actions.scope(action, parent)
+        if not self.actions.holds(action, scope):
             return None
         template = next((parts(t) for t in ext(action, "/card-template")), {})
         if template.get("merge"):
@@ -198,7 +199,7 @@ class PlanApplier:
             suggestions=self.suggester.suggestions(action, scope, order),
             orders={ref(order)},
             involves=self._involves(scope, template.get("involves")),
-            reads=scope.reads(_conditions(action)),
+            reads=scope.reads(applicability(action)),
             topic_coding=coding,
             module=self.module,
         )
@@ -223,7 +224,7 @@ class PlanApplier:
         for child in action.get("action") or []:
             if action_type(child):
                 continue  # a suggestion, not a cause
-            reads |= scope.child(variables(child)).reads(_conditions(child))  # every limit the card stands for
+            reads |= self.actions.scope(child, scope).reads(applicability(child))  # every limit the card stands for
             cause = self._attempt(f"{kind}: {_name(child)}", lambda child=child: self._cause(child, scope, variable), None)
             if cause is not None:
                 causes.append(cause)
@@ -252,8 +253,8 @@ class PlanApplier:
         )
 
     def _cause(self, action: dict[str, Any], scope: Scope, variable: str) -> dict[str, Any] | None:
-        cause_scope = scope.child(variables(action))
-        if not holds(action, cause_scope):
+        cause_scope = self.actions.scope(action, scope)
+        if not self.actions.holds(action, cause_scope):
             return None
         limit = [n for v in cause_scope.value(variable) if (n := number(v)) is not None]
         if not limit:
@@ -283,13 +284,6 @@ class PlanApplier:
 
     def finish(self, cards: list[Card]) -> list[dict[str, Any]]:
         return self.writer.finish(cards)
-
-
-def _conditions(action: dict[str, Any]) -> list[str]:
-    """The FHIRPath of an action's applicability conditions."""
-    return [text for condition in action.get("condition") or []
-            if condition.get("kind", "applicability") == "applicability"
-            and (text := (condition.get("expression") or {}).get("expression"))]
 
 
 __all__ = ["PlanApplier", "Card"]

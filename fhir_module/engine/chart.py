@@ -61,6 +61,7 @@ class Chart:
     # Indexes built on first use and shared by every rule of the request (read-only lists).
     _for_patient: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
     _observations_by_code: dict[tuple[str, str], list[int]] | None = field(default=None, repr=False, compare=False)
+    _owners: dict[int, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_request(cls, context: dict[str, Any], prefetch: dict[str, Any]) -> "Chart":
@@ -88,9 +89,11 @@ class Chart:
             others = ", ".join(sorted(ref(p) for p in patients))
             raise RequestError(400, f"the prefetch holds {others}, not the context's Patient/{patient_id}", ["prefetch"])
         chart = cls(patient_id, patient, by_type, drafts, by_reference)
-        elsewhere = sorted({owner for r in chart.of_type(*_PATIENT_DATA) if (owner := chart._owner(r)) not in (None, patient_id)})
+        # Whose each resource is, read once: for_patient filters on it for every type asked.
+        owners = chart._owners = {id(r): chart._owner(r) for r in chart.of_type(*_PATIENT_DATA)}
+        elsewhere = sorted({owner for owner in owners.values() if owner not in (None, patient_id)})
         if elsewhere:
-            ignored = sum(1 for r in chart.of_type(*_PATIENT_DATA) if chart._owner(r) in elsewhere)
+            ignored = sum(1 for owner in owners.values() if owner in elsewhere)
             chart.notes.append(
                 f"{ignored} resource(s) in the request belong to another patient "
                 f"({', '.join('Patient/' + o for o in elsewhere)}) and were ignored."
@@ -122,7 +125,11 @@ class Chart:
         Computed once per request and types; callers must not change the list."""
         found = self._for_patient.get(types)
         if found is None:
-            found = self._for_patient[types] = [r for r in self.of_type(*types) if self._owner(r) in (None, self.patient_id)]
+            mine = (None, self.patient_id)
+            owners = self._owners
+            found = self._for_patient[types] = [
+                r for r in self.of_type(*types)
+                if (owners[id(r)] if id(r) in owners else self._owner(r)) in mine]
         return found
 
     def observations_with(self, codes: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from .clinical.observations import (
     status_codes,
 )
 from .clinical.renal import RenalAssessment, RenalCodes, renal_assessment
-from .clinical.timeline import days_since, therapy_status
+from .clinical.timeline import TherapyStatus, days_since, therapy_status
 from .clinical.valueset import normalise_name
 from .knowledgebase import KnowledgeBase, concept_key, strength_mg
 
@@ -81,6 +81,7 @@ class ChartFacts:
         self._concepts: dict[int, MedicationConcepts] = {}
         self._matches: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._doses: dict[int, dict[str, Any]] = {}
+        self._statuses: dict[int, TherapyStatus] = {}
         self._conditions: dict[tuple[str, bool], list[dict[str, Any]]] = {}
         self._counting: dict[bool, list[dict[str, Any]]] = {}
         self._keys: dict[int, Any] = {}
@@ -178,6 +179,13 @@ class ChartFacts:
                 replaced.add(_type_and_id(prior["reference"]))
         return replaced
 
+    def _status(self, resource: dict[str, Any]) -> TherapyStatus:
+        """Where a chart therapy stands today, once per resource whatever classes it is in."""
+        key = id(resource)
+        if key not in self._statuses:
+            self._statuses[key] = therapy_status(resource, self.today)
+        return self._statuses[key]
+
     def _therapy(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
         found = self.match(vs, resource)
         if found is None:
@@ -190,7 +198,7 @@ class ChartFacts:
         if is_draft:
             fact["evidence"] = f"{found['name']} (draft order {reference}{recognised})"
         else:
-            status = therapy_status(resource, self.today)
+            status = self._status(resource)
             if not status.counts:
                 return None
             fact["current"] = status.current

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .actions import OVERRIDE_REASONS_LABEL
+from .actions import OVERRIDE_REASONS_LABEL, CompiledActions
 from .clinical._json import as_number, as_str, codings
 from .clinical.medication import MedicationConcepts
 from .clinical.units import mass_mg
@@ -143,6 +143,8 @@ class KnowledgeBase:
         self._code_systems = {cs["url"]: cs for cs in by_type.get("CodeSystem", []) if isinstance(cs.get("url"), str)}
         self._libraries = by_type.get("Library", [])
         self._modules: dict[int, ModuleInfo] = {}
+        # The actions' variables and conditions compiled, once, for every request to share.
+        self.actions = CompiledActions()
         # The monographs the artifacts carry (DocumentReference attachments), by their URL.
         self.monographs: dict[str, str] = {}
         for document in by_type.get("DocumentReference", []):

@@ -23,18 +23,20 @@ class Scope:
     def __init__(
         self,
         parent: "Scope | None" = None,
-        definitions: dict[str, str] | None = None,
+        definitions: "dict[str, str] | dict[str, Expression] | None" = None,
         values: dict[str, list[Any]] | None = None,
         report: Callable[[EvaluationFailure], None] | None = None,
     ) -> None:
         self.parent = parent
-        self.definitions = {name: compiled(text) for name, text in (definitions or {}).items()}
+        self.definitions: dict[str, Expression] = {
+            name: compiled(text) if isinstance(text, str) else text for name, text in (definitions or {}).items()}
         self.values: dict[str, list[Any]] = dict(values or {})
         self.report = report or (parent.report if parent is not None else None)
         self._evaluating: set[str] = set()
         self._failed: dict[str, EvaluationFailure] = {}
 
-    def child(self, definitions: dict[str, str] | None = None, values: dict[str, list[Any]] | None = None) -> "Scope":
+    def child(self, definitions: "dict[str, str] | dict[str, Expression] | None" = None,
+              values: dict[str, list[Any]] | None = None) -> "Scope":
         return Scope(self, definitions, values)
 
     def value(self, name: str) -> list[Any]:

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from .actions import action_type, ext, holds
+from .actions import action_type, ext
 from .cards import truncate
 from .clinical._json import fmt_rounded
 from .clinical.units import mass_mg
@@ -77,7 +77,7 @@ class SuggestionMaker:
     def _suggestions(self, child: dict[str, Any], scope: Scope, order: dict[str, Any]) -> list[dict[str, Any]]:
         suggestions: list[dict[str, Any]] = []
         kind = action_type(child)
-        if kind not in ("update", "remove") or not holds(child, scope):
+        if kind not in ("update", "remove") or not self.kb.actions.holds(child, scope):
             return suggestions
         for_each = next((e["valueExpression"]["expression"] for e in ext(child, "/for-each")), None)
         targets = scope.evaluate(for_each) if for_each else [None]

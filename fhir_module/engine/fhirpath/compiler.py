@@ -39,6 +39,14 @@ from .typepaths import (
 __all__ = ["Compiler", "Unsupported"]
 
 
+def _no_nested_lists(values: list) -> None:
+    """An array inside an array (no FHIR JSON has one) navigates, in fhirpathpy, to an item that
+    is itself a list, which it returns and passes on unconverted: that evaluation is its to make."""
+    for value in values:
+        if type(value) is list:
+            raise Deferred("an array inside an array")
+
+
 class Compiler:
     """Compiles syntax trees; `user_functions` maps a function name to fn(inputs, *args)."""
 
@@ -136,11 +144,13 @@ class Compiler:
                     continue
                 if value is not None:
                     if isinstance(value, list):
+                        _no_nested_lists(value)
                         found.extend(value)
                     else:
                         found.append(value)
                 if extension is not None:
                     if isinstance(extension, list):
+                        _no_nested_lists(extension)
                         found.extend(extension)
                     else:
                         found.append(extension)

@@ -73,7 +73,11 @@ class FhirSchema:
         if validator is None:
             if self._rust_definitions is None:
                 self._rust_definitions = _rust_safe_patterns(self._definitions)
-            schema = {"$ref": f"#/definitions/{resource_type}", "definitions": self._rust_definitions}
+            # Only the definitions the type reaches: compiling the whole schema's for each type
+            # took most of a `validate` command's schema layer (0.45 s for a bundle's 8 types; 0.06 s).
+            definitions = self._rust_definitions
+            schema = {"$ref": f"#/definitions/{resource_type}",
+                      "definitions": {name: definitions[name] for name in _reachable(definitions, resource_type)}}
             validator = self._fast[resource_type] = jsonschema_rs.Draft6Validator(schema)
         return validator
 
@@ -113,6 +117,28 @@ class FhirSchema:
             yield Issue("error", "required", error.message, where, SCHEMA)
         else:
             yield Issue("error", "structure", error.message, where, SCHEMA)
+
+
+def _reachable(definitions: dict[str, Any], start: str) -> set[str]:
+    """The names of the definitions `start` refers to (`#/definitions/...`), directly or not, and itself."""
+    found: set[str] = set()
+    pending = [start]
+    while pending:
+        name = pending.pop()
+        if name in found or name not in definitions:
+            continue
+        found.add(name)
+        nodes = [definitions[name]]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if isinstance(ref, str) and ref.startswith("#/definitions/"):
+                    pending.append(ref[len("#/definitions/"):])
+                nodes.extend(node.values())
+            elif isinstance(node, list):
+                nodes.extend(node)
+    return found
 
 
 def _rust_safe_patterns(node: Any) -> Any:

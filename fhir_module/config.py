@@ -31,6 +31,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -147,6 +148,7 @@ class Settings:
         return load_settings(environ)
 
 
+@lru_cache(maxsize=1024)  # asked on every request of a service without trusted clients
 def is_loopback_host(host: str | None) -> bool:
     """True for `localhost` and loopback IP addresses (127.0.0.0/8, ::1)."""
     if not host:

@@ -149,9 +149,10 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
             response = await run_in_threadpool(state.engine.evaluate, service_id, engine_request, prepared=prepared)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
-    base_url = settings.public_base_url or str(request.base_url)
     # Card and suggestion uuids the feedback endpoint will recognise as this service's own.
     state.card_ids.sign(service_id, response)
     state.metrics.count_cards(service_id, response)
     note_request(cards=len(response.get("cards") or []))
-    return Response(orjson.dumps(localise_links(response, state.engine, base_url)), media_type="application/json")
+    if response.get("cards"):
+        response = localise_links(response, state.engine, settings.public_base_url or str(request.base_url))
+    return Response(orjson.dumps(response), media_type="application/json")

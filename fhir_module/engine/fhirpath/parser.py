@@ -241,16 +241,18 @@ class _Builder:
 # -- the public functions -------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8192)
 def parse(text: str) -> ast.Node:
     """The syntax tree of a FHIRPath expression; FHIRPathSyntaxError when it is not one, at the
     first error, with its position. The grammar is fhirpathpy's."""
-    return _Builder(text).expression(_antlr_tree(text).expression)
+    return parse_for_fhirpathpy(text)[0]
 
 
+@lru_cache(maxsize=8192)
 def parse_for_fhirpathpy(text: str) -> tuple[ast.Node, dict[str, Any]]:
     """The syntax tree and, from the same strict parse, the tree fhirpathpy evaluates
-    (what `fhirpathpy.parser.parse` would give for a valid expression)."""
+    (what `fhirpathpy.parser.parse` would give for a valid expression). Parsed once per text:
+    the knowledge check and the engine ask for the same expressions (ANTLR's parse was a third
+    of the service's start)."""
     tree = _antlr_tree(text)
     listener = ASTPathListener()
     ParseTreeWalker().walk(listener, tree.expression)

@@ -8,8 +8,8 @@ Prints Markdown tables:
   parses the same body; both pinned to one core, wrk (Debian's package) on the other;
 - with `serve --workers 2` on both cores, when the CLI offers it;
 - the scaling series: 10, 100, 1,000 and 5,000 prefetched resources, one connection;
-- cold start (process start to the first answered order-select), export R4+R5, validation of the
-  exported bundle;
+- cold start (process start to the first answered order-select; with the self-test `serve` runs
+  first, and without it), export R4+R5, validation of the exported bundle;
 then each target of the issue with its figure. Shared machines are noisy: compare ratios and
 medians of one run, and run it when no test suite competes for the cores.
 """
@@ -101,7 +101,7 @@ def scaling(folder: str, seconds: float) -> list[dict]:
     return rows
 
 
-def cold_start(folder: str, runs: int) -> list[float]:
+def cold_start(folder: str, runs: int, options: tuple[str, ...] = ()) -> list[float]:
     """Seconds from process start to the first answered order-select (not just a health check)."""
     server_pin, _ = harness.cores()
     body = workloads.relevant()
@@ -109,7 +109,7 @@ def cold_start(folder: str, runs: int) -> list[float]:
     for _ in range(runs):
         port = harness.free_port()
         started = time.perf_counter()
-        process = subprocess.Popen([*server_pin, *harness.service_command(), "--port", str(port)],
+        process = subprocess.Popen([*server_pin, *harness.service_command(), *options, "--port", str(port)],
                                    env=harness.service_env(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             while True:
@@ -177,7 +177,11 @@ def ms(value: float) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def print_report(rows: list[dict], scaled: list[dict], cold: list[float], commands: dict[str, list[float]],
+COLD_START = "cold start (process start to first answered order-select, self-test included)"
+SKIP_SELF_TEST = "--skip-self-test"
+
+
+def print_report(rows: list[dict], scaled: list[dict], cold: dict[str, list[float]], commands: dict[str, list[float]],
                  seconds: float) -> None:
     print(f"\nMachine: {machine()}")
     print(f"wrk {seconds:g} s per cell after a 1 s warm-up; one uvicorn worker pinned to one core, wrk on the other.\n")
@@ -197,11 +201,12 @@ def print_report(rows: list[dict], scaled: list[dict], cold: list[float], comman
               f"{load.requests_per_second:,.0f} | {', '.join(row['cards'])} |")
     print("\n| one-off | median s | runs (s) |")
     print("|---|---|---|")
-    for label, times in {"cold start (process start to first answered order-select)": cold, **commands}.items():
+    for label, times in {**cold, **commands}.items():
         print(f"| {label} | {statistics.median(times):.3f} | {', '.join(f'{t:.3f}' for t in times)} |")
 
 
-def targets(rows: list[dict], scaled: list[dict], cold: list[float], commands: dict[str, list[float]]) -> list[tuple[str, str, bool]]:
+def targets(rows: list[dict], scaled: list[dict], cold: dict[str, list[float]],
+            commands: dict[str, list[float]]) -> list[tuple[str, str, bool]]:
     def row(workload: str, connections: int) -> dict:
         return next(r for r in rows if r["workload"] == workload and r["connections"] == connections and r["workers"] == 1)
 
@@ -221,7 +226,8 @@ def targets(rows: list[dict], scaled: list[dict], cold: list[float], commands: d
              by_size[5000] / by_size[1000] <= 5.0),
         ]
     median = {label: statistics.median(times) for label, times in commands.items()}
-    found += [("cold start <= 1 s", f"{statistics.median(cold):.3f} s", statistics.median(cold) <= 1.0)]
+    started = statistics.median(cold[COLD_START])
+    found += [("cold start (self-test included) <= 1 s", f"{started:.3f} s", started <= 1.0)]
     found += [(f"{label} <= 1 s", f"{value:.3f} s", value <= 1.0) for label, value in median.items()]
     return found
 
@@ -247,7 +253,10 @@ def main() -> int:
         print("scaling series", file=sys.stderr)
         scaled = scaling(folder, seconds)
         print("cold start, export, validation", file=sys.stderr)
-        cold = cold_start(folder, runs)
+        # `serve` proves the modules on their own cases before it listens (the self-test); the
+        # start without it is what the issue's target measured when there was none.
+        cold = {COLD_START: cold_start(folder, runs),
+                f"cold start with {SKIP_SELF_TEST}": cold_start(folder, runs, (SKIP_SELF_TEST,))}
         commands = export_and_validate(folder, runs)
     print_report(rows, scaled, cold, commands, seconds)
     found = targets(rows, scaled, cold, commands)

@@ -38,6 +38,8 @@ def build_library(knowledge: Knowledge, version: str, resources: Sequence[dict[s
     library = artifact(knowledge, "Library", library_id(knowledge), title=module["title"], profile=PROFILE_LIBRARY,
                        description=module.get("description"))
     library["name"] = module["name"]
+    if module.get("usage"):
+        library["usage"] = module["usage"]
     library["type"] = {"coding": [{"system": LIBRARY_TYPE, "code": "asset-collection"}]}
     members = sorted((r for r in resources if r is not library), key=lambda r: (r["resourceType"], r["id"]))
     library["relatedArtifact"] = [

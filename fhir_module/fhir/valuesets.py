@@ -38,7 +38,11 @@ def build_valuesets(knowledge: Knowledge, version: str) -> list[dict[str, Any]]:
         )
         if vs.names:
             resource["extension"] = [{"url": EXT_RECOGNITION_NAME, "valueString": name} for name in vs.names]
-        resource["compose"] = {"include": [_include(include) for include in vs.includes]}
+        if vs.includes:
+            resource["compose"] = {"include": [_include(include) for include in vs.includes]}
+        else:
+            # No verified code at all: an empty expansion says so; members are recognised by name only.
+            resource["expansion"] = {"timestamp": knowledge.module["date"], "total": 0}
         resources.append(resource)
     return resources
 

@@ -94,3 +94,23 @@ def test_a_display_shared_by_several_codes_of_a_cell_is_not_given_to_each() -> N
     for include in mi["compose"]["include"]:
         for concept in include.get("concept", []):
             assert concept["code"] != "I21.A1" or "display" not in concept
+
+
+def test_a_value_set_of_names_only_has_an_empty_expansion_and_no_compose(module: Path) -> None:
+    """Members without a verified code are recognised by name; the exported ValueSet says it holds no code."""
+    _add_valueset(module, "{id: names-only-test, title: Names only, names: [made-up condition, another name]}")
+    knowledge = load_knowledge(module)
+    vs = next(r for r in build_valuesets(knowledge, "R4") if r["id"].endswith("names-only-test"))
+    assert "compose" not in vs
+    assert vs["expansion"] == {"timestamp": knowledge.module["date"], "total": 0}
+    assert [e["valueString"] for e in vs["extension"]] == ["made-up condition", "another name"]
+
+
+def test_the_module_usage_is_the_manifest_library_usage(module: Path) -> None:
+    from fhir_module.fhir.bundle import build_resources
+
+    path = module / "knowledge.yaml"
+    path.write_text(path.read_text("utf-8").replace("  version:", "  usage: 'Recognised by name only: nothing.'\n  version:", 1),
+                    encoding="utf-8")
+    library = next(r for r in build_resources(load_knowledge(module), "R4") if r["resourceType"] == "Library")
+    assert library["usage"] == "Recognised by name only: nothing."

@@ -17,6 +17,17 @@ def built_in_knowledge() -> tuple[Knowledge, ...]:
 
 
 @cache
+def module_resources(name: str, version: str = R4) -> tuple[dict[str, Any], ...]:
+    """The artifacts of one built-in module."""
+    from .bundle import build_resources
+
+    knowledge = next((k for k in built_in_knowledge() if k.module["id"] == name), None)
+    if knowledge is None:
+        raise KeyError(f"no built-in module {name!r}")
+    return tuple(build_resources(knowledge, version))
+
+
+@cache
 def built_in_resources(version: str = R4) -> tuple[dict[str, Any], ...]:
     """The artifacts of every built-in module, one module after the other."""
     from .bundle import build_resources

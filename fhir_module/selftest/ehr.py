@@ -25,11 +25,14 @@ _TODAY_TOKEN = re.compile(r"^today(?:\(\))?(?:\s*([+-])\s*(\d+)\s*(d|days?|w|wee
 # -- requests ---------------------------------------------------------------------------------------
 
 
-def service_for_hook(discovery: dict[str, Any], hook: str) -> dict[str, Any]:
-    """The one service of a ``GET /cds-services`` answer that handles ``hook``."""
-    services = [s for s in discovery.get("services", []) if isinstance(s, dict) and s.get("hook") == hook]
+def service_for_hook(discovery: dict[str, Any], hook: str, module: str | None = None) -> dict[str, Any]:
+    """The one service of a ``GET /cds-services`` answer that handles ``hook`` (of ``module``: each
+    module has its own services, ``<module>-<hook>``, when several are served)."""
+    services = [s for s in discovery.get("services", []) if isinstance(s, dict) and s.get("hook") == hook
+                and (module is None or str(s.get("id", "")).startswith(f"{module}-"))]
     if len(services) != 1:
-        raise ScenarioError(f"expected exactly one service for hook {hook!r}, found {len(services)}")
+        of = f" of module {module!r}" if module else ""
+        raise ScenarioError(f"expected exactly one service{of} for hook {hook!r}, found {len(services)}")
     return services[0]
 
 

@@ -32,8 +32,9 @@ def make_engine() -> Any:
     return Engine.default()
 
 
-def service_for(discovery: dict[str, Any], hook: str) -> dict[str, Any]:
-    return next(s for s in discovery["services"] if s["hook"] == hook)
+def service_for(discovery: dict[str, Any], hook: str, module: str = "levomilnacipran") -> dict[str, Any]:
+    """The module's service of the hook (the scenarios here are the levomilnacipran module's)."""
+    return next(s for s in discovery["services"] if s["hook"] == hook and s["id"].startswith(f"{module}-"))
 
 
 def scenario_request(name: str, discovery: dict[str, Any], *, fhir_server: str | None = None,

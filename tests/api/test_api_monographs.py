@@ -18,7 +18,8 @@ SCENARIO = builtin_module_dir("levomilnacipran") / "cases" / "public" / "pub-ren
 def _request() -> dict[str, Any]:
     """A renal dose-limit request, dated from today."""
     scenario = load_scenario(SCENARIO, date.today())
-    service = next(s for s in Engine.default().services() if s["hook"] == scenario.hook)
+    service = next(s for s in Engine.default().services()
+                   if s["hook"] == scenario.hook and s["id"].startswith("levomilnacipran-"))
     return build_request(scenario, service, fhir_server=None, prefetch=True)
 
 

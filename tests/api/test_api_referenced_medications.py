@@ -21,7 +21,8 @@ def test_a_medication_on_the_fhir_server_is_read_for_a_draft(
     scenario = load_scenario(PROBE, date.today())
     fhir_server.reset()
     fhir_server.load(scenario.record)
-    service = next(s for s in discovery["services"] if s["hook"] == scenario.hook)
+    service = next(s for s in discovery["services"]
+                   if s["hook"] == scenario.hook and s["id"].startswith("levomilnacipran-"))
     request = build_request(scenario, service, fhir_server=fhir_server.base_url, prefetch=False)
     with live(allowed_fhir_servers=(fhir_server.base_url,)) as base:
         response = httpx.post(f"{base}/cds-services/{service['id']}", json=request, timeout=30)

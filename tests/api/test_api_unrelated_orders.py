@@ -139,10 +139,11 @@ def test_bad_context_is_still_400_before_any_data_question(base_url: str, discov
 
 
 def test_the_maoi_kind_declares_only_what_it_reads(engine: Any) -> None:
-    for plan in engine.kb.plan_definitions:
+    for plan in engine.kb.plan_definitions:  # every built-in module: its drug's orders, and MAOI orders
         inputs = {action["id"]: [i["type"] for i in action["input"]] for action in plan["action"]}
+        drug_kind = plan["id"].removesuffix("-order-select").removesuffix("-order-sign") + "-order"
         assert inputs["maoi-order"] == ["MedicationRequest", "MedicationStatement"]
-        assert set(inputs["levomilnacipran-order"]) == {
+        assert set(inputs[drug_kind]) == {
             "Patient", "MedicationRequest", "MedicationStatement", "Condition", "AllergyIntolerance", "Observation"}
 
 

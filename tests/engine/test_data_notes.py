@@ -9,11 +9,11 @@ import pytest
 
 from fhir_module.engine import Engine
 from fhir_module.knowledge import builtin_module_dir
-from tests.support.scenarios import build_request, load_scenario
+from tests.support.scenarios import build_request, load_scenario, module_services
 
 OWN = builtin_module_dir("levomilnacipran") / "cases" / "own"
 ENGINE = Engine.default()
-SERVICES = {s["hook"]: s for s in ENGINE.services()}
+SERVICES = module_services(ENGINE.services(), "levomilnacipran")
 
 
 def _details(scenario_id: str) -> list[str]:

@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 
-from fhir_module.fhir.builtin import built_in_resources
+from fhir_module.fhir.builtin import module_resources
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
 def _bundle_with_max(limit: int) -> dict[str, Any]:
-    resources = json.loads(json.dumps(list(built_in_resources())))
+    resources = json.loads(json.dumps(list(module_resources("levomilnacipran"))))
     edited = 0
     for resource in resources:
         if resource["resourceType"] != "PlanDefinition":

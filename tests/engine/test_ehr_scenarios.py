@@ -39,7 +39,7 @@ import pytest
 
 from fhir_module.engine import Engine
 from fhir_module.knowledge import builtin_module_dir
-from tests.support.scenarios import validation_errors, Scenario, build_request, card_topic, compare_cards, load_scenarios
+from tests.support.scenarios import validation_errors, Scenario, build_request, card_topic, compare_cards, load_scenarios, module_services
 
 # scenario id → why the engine is wrong (what the rules say vs what the engine returns). Remove once fixed.
 KNOWN_ENGINE_FAILURES: dict[str, str] = {
@@ -66,7 +66,7 @@ def engine() -> Engine:
 
 @pytest.fixture(scope="module")
 def services(engine: Engine) -> dict[str, dict[str, Any]]:
-    return {service["hook"]: service for service in engine.services()}
+    return module_services(engine.services(), "levomilnacipran")
 
 
 def _read_shapes() -> dict[str, list[str]]:

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from fhir_module.engine import Engine, RequestError
 from fhir_module.knowledge import builtin_module_dir
-from tests.support.scenarios import build_request, load_scenarios
+from tests.support.scenarios import build_request, load_scenarios, module_services
 
 TODAY = date.today()
 SCENARIOS = load_scenarios(builtin_module_dir("levomilnacipran") / "cases" / "public", TODAY)
 ENGINE = Engine.default()
-SERVICES = {s["hook"]: s for s in ENGINE.services()}
+SERVICES = module_services(ENGINE.services(), "levomilnacipran")
 INDICATORS = {"info", "warning", "critical"}
 
 json_values = st.recursive(

@@ -16,7 +16,7 @@ from fhir_module.api import create_app
 from fhir_module.config import Settings
 from fhir_module.engine import Engine, KnowledgeBase
 from fhir_module.engine.cards import ENGINE_NOTICE_SYSTEM, NOT_EVALUATED
-from fhir_module.fhir.builtin import built_in_resources
+from fhir_module.fhir.builtin import module_resources
 from fhir_module.knowledge import builtin_module_dir
 from tests.api.helpers import serve_app
 from tests.support.scenarios import build_request, load_scenario
@@ -31,7 +31,7 @@ def _fragile(*rules: str) -> Engine:
     """The built-in knowledge with one order-kind variable that cannot be evaluated on a route text
     that is not text (%routeText), read by the conditions of these rules (D1: maximum daily dose,
     D4: once daily). The built-in rules themselves read such data only through the engine's functions."""
-    resources = copy.deepcopy(list(built_in_resources()))
+    resources = copy.deepcopy(list(module_resources("levomilnacipran")))
     for plan in (r for r in resources if r["resourceType"] == "PlanDefinition"):
         kind = plan["action"][0]
         kind["extension"].append({"url": "http://hl7.org/fhir/StructureDefinition/variable", "valueExpression": {
@@ -103,7 +103,7 @@ def test_a_shared_variable_that_fails_stops_every_check_that_reads_it_and_only_t
 
 
 def test_a_failing_text_part_still_sends_the_card() -> None:
-    resources = copy.deepcopy(list(built_in_resources()))
+    resources = copy.deepcopy(list(module_resources("levomilnacipran")))
     for plan in (r for r in resources if r["resourceType"] == "PlanDefinition"):
         for group in plan["action"][0]["action"]:
             if group.get("id") == "dose-limit":

@@ -22,7 +22,7 @@ import pytest
 
 from fhir_module.engine import Engine
 from fhir_module.knowledge import builtin_module_dir
-from tests.support.scenarios import validation_errors, Scenario, build_request, card_topic, compare_cards, load_scenarios
+from tests.support.scenarios import validation_errors, Scenario, build_request, card_topic, compare_cards, load_scenarios, module_services
 
 # "<check>/<scenario id>" → why the engine is wrong (what the rules say, what the engine returns).
 # check is "cards" (compare_cards) or "contract" (test_card_contract). Remove an entry once fixed.
@@ -47,7 +47,7 @@ def engine() -> Engine:
 
 @pytest.fixture(scope="module")
 def services(engine: Engine) -> dict[str, dict[str, Any]]:
-    return {service["hook"]: service for service in engine.services()}
+    return module_services(engine.services(), "levomilnacipran")
 
 
 def _params(check: str) -> list[Any]:

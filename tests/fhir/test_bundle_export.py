@@ -10,6 +10,7 @@ from fhir_checks import VERSIONS, exported, knowledge
 
 from fhir_module.fhir.bundle import build_bundle, build_resources, conformance_resources, dumps
 from fhir_module.fhir.canonical import BASE
+from fhir_module.knowledge import builtin_module_dir
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -102,7 +103,8 @@ sys.exit(main(sys.argv[1:]))
 @pytest.mark.parametrize("version", VERSIONS)
 def test_export_does_not_depend_on_the_date(tmp_path, version):
     out = tmp_path / "shifted.json"
-    args = ["export", "--fhir-version", version, "--type", "transaction", "-o", str(out)]
+    args = ["export", "--module", str(builtin_module_dir("levomilnacipran")), "--fhir-version", version,
+            "--type", "transaction", "-o", str(out)]
     proc = subprocess.run([sys.executable, "-c", _SHIFTED_CLOCK, *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text("utf-8") == dumps(build_bundle(knowledge(), version, "transaction"))

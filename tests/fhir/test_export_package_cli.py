@@ -25,7 +25,9 @@ FHIR_MODULE = Path(shutil.which("fhir-module", path=str(Path(sys.executable).par
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     assert FHIR_MODULE.exists(), f"{FHIR_MODULE} is not installed (pip install -e .)"
-    return subprocess.run([str(FHIR_MODULE), "export", *args], capture_output=True, text=True, timeout=300)
+    # The levomilnacipran module (export alone writes every built-in module).
+    module = ["--module", str(builtin_module_dir("levomilnacipran"))]
+    return subprocess.run([str(FHIR_MODULE), "export", *module, *args], capture_output=True, text=True, timeout=300)
 
 
 def test_stdout_and_file_are_the_same_bundle(tmp_path):

@@ -20,14 +20,14 @@ import pytest
 
 from fhir_module.engine import Engine
 from fhir_module.knowledge import builtin_module_dir
-from tests.scenarios.test_scenarios_http import discovery, service  # noqa: F401 - the module's fixtures
+from tests.scenarios.test_scenarios_http import discovery, service, services_by_module  # noqa: F401 - the module's fixtures
 from tests.support.fhir_server import FhirServer
-from tests.support.scenarios import Scenario, build_request, card_topic, load_scenario
+from tests.support.scenarios import Scenario, build_request, card_topic, load_scenario, module_services
 
 OWN = builtin_module_dir("levomilnacipran") / "cases" / "own"
 TODAY = date.today()
 ENGINE = Engine.default()
-SERVICES = {s["hook"]: s for s in ENGINE.services()}
+SERVICES = module_services(ENGINE.services(), "levomilnacipran")
 
 
 def _repeat(key: str, value: Any) -> Callable[[dict[str, Any]], None]:

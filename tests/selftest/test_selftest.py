@@ -38,8 +38,9 @@ def _run(*argv: str) -> tuple[int, str, str]:
 
 
 def _exported(tmp_path: Path) -> dict[str, Any]:
+    """The levomilnacipran module's bundle (its cases are CASES)."""
     path = tmp_path / "knowledge.json"
-    assert _run("export", "-o", str(path))[0] == 0
+    assert _run("export", "--module", str(MODULE), "-o", str(path))[0] == 0
     return json.loads(path.read_text(encoding="utf-8"))
 
 

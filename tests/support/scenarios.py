@@ -8,6 +8,8 @@ package. Edit them there.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fhir_module.selftest.cases import (  # noqa: F401 - re-exported for the tests
     HOOKS,
     Scenario,
@@ -43,3 +45,8 @@ def validation_errors(scenario: Scenario) -> list[str]:
         for issue in validate(resource, fhir_version="R4")["issue"]
         if issue.get("severity") in ("error", "fatal")
     ]
+
+
+def module_services(services: list[dict[str, Any]], module: str) -> dict[str, dict[str, Any]]:
+    """One module's services by hook (a module's services are `<module>-<hook>`)."""
+    return {s["hook"]: s for s in services if str(s.get("id", "")).startswith(f"{module}-")}

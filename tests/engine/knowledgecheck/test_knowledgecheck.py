@@ -13,14 +13,14 @@ import pytest
 
 from fhir_module.engine import Engine, KnowledgeBase
 from fhir_module.engine.knowledgecheck import Finding, KnowledgeCheckError, check_knowledge, errors
-from fhir_module.fhir.builtin import built_in_resources
+from fhir_module.fhir.builtin import built_in_resources, module_resources
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
 
 
 def _resources() -> list[dict[str, Any]]:
-    return copy.deepcopy(list(built_in_resources()))
+    return copy.deepcopy(list(module_resources("levomilnacipran")))
 
 
 def _plans(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -125,7 +125,7 @@ def test_validate_reports_the_knowledge_layer_for_a_bundle(tmp_path: Path) -> No
 
 
 def test_validate_a_package_checks_its_knowledge_as_one(tmp_path: Path) -> None:
-    assert _run("export", "--package", str(tmp_path / "out"))[0] == 0
+    assert _run("export", "--module", str(builtin_module_dir("levomilnacipran")), "--package", str(tmp_path / "out"))[0] == 0
     status, out, _ = _run("validate", str(tmp_path / "out"))
     assert status == 0, out
     valueset = next((tmp_path / "out" / "package").glob("ValueSet-*maoi.json"))

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_module.engine.knowledgecheck import check_knowledge
-from fhir_module.fhir.builtin import built_in_resources
+from fhir_module.fhir.builtin import module_resources
 
-RESOURCES = [copy.deepcopy(r) for r in built_in_resources() if r["resourceType"] in
+RESOURCES = [copy.deepcopy(r) for r in module_resources("levomilnacipran") if r["resourceType"] in
              ("PlanDefinition", "ActivityDefinition", "ValueSet", "CodeSystem", "Library")]
 PLAN = next(r for r in RESOURCES if r["resourceType"] == "PlanDefinition")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -292,15 +293,22 @@ class KnowledgeBase:
         product = self.product_of(concepts)
         return product.strength_mg if product else None
 
-    def product_for_dose(self, candidates: Iterable[Product], dose_mg: float) -> Product | None:
+    def product_for_dose(self, candidates: Iterable[Product], dose_mg: float, like: str = "") -> Product | None:
         """The product to give a dose with, capsules whole: one of that strength, else the
-        strongest whose strength divides the dose (60 mg: three 20 mg capsules)."""
+        strongest whose strength divides the dose (60 mg: three 20 mg capsules). Of several such
+        products, the one described most like `like` (the ordered product, or the order's text): a
+        plain capsule is not swapped for a sprinkle capsule of the same strength, nor the reverse."""
         candidates = [p for p in candidates if p.strength_mg > 0]
         exact = [p for p in candidates if abs(p.strength_mg - dose_mg) < 1e-9]
         if exact:
-            return next((p for p in exact if p.primary), exact[0])
-        dividing = [p for p in candidates if p.primary and abs(round(dose_mg / p.strength_mg) * p.strength_mg - dose_mg) < 1e-9]
-        return max(dividing, key=lambda p: p.strength_mg, default=None)
+            pool = [p for p in exact if p.primary] or exact
+        else:
+            dividing = [p for p in candidates
+                        if p.primary and abs(round(dose_mg / p.strength_mg) * p.strength_mg - dose_mg) < 1e-9]
+            strongest = max((p.strength_mg for p in dividing), default=None)
+            pool = [p for p in dividing if p.strength_mg == strongest]
+        # max() keeps the first of equals: without a description, the knowledge's order decides.
+        return max(pool, key=lambda p: _likeness(p.display, like), default=None)
 
     def products_like(self, product: Product) -> list[Product]:
         """The products of the same drug and code system as this one."""
@@ -317,6 +325,18 @@ class KnowledgeBase:
 
 
 _MATCH_MEMO_LIMIT = 100_000
+_STRENGTH = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|mcg|g)\b", re.IGNORECASE)
+
+
+def _words(text: str) -> set[str]:
+    """The words of a product description, its strengths left out."""
+    return set(re.findall(r"[a-z]+", _STRENGTH.sub(" ", text.lower())))
+
+
+def _likeness(display: str, like: str) -> float:
+    """How much of a product's description (strength aside) another description shares."""
+    words = _words(display)
+    return len(words & _words(like)) / len(words) if words else 0.0
 
 
 def concept_key(concepts: Any) -> Any:

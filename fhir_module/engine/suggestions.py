@@ -138,12 +138,12 @@ class SuggestionMaker:
         if product is not None:
             if abs(product.strength_mg - dose_mg) < 1e-9:
                 return
-            replacement = self.kb.product_for_dose(self.kb.products_like(product), dose_mg)
+            replacement = self.kb.product_for_dose(self.kb.products_like(product), dose_mg, like=product.display)
         else:
             stated = {mg for name in concepts.names for mg in _strengths_in(name)}
             if not stated or any(abs(mg - dose_mg) < 1e-9 for mg in stated):
                 return
-            replacement = self.kb.product_for_dose(self.kb.products_named(concepts.names), dose_mg)
+            replacement = self.kb.product_for_dose(self.kb.products_named(concepts.names), dose_mg, like=" ".join(concepts.names))
         if replacement is None:
             return
         _name_product(resource, {

@@ -18,7 +18,7 @@ from tests.support.scenarios import build_request, card_topic, load_scenario
 MODULE = builtin_module_dir("levomilnacipran")
 KNOWLEDGE = load_knowledge(MODULE)
 ENGINE = Engine.default()
-SERVICES = {s["hook"]: s for s in ENGINE.services()}
+SERVICES = {s["hook"]: s for s in ENGINE.services() if s["id"].startswith(f"{MODULE.name}-")}
 TODAY = date.today()
 NDC = "http://hl7.org/fhir/sid/ndc"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"

@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--bundle", action="append", metavar="FILE",
                        help="serve the knowledge in this exported bundle (repeatable; default: the built-in modules)")
     serve.add_argument("--cases", action="append", metavar="DIR",
-                       help="test cases of the --bundle knowledge, run before serving (repeatable)")
+                       help="test cases of the --bundle knowledge, run before serving (repeatable; configuration: cases, FHIR_MODULE_CASES)")
     serve.add_argument("--skip-self-test", action="store_true",
                        help="serve without running the modules' own test cases first (experts; logged loudly)")
     serve.add_argument("--allow-draft", action="store_true", help="let draft artifacts serve (retired ones never do); for authors trying a module")

@@ -11,6 +11,7 @@ TOML keys (all optional)::
     database_url = "sqlite:///./fhir_module_feedback.sqlite3"
     modules = ["/srv/modules/duloxetine"]   # module folders to serve (built in memory)
     bundles = ["/srv/knowledge/bundle.json"]  # exported bundles to serve (`bundle = "..."`: one)
+    cases = ["/srv/knowledge/cases"]        # the bundles' test cases, run before serving (module folders bring theirs)
     fetch_timeout = 10.0
     max_body_bytes = 5242880
     cors_origins = ["*"]
@@ -42,6 +43,7 @@ ENV_TRUSTED_CLIENTS = "FHIR_MODULE_TRUSTED_CLIENTS"
 ENV_DATABASE_URL = "FHIR_MODULE_DATABASE_URL"
 ENV_BUNDLE = "FHIR_MODULE_BUNDLE"
 ENV_MODULES = "FHIR_MODULE_MODULES"
+ENV_CASES = "FHIR_MODULE_CASES"
 ENV_FETCH_TIMEOUT = "FHIR_MODULE_FETCH_TIMEOUT"
 ENV_MAX_BODY_BYTES = "FHIR_MODULE_MAX_BODY_BYTES"
 ENV_CORS_ORIGINS = "FHIR_MODULE_CORS_ORIGINS"
@@ -66,6 +68,7 @@ _TOML_KEYS = {
     "bundle",
     "bundles",
     "modules",
+    "cases",
     "fetch_timeout",
     "max_body_bytes",
     "cors_origins",
@@ -107,6 +110,7 @@ class Settings:
     # What to serve: module folders and exported bundles, side by side; neither: the built-in modules.
     module_paths: tuple[str, ...] = ()
     bundle_paths: tuple[str, ...] = ()
+    case_paths: tuple[str, ...] = ()  # folders of test cases for the bundles' self-test
     fetch_timeout: float = 10.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ("*",)
@@ -314,6 +318,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ENV_DATABASE_URL: "database_url",
         ENV_BUNDLE: "bundles",
         ENV_MODULES: "modules",
+        ENV_CASES: "cases",
         ENV_FETCH_TIMEOUT: "fetch_timeout",
         ENV_MAX_BODY_BYTES: "max_body_bytes",
         ENV_CORS_ORIGINS: "cors_origins",
@@ -345,6 +350,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if values.get("bundle") and "bundles" not in values:
         bundles = [values["bundle"]]
     modules = _as_str_list(values.get("modules", []), ENV_MODULES)
+    cases = _as_str_list(values.get("cases", []), ENV_CASES)
     public = values.get("public_base_url") or None
     if public is not None:
         public = check_service_url(public, ENV_PUBLIC_BASE_URL)
@@ -355,6 +361,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=_check_database_url(values.get("database_url", DEFAULT_DATABASE_URL)),
         module_paths=tuple(modules),
         bundle_paths=tuple(bundles),
+        case_paths=tuple(cases),
         fetch_timeout=_positive(values.get("fetch_timeout", 10.0), ENV_FETCH_TIMEOUT, float),
         max_body_bytes=_positive(values.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES), ENV_MAX_BODY_BYTES, int),
         cors_origins=tuple(origins) or ("*",),

@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from fhir_module.config import ENV_BUNDLE, ENV_MODULES, ConfigError, Settings, is_loopback_host, load_settings
+from fhir_module.config import ENV_BUNDLE, ENV_CASES, ENV_MODULES, ConfigError, Settings, is_loopback_host, load_settings
 from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
 
 from .logs import JsonFormatter
@@ -67,7 +67,8 @@ def check_bind(settings: Settings, host: str) -> None:
 def self_test(engine: Any, settings: Settings, args: argparse.Namespace) -> int:
     """Run the modules' own cases before serving them: 0 when they all pass, else EXIT_REFUSED
     (each failing case printed). The built-in and `--module` modules bring their `cases/`; bundles
-    bring none, so their cases are named with `--cases` (or the expert skips the self-test, loudly)."""
+    bring none, so their cases are named with `--cases` or the `cases` setting (or the expert skips
+    the self-test, loudly)."""
     from fhir_module.knowledge import builtin_module_dirs
     from fhir_module.selftest import case_sources, load_cases, report, run_cases
 
@@ -78,10 +79,10 @@ def self_test(engine: Any, settings: Settings, args: argparse.Namespace) -> int:
     modules = list(settings.module_paths)
     if not modules and not settings.bundle_paths:
         modules = builtin_module_dirs()
-    case_dirs = list(getattr(args, "cases", None) or [])
+    case_dirs = list(settings.case_paths)
     if settings.bundle_paths and not case_dirs:
         print("fhir-module serve: refusing to serve: a bundle carries no test cases, so it cannot prove itself; "
-              "name its module's cases with --cases DIR (a module's cases/, a package's tests/), "
+              f"name its module's cases with --cases DIR or {ENV_CASES} (a module's cases/, a package's tests/), "
               "or start with --skip-self-test", file=sys.stderr)
         return EXIT_REFUSED
     today = date.today()
@@ -102,10 +103,12 @@ def serve_command(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings()
-        # Knowledge named on the command line replaces the configured knowledge.
+        # Knowledge named on the command line replaces the configured knowledge (and its cases).
         if getattr(args, "module", None) or getattr(args, "bundle", None):
             settings = dataclasses.replace(settings, module_paths=tuple(args.module or ()),
-                                           bundle_paths=tuple(args.bundle or ()))
+                                           bundle_paths=tuple(args.bundle or ()), case_paths=())
+        if getattr(args, "cases", None):
+            settings = dataclasses.replace(settings, case_paths=tuple(args.cases))
         check_bind(settings, args.host)
     except ConfigError as exc:
         print(f"fhir-module serve: configuration error: {exc}", file=sys.stderr)

@@ -125,6 +125,10 @@ def test_configuration_names_modules_and_bundles(tmp_path: Path, copy_module: Pa
     env = load_settings({"FHIR_MODULE_CONFIG": str(toml), "FHIR_MODULE_MODULES": str(copy_module),
                          "FHIR_MODULE_BUNDLE": "/x.json,/y.json"})
     assert env.module_paths == (str(copy_module),) and env.bundle_paths == ("/x.json", "/y.json")
+    # The bundles' test cases, for serve's self-test, are configured beside them.
+    toml.write_text('bundles = ["/srv/a.json"]\ncases = ["/srv/a-cases"]\n', encoding="utf-8")
+    assert load_settings({"FHIR_MODULE_CONFIG": str(toml)}).case_paths == ("/srv/a-cases",)
+    assert load_settings({"FHIR_MODULE_CONFIG": str(toml), "FHIR_MODULE_CASES": "/c1,/c2"}).case_paths == ("/c1", "/c2")
 
 
 def test_discovery_over_http_lists_every_module_s_services(tmp_path: Path, copy_module: Path) -> None:

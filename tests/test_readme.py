@@ -214,7 +214,7 @@ def test_the_tour_runs_as_written(tmp_path: Path, fhir_server: Any) -> None:
         assert service, "the tour never starts the service"
     said = (tmp_path / "serve.log").read_text()  # what the tour says serve prints
     assert "self-test passed:" in said and f"serving the built-in modules at http://127.0.0.1:{port}/cds-services" in said, said
-    for written in ("load-r4.json", "out/package/package.json"):
+    for written in ("load-r4.json", "out/levomilnacipran/package/package.json", "out/duloxetine/package/package.json"):
         assert (tmp_path / written).is_file(), written
 
 

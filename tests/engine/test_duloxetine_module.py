@@ -86,3 +86,14 @@ def test_a_suggested_dose_names_a_capsule_of_the_kind_ordered() -> None:
     # An order in text only: the product its words describe best (the plain capsule).
     code, _ = _suggested_code("duloxetine 20 mg delayed release capsule")
     assert code in plain
+
+
+def test_the_two_built_in_modules_share_no_id_and_no_canonical_url() -> None:
+    """Loaded into one FHIR server side by side, neither module's artifact overwrites the other's."""
+    levo = build_resources(load_knowledge(builtin_module_dir("levomilnacipran")), "R4")
+    dul = build_resources(KNOWLEDGE, "R4")
+    keys = [{(r["resourceType"], r["id"]) for r in resources} for resources in (levo, dul)]
+    urls = [{r["url"] for r in resources if "url" in r} for resources in (levo, dul)]
+    assert keys[0] and keys[1] and not keys[0] & keys[1]
+    assert urls[0] and urls[1] and not urls[0] & urls[1]
+    assert all(resource_id.startswith("duloxetine") for _, resource_id in keys[1])

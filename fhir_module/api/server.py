@@ -97,6 +97,16 @@ def self_test(engine: Any, settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def served_modules(engine: Any) -> list[str]:
+    """One line per served module: its name and version, and its services (what discovery lists)."""
+    by_module: dict[str, list[str]] = {}
+    for service in engine.services():
+        plan = engine.plan(service["id"])
+        name = engine.kb.module_of(plan).name if plan else "unknown module"
+        by_module.setdefault(name, []).append(service["id"])
+    return [f"{name}: {', '.join(ids)}" for name, ids in sorted(by_module.items())]
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """Entry point of `fhir-module serve --host H --port P [--module DIR]... [--bundle FILE]...`."""
     from .app import create_app
@@ -161,7 +171,8 @@ def serve_command(args: argparse.Namespace) -> int:
         http=GuardedH11Protocol,  # closes connections whose request head never completes
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    announce = [f"serving {knowledge} at {{url}}/cds-services", f"client authentication {auth}"]
+    announce = [f"serving {knowledge} at {{url}}/cds-services", f"client authentication {auth}",
+                *(f"module {line}" for line in served_modules(engine))]
     if workers == 1:
         server = AnnouncingServer(uvicorn.Config(app, **options), announce)
         try:

@@ -127,7 +127,11 @@ def test_serve_lists_and_answers_each_built_in_module_by_itself(tmp_path: Path) 
         assert _cards(base, services[f"levomilnacipran-{DUL_MAX.hook}"], DUL_MAX) == []
         assert _cards(base, services[f"duloxetine-{LEVO_MAX.hook}"], LEVO_MAX) == []
     total = sum(len(case_files(folder)) for folder in (DUL, LEVO))
-    assert f"self-test passed: {total} case(s)" in log.read_text()
+    said = log.read_text()
+    assert f"self-test passed: {total} case(s)" in said
+    # serve says which modules it serves, their versions and services.
+    assert "Duloxetine knowledge module 1.0.0: duloxetine-order-select, duloxetine-order-sign" in said
+    assert "Levomilnacipran knowledge module 1.0.0: levomilnacipran-order-select, levomilnacipran-order-sign" in said
 
 
 def test_a_module_folder_and_an_exported_bundle_serve_side_by_side(tmp_path: Path) -> None:

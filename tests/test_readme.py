@@ -212,6 +212,10 @@ def test_the_tour_runs_as_written(tmp_path: Path, fhir_server: Any) -> None:
                 assert result.returncode == 0, f"{each}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
                 check_output(each, result.stdout)
         assert service, "the tour never starts the service"
+        # Every address of the running service the tour's prose gives (a page to open, discovery) answers.
+        for url in sorted(set(re.findall(r"http://127\.0\.0\.1:8000(/[\w./-]*)", split_code(section(TOUR))[1]))):
+            answer = httpx.get(service + url.rstrip("."))
+            assert answer.status_code == 200, (url, answer.status_code, answer.text[:500])
     said = (tmp_path / "serve.log").read_text()  # what the tour says serve prints
     assert "self-test passed:" in said and f"serving the built-in modules at http://127.0.0.1:{port}/cds-services" in said, said
     for written in ("load-r4.json", "out/levomilnacipran/package/package.json", "out/duloxetine/package/package.json"):

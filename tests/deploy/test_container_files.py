@@ -234,6 +234,7 @@ def test_the_command_serves_with_the_compose_environment(
         assert ready["status"] == "ready" and ready["checks"]["database"]["kind"] == "postgresql", ready
 
         assert httpx.get(f"{base}/cds-services").status_code == 401  # every CDS call needs a JWT
+        assert httpx.get(f"{base}/").status_code == 404  # the preview page is off with trusted clients
         discovery = httpx.get(f"{base}/cds-services", headers=jwt_client.authorization(f"{base}/cds-services"))
         assert discovery.status_code == 200
         service = "levomilnacipran-order-select"

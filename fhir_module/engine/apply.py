@@ -15,7 +15,7 @@ from .actions import SEVERITY, action_type, applicability, ext, parts, policies,
 from .cards import SEVERITY_RANK, Card, CardWriter, not_evaluated_card, truncate
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
-from .expressions import current_facts, number, truthy
+from .expressions import template, current_facts, number, truthy
 from .facts import ChartFacts
 from .failures import EvaluationFailure, EvaluationFailures
 from .knowledgebase import KnowledgeBase, ModuleInfo
@@ -191,6 +191,7 @@ class PlanApplier:
         detail.append(self._rule_text(action, scope))
         detail.extend(self._quotes(action))
         return Card(
+            sources=_sources(scope, [template.get("summary"), template.get("detail")]),
             topic=coding["code"],
             indicator=SEVERITY.get(action.get("priority", "routine"), "info"),
             summary=truncate(scope.render(template.get("summary"))),
@@ -234,18 +235,22 @@ class PlanApplier:
         lowest = causes[0]
         scope = scope.child(values={"lowest": [{variable: lowest[variable], "reason": lowest["reason"]}],
                                     "causes": [{variable: c[variable], "reason": c["reason"]} for c in causes]})
-        lines = [scope.render(template.get("detail")), f"**Limits that apply** (the lowest, {fmt_rounded(lowest[variable])}, is suggested):"]
-        for cause in causes:
-            basis = next((_basis(doc, bold=False) for doc in cause["documentation"] if doc.get("citation")), "")
-            lines.append(f"- {cause['detail']} {cause['rule']} {basis}".rstrip())
+        limits = [f"**Limits that apply** (the lowest, {fmt_rounded(lowest[variable])}, is suggested):"]
+        limits += [f"- {cause['detail']}" for cause in causes]
+        rules = ["**Rules:**"] + [f"- {cause['rule'].removeprefix('**Rule:** ')}" for cause in causes]
         documentation = [doc for cause in causes for doc in cause["documentation"]]
+        quotes = ["**What the limits rest on:**"] + list(dict.fromkeys(
+            f"- {_basis(doc, bold=False)}" for doc in documentation if doc.get("citation")))
+        sources = _sources(scope, [template.get("summary"), template.get("detail")])
         return Card(
+            sources=list(dict.fromkeys([*sources, *(source for cause in causes for source in cause["sources"])])),
             topic=topic(action) or "",
             topic_coding=topic_coding(action) or {},
             module=self.module,
             indicator=min((c["indicator"] for c in causes), key=SEVERITY_RANK.__getitem__),
             summary=truncate(scope.render(template.get("summary"))),
-            detail="\n\n".join([lines[0], "\n".join(lines[1:])]),
+            detail="\n\n".join(part for part in [scope.render(template.get("detail")), "\n".join(limits),
+                                                  "\n".join(rules), "\n".join(quotes)] if part),
             documentation=documentation,
             suggestions=self.suggester.suggestions(action, scope, order),
             orders={ref(order)},
@@ -264,6 +269,7 @@ class PlanApplier:
             variable: limit[0],
             "reason": cause_scope.render(cause_template.get("reason")),
             "detail": cause_scope.render(cause_template.get("detail")),
+            "sources": _sources(cause_scope, [cause_template.get("detail"), cause_template.get("reason")]),
             "rule": self._rule_text(action, cause_scope),
             "documentation": list(action.get("documentation") or []),
             "indicator": SEVERITY.get(action.get("priority", "routine"), "info"),
@@ -284,6 +290,22 @@ class PlanApplier:
 
     def finish(self, cards: list[Card]) -> list[dict[str, Any]]:
         return self.writer.finish(cards)
+
+
+def _sources(scope: Scope, texts: list[str | None]) -> list[str]:
+    """The chart records behind the facts a card's texts name: the `sources` of each variable they read."""
+    found: list[str] = []
+    for text in texts:
+        if not text:
+            continue
+        for name in template(text).variables:
+            try:
+                values = scope.value(name)
+            except EvaluationFailure:
+                continue  # said on the card already, where the text could not be filled in
+            found += [source for value in values if isinstance(value, dict)
+                      for source in value.get("sources") or [] if isinstance(source, str)]
+    return list(dict.fromkeys(found))
 
 
 __all__ = ["PlanApplier", "Card"]

@@ -18,8 +18,14 @@ SUMMARY_LIMIT = 140
 
 
 def truncate(text: str) -> str:
+    """A summary on one line under 140 characters, cut between words (never mid-word) when longer."""
     text = " ".join(text.split())
-    return text if len(text) < SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 2].rstrip() + "…"
+    if len(text) < SUMMARY_LIMIT:
+        return text
+    cut = text[: SUMMARY_LIMIT - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:(-–") + "…"
 
 
 @dataclass
@@ -37,6 +43,9 @@ class Card:
     # The variables its rules read to decide (see Scope.reads): a note about data goes only on the
     # cards whose rules needed that data.
     reads: frozenset[tuple[int, str]] = frozenset()
+    # The chart records the card's facts come from ("Observation/abc"), listed after the text a
+    # clinician reads first, under their own heading.
+    sources: list[str] = field(default_factory=list)
     topic_coding: dict[str, Any] = field(default_factory=dict)  # the topic as its module codes it
     module: ModuleInfo = field(default_factory=ModuleInfo.unknown)  # whose PlanDefinition made it
 
@@ -54,6 +63,13 @@ class Card:
                 self.suggestions.append(suggestion)
         self.orders |= other.orders
         self.involves |= other.involves
+        self.sources = list(dict.fromkeys([*self.sources, *other.sources]))
+
+
+def _evidence(sources: list[str]) -> str:
+    if not sources:
+        return ""
+    return "\n\n**Evidence** (chart records used):\n" + "\n".join(f"- {source}" for source in sources)
 
 
 def not_evaluated_card(order: str, checks: list[str], module: ModuleInfo) -> Card:
@@ -112,7 +128,7 @@ class CardWriter:
         result: dict[str, Any] = {
             "uuid": str(uuid.uuid5(CARD_NAMESPACE, identity)),
             "summary": card.summary,
-            "detail": card.detail,
+            "detail": card.detail + _evidence(card.sources),
             "indicator": card.indicator,
             "source": source,
         }

@@ -33,6 +33,7 @@ current_facts: ContextVar[Any] = ContextVar("current_facts")
 
 _VARIABLE_REFERENCE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)")
 _TEMPLATE_PART = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_LISTED_PART_ALONE = re.compile(r"\s*- \{\{[^\n]*?\}\}\s*")
 
 
 class FunctionFailure(RuntimeError):
@@ -181,7 +182,12 @@ def template_parts(text: str) -> tuple[list[str], str]:
 
 
 class Template:
-    """Text with `{{ FHIRPath }}` parts, rendered from the same variables as the conditions."""
+    """Text with `{{ FHIRPath }}` parts, rendered from the same variables as the conditions.
+
+    Card details are written one fact per line: on a line that is a list item ("- Serotonergic:
+    {{...}}"), a part with several values lists each on a line of its own under it, and a list line
+    whose parts all come out empty (a fact the patient does not have) is left out. Elsewhere several
+    values are joined with "; "."""
 
     __slots__ = ("text", "parts", "variables")
 
@@ -192,7 +198,24 @@ class Template:
 
     def render(self, values_of: Callable[[Expression], list[Any]]) -> str:
         parts = iter(self.parts)
-        return _TEMPLATE_PART.sub(lambda _: format_values(values_of(next(parts))), self.text)
+        lines = []
+        for line in self.text.split("\n"):
+            listed = line.lstrip().startswith("- ")
+            alone = _LISTED_PART_ALONE.fullmatch(line) is not None  # "- {{...}}": its values are the list
+            filled: list[bool] = []
+
+            def fill(_: re.Match[str]) -> str:
+                texts = [text for text in (format_value(v) for v in values_of(next(parts))) if text]
+                filled.append(bool(texts))
+                if listed and len(texts) > 1:
+                    return "\n- ".join(texts) if alone else "".join(f"\n  - {text}" for text in texts)
+                return "; ".join(texts)
+
+            rendered = _TEMPLATE_PART.sub(fill, line)
+            if listed and filled and not any(filled):
+                continue  # a listed fact the patient does not have
+            lines.append(rendered)
+        return "\n".join(lines)
 
 
 @lru_cache(maxsize=2048)

@@ -193,10 +193,10 @@ class ChartFacts:
         reference = ref(resource)
         is_draft = self.chart.is_draft(resource)
         fact: dict[str, Any] = {"id": reference, "name": found["name"], "draft": is_draft, "current": False,
-                                "replaced": self._is_replaced(resource)}
-        recognised = f", recognised by name '{found['text']}'" if found["how"] == "name" else ""
+                                "replaced": self._is_replaced(resource), "sources": [reference]}
+        recognised = f" (recognised by name '{found['text']}')" if found["how"] == "name" else ""
         if is_draft:
-            fact["evidence"] = f"{found['name']} (draft order {reference}{recognised})"
+            fact["evidence"] = f"{found['name']}: another order being written now{recognised}"
         else:
             status = self._status(resource)
             if not status.counts:
@@ -204,7 +204,7 @@ class ChartFacts:
             fact["current"] = status.current
             if status.ended is not None:
                 fact["endedDaysAgo"] = days_since(status.ended, self.today)
-            fact["evidence"] = f"{found['name']} ({status.evidence}{recognised})"
+            fact["evidence"] = f"{found['name']}: {status.evidence}{recognised}"
         if resource.get("resourceType") in MEDICATION_TYPES:
             dose = self.dose_of(resource)
             if "mgPerDay" in dose:
@@ -225,7 +225,7 @@ class ChartFacts:
             found = age_range(patient.get("birthDate"), self.today) if isinstance(patient, dict) else None
             if found is not None:
                 facts.append({"low": found.low, "high": found.high, "partial": found.partial, "text": found.text,
-                              "evidence": f"age {found.text}"})
+                              "evidence": f"age {found.text}", "sources": [ref(patient)]})
         return facts
 
     def ref(self, inputs: list[Any]) -> list[str]:
@@ -248,13 +248,14 @@ class ChartFacts:
         short = f"{'CrCl' if result.method != 'egfr' else 'eGFR'} {fmt_rounded(result.ml_min)} mL/min"
         evidence = result.evidence
         if assessment.not_used:
-            evidence += f" (not used: {'; '.join(why for _, why in assessment.not_used)})"
+            evidence += f" (not used: {'; '.join(why for _, why, _ in assessment.not_used)})"
+        sources = list(dict.fromkeys([*result.sources, *(source for _, _, source in assessment.not_used)]))
         return [{"mlMin": result.ml_min, "method": result.method, "date": result.date.isoformat(),
-                 "short": short, "evidence": evidence}]
+                 "short": short, "evidence": evidence, "sources": sources}]
 
     def renal_not_used(self, inputs: list[Any], crcl: str, mass: str, molar: str, weight: str, egfr: str) -> list[str]:
         """What was found but could not be used for the renal function (no unit, no sex, ...)."""
-        return [why for _, why in self._renal(crcl, mass, molar, weight, egfr).not_used]
+        return [why for _, why, _ in self._renal(crcl, mass, molar, weight, egfr).not_used]
 
     def _key(self, concept: dict[str, Any]) -> Any:
         """The concept's memo key for KnowledgeBase.match, worked out once per request."""
@@ -276,18 +277,19 @@ class ChartFacts:
         # A diagnosis not yet confirmed (provisional, differential) still counts, and is said.
         verification = sorted(status_codes(condition.get("verificationStatus")) & UNCONFIRMED_VERIFICATION)
         fact: dict[str, Any] = {"id": ref(condition), "name": name, "confirmed": not verification,
-                                "verification": verification[0] if verification else "confirmed"}
-        text = f"{name} ({codes}; {ref(condition)}, {status}"
-        if verification:
-            text += f", {verification[0]} diagnosis"
-        if found[0] == "name":
-            text += f", recognised by name '{found[1]}'"
+                                "verification": verification[0] if verification else "confirmed",
+                                "sources": [ref(condition)]}
+        said = [codes, status] if codes else [status]
         if dates:
             newest = max(dates)
             fact["date"] = newest.isoformat()
             fact["daysAgo"] = min(days_since(d, self.today) for d in dates)
-            text += f", {newest.isoformat()}"
-        fact["evidence"] = text + ")"
+            said.append(newest.isoformat())
+        if verification:
+            said.append(f"{verification[0]} diagnosis, not confirmed")
+        if found[0] == "name":
+            said.append(f"recognised by name '{found[1]}'")
+        fact["evidence"] = f"{name} ({', '.join(said)})"
         return fact
 
     def conditions(self, inputs: list[Any], vs: str, include_inactive: bool = False) -> list[dict[str, Any]]:
@@ -325,8 +327,14 @@ class ChartFacts:
                 continue
             concept, (how, what) = found
             name = next(iter(_texts(concept)), what)
-            recognised = f", recognised by name '{what}'" if how == "name" else ""
-            facts.append({"id": ref(allergy), "name": name, "evidence": f"{name} ({ref(allergy)}{recognised})"})
+            notes = [f"recognised by name '{what}'"] if how == "name" else []
+            unconfirmed = "unconfirmed" in status_codes(allergy.get("verificationStatus"))
+            if unconfirmed:
+                notes.insert(0, "not confirmed")
+            evidence = f"{name} ({'; '.join(notes)})" if notes else name
+            facts.append({"id": ref(allergy), "name": name, "confirmed": not unconfirmed,
+                          "verification": "unconfirmed" if unconfirmed else "confirmed",
+                          "evidence": evidence, "sources": [ref(allergy)]})
         return facts
 
     @_chart_read
@@ -335,7 +343,8 @@ class ChartFacts:
         found = latest_observation(self.chart.observations_with(codes), codes, self.today, int(days))
         if found is None:
             return []
-        fact = {"value": found.value, "unit": found.unit, "date": found.date.isoformat(), "evidence": found.evidence}
+        fact = {"value": found.value, "unit": found.unit, "date": found.date.isoformat(), "evidence": found.evidence,
+                "sources": [found.reference]}
         return [{k: v for k, v in fact.items() if v is not None}]
 
     @_chart_read
@@ -353,7 +362,8 @@ class ChartFacts:
         named = any(normalise_name(text) in self.kb.display_names(value_vs) for text in texts if text)
         if not (coded or named):
             return []
-        return [{"date": found.date.isoformat(), "evidence": found.evidence, "name": found.text or "positive"}]
+        return [{"date": found.date.isoformat(), "evidence": found.evidence, "name": found.text or "positive",
+                 "sources": [found.reference]}]
 
     @_chart_read
     def blood_pressure(self, inputs: list[Any], panel: str, systolic: str, diastolic: str, days: float):
@@ -364,7 +374,7 @@ class ChartFacts:
         text = f"{fmt_rounded(found.systolic) if found.systolic is not None else '?'}/" \
                f"{fmt_rounded(found.diastolic) if found.diastolic is not None else '?'}"
         fact = {"systolic": found.systolic, "diastolic": found.diastolic, "text": text,
-                "date": found.date.isoformat(), "evidence": found.evidence}
+                "date": found.date.isoformat(), "evidence": found.evidence, "sources": list(found.references)}
         return [{k: v for k, v in fact.items() if v is not None}]
 
     def concept_in(self, inputs: list[Any], vs: str) -> list[bool]:

@@ -242,7 +242,7 @@ def test_a_titration_step_of_exactly_the_allowed_size_is_not_too_large(current: 
 # -- what the cards show ----------------------------------------------------------------------------
 
 # A computed clinical value followed by its unit: renal function, doses, converted weights, pressures.
-_COMPUTED = re.compile(r"(\d+\.\d{2,})\s*(mL/min|mg/day|mg\b|kg\b|mmHg)")
+_COMPUTED = re.compile(r"(\d+\.\d{2,})\s*(mL/min|mg/day|mg(?![/\w])|kg\b|mmHg)")
 
 
 def test_no_card_shows_a_computed_clinical_value_with_more_than_one_decimal() -> None:

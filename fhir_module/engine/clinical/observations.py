@@ -84,8 +84,8 @@ def observation_moment(observation: Any) -> datetime:
 
 
 def status_note(observation: Any) -> str:
-    """", preliminary result" for a result that is not final yet (it counts, and the card says so)."""
-    return ", preliminary result" if as_str(as_dict(observation).get("status")) == "preliminary" else ""
+    """" (preliminary result)" for a result that is not final yet (it counts, and the card says so)."""
+    return " (preliminary result)" if as_str(as_dict(observation).get("status")) == "preliminary" else ""
 
 
 def window_start(today: date, within_days: int | None) -> date | None:
@@ -133,25 +133,25 @@ def _value_of(holder: dict, label: str, day: date, ref: str, note: str = "") -> 
     if q is not None:
         number, unit, comparator = q
         if unit is None:
-            return f"{label} {describe_quantity(number, unit, comparator)} on {day.isoformat()} ({ref}): no readable unit, not used"
-        text = f"{label} {describe_quantity(number, unit, comparator)} on {day.isoformat()} ({ref}{note})"
+            return f"{label} {describe_quantity(number, unit, comparator)} on {day.isoformat()}: no readable unit, not used"
+        text = f"{label} {describe_quantity(number, unit, comparator)} on {day.isoformat()}{note}"
         return ObservationValue(number, unit, comparator, (), None, day, ref, text)
     integer = as_number(holder.get("valueInteger"))
     if integer is not None:
-        text = f"{label} {fmt_number(integer)} on {day.isoformat()} ({ref}{note})"
+        text = f"{label} {fmt_number(integer)} on {day.isoformat()}{note}"
         return ObservationValue(integer, None, None, (), None, day, ref, text)
     concept = holder.get("valueCodeableConcept")
     if isinstance(concept, dict) and (codings(concept) or as_str(concept.get("text"))):
         found = tuple(codings(concept))
         shown = as_str(concept.get("text")) or next((d for _, _, d in found if d), None) or found[0][1]
-        text = f"{label} {shown} on {day.isoformat()} ({ref}{note})"
+        text = f"{label} {shown} on {day.isoformat()}{note}"
         return ObservationValue(None, None, None, found, as_str(concept.get("text")), day, ref, text)
     for key in ("valueString", "valueBoolean"):
         raw = holder.get(key)
         if isinstance(raw, bool):
             raw = "true" if raw else "false"
         if as_str(raw):
-            text = f"{label} {raw} on {day.isoformat()} ({ref}{note})"
+            text = f"{label} {raw} on {day.isoformat()}{note}"
             return ObservationValue(None, None, None, (), raw, day, ref, text)
     return None
 
@@ -242,7 +242,7 @@ def blood_pressure(
     if not _valid_window(today, within_days):
         return None
     panel_codes, systolic_codes, diastolic_codes = map(frozenset, (panel_codes, systolic_codes, diastolic_codes))
-    newest: dict[str, tuple[date, float, str | None, str]] = {}
+    newest: dict[str, tuple[date, float, str | None, str, str]] = {}
     moments: dict[str, datetime] = {}
     unusable: list[tuple[str, datetime, str]] = []
 
@@ -251,15 +251,15 @@ def blood_pressure(
         if reading is None:
             q = quantity(holder.get("valueQuantity"))
             if q is not None:
-                unusable.append((kind, moment, f"{kind} {describe_quantity(*q)} on {day.isoformat()} "
-                                               f"({reference_of(obs)}): no pressure unit, not used"))
+                unusable.append((kind, moment, f"{kind} {describe_quantity(*q)} on {day.isoformat()}: "
+                                               f"no pressure unit, not used"))
         elif kind not in newest or moment > moments[kind]:
-            newest[kind] = (day, reading[0], reading[1], ref)
+            newest[kind] = (day, reading[0], reading[1], ref, status_note(obs))
             moments[kind] = moment
 
     for obs, day in _dated_usable(observations, today, window_start(today, within_days)):
         moment = observation_moment(obs)
-        ref = reference_of(obs) + status_note(obs)
+        ref = reference_of(obs)
         code = obs.get("code")
         if concept_has_code(code, panel_codes):
             for component in dicts(obs.get("component")):
@@ -274,19 +274,19 @@ def blood_pressure(
     if not newest:
         return None
     sys_reading, dia_reading = newest.get("systolic"), newest.get("diastolic")
-    refs = tuple(dict.fromkeys(r[3].split(',')[0] for r in (sys_reading, dia_reading) if r))
+    refs = tuple(dict.fromkeys(r[3] for r in (sys_reading, dia_reading) if r))
     latest = max(r[0] for r in (sys_reading, dia_reading) if r)
 
-    def value_text(reading: tuple[date, float, str | None, str]) -> str:
+    def value_text(reading: tuple[date, float, str | None, str, str]) -> str:
         return f"{reading[2] or ''}{fmt_rounded(reading[1])}"  # kPa converts to decimals
 
     if sys_reading and dia_reading and sys_reading[0] == dia_reading[0] and sys_reading[3] == dia_reading[3]:
-        evidence = f"BP {value_text(sys_reading)}/{value_text(dia_reading)} mmHg on {latest.isoformat()} ({sys_reading[3]})"
+        evidence = f"BP {value_text(sys_reading)}/{value_text(dia_reading)} mmHg on {latest.isoformat()}{sys_reading[4]}"
     else:
         parts = []
         for kind, reading in (("systolic", sys_reading), ("diastolic", dia_reading)):
             if reading:
-                parts.append(f"{kind} {value_text(reading)} mmHg on {reading[0].isoformat()} ({reading[3]})")
+                parts.append(f"{kind} {value_text(reading)} mmHg on {reading[0].isoformat()}{reading[4]}")
             else:
                 parts.append(f"no {kind} reading")
         evidence = "BP " + ", ".join(parts)

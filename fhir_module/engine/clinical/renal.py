@@ -66,7 +66,7 @@ class RenalAssessment:
     """The result that counts (None when there is none) and what was found but could not be used."""
 
     result: RenalResult | None
-    not_used: tuple[tuple[date, str], ...]  # (date, why), newest first
+    not_used: tuple[tuple[date, str, str], ...]  # (date, why, the resource), newest first
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _newest(observations: Any, codes: frozenset, today: date, start: date, conve
                           if (c := convert(q[0], unit)) is not None), None)
         if converted is None or converted <= 0:
             why = "no readable unit" if converted is None else "not a positive value"
-            not_used.append((day, f"{label} {describe_quantity(*q)} on {day.isoformat()} ({reference_of(obs)}): {why}, not used"))
+            not_used.append((day, f"{label} {describe_quantity(*q)} on {day.isoformat()}: {why}, not used", reference_of(obs)))
             continue
         moment = observation_moment(obs)
         if best is None or moment > best_moment:
@@ -163,13 +163,13 @@ def _reported(observations: Any, today: date, start: date, codes: frozenset, met
     if reading is None:
         return None
     ref = reference_of(reading.observation)
-    reported = (f"{describe_quantity(*reading.quantity)}{_comparator_note(reading.quantity)} on "
-                f"{reading.day.isoformat()} ({ref}{status_note(reading.observation)})")
+    when = f"on {reading.day.isoformat()}{_comparator_note(reading.quantity)}{status_note(reading.observation)}"
+    value, unit, comparator = reading.quantity
+    shown = f"{comparator or ''}{fmt_rounded(value)} {unit}"  # compared with band edges: one decimal, cut
     if method == "measured":
-        evidence = f"CrCl {fmt_rounded(reading.value)} mL/min, measured creatinine clearance {reported}"
+        evidence = f"CrCl {shown}, measured {when}"
     else:
-        evidence = (f"renal function {fmt_rounded(reading.value)} mL/min from eGFR {reported}, "
-                    f"used as a proxy for creatinine clearance")
+        evidence = f"eGFR {shown} {when}, used as a proxy for creatinine clearance"
     return RenalResult(_bounded(reading.value, reading.quantity), method, reading.day, evidence, (ref,))
 
 
@@ -197,7 +197,7 @@ def _cockcroft_gault(
     if missing or age >= 140:
         why = "; ".join(missing) or f"age {age}"
         not_used.append((creatinine.day, f"Cockcroft-Gault not computed from serum creatinine on "
-                                         f"{creatinine.day.isoformat()}: {why}"))
+                                         f"{creatinine.day.isoformat()}: {why}", reference_of(creatinine.observation)))
         return None
     factor = FEMALE_FACTOR if gender == "female" else 1.0
     value = as_written((140 - age) * weight.value / (72 * creatinine.value) * factor)
@@ -211,9 +211,8 @@ def _cockcroft_gault(
     creat_ref, weight_ref = reference_of(creatinine.observation), reference_of(weight.observation)
     patient_ref = reference_of(pat or {"resourceType": "Patient"})
     evidence = (
-        f"CrCl {fmt_rounded(value)} mL/min, Cockcroft-Gault from serum creatinine {creat_text}"
-        f"{_comparator_note(creatinine.quantity)} on {creatinine.day.isoformat()} "
-        f"({creat_ref}{status_note(creatinine.observation)}), weight {weight_text} on {weight.day.isoformat()} "
-        f"({weight_ref}{status_note(weight.observation)}), age {age}, {sex_text} ({patient_ref})"
+        f"CrCl {fmt_rounded(value)} mL/min by Cockcroft-Gault (serum creatinine {creat_text}"
+        f"{_comparator_note(creatinine.quantity)} on {creatinine.day.isoformat()}{status_note(creatinine.observation)}, "
+        f"weight {weight_text} on {weight.day.isoformat()}{status_note(weight.observation)}, age {age}, {sex_text})"
     )
     return RenalResult(value, "cockcroft-gault", creatinine.day, evidence, (creat_ref, weight_ref, patient_ref))

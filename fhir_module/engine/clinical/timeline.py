@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ._json import as_dict, as_number, as_str, dicts, reference_of
+from ._json import as_dict, as_number, as_str, dicts
 from .dates import parse_fhir_date_latest
 
 _CURRENT = {
@@ -73,13 +73,13 @@ def _end_date(resource: dict) -> tuple[date, str] | None:
     if resource.get("resourceType") == "MedicationStatement":
         end = parse_fhir_date_latest(as_dict(resource.get("effectivePeriod")).get("end"))
         if end:
-            found.append((end, "effectivePeriod.end"))
+            found.append((end, "end of the recorded period"))
     end = _dosage_end(resource)
     if end:
-        found.append((end, "dosage boundsPeriod.end"))
+        found.append((end, "end of the last dosing period"))
     end = parse_fhir_date_latest(as_dict(as_dict(resource.get("dispenseRequest")).get("validityPeriod")).get("end"))
     if end:
-        found.append((end, "dispenseRequest.validityPeriod.end"))
+        found.append((end, "end of the prescription's validity"))
     return min(found, key=lambda f: f[0]) if found else None
 
 
@@ -92,10 +92,10 @@ def _last_known_date(resource: dict) -> tuple[date, str] | None:
     "today" once the chart has been copied or migrated.
     """
     for name, value in (
-        ("authoredOn", resource.get("authoredOn")),
-        ("effectivePeriod.start", as_dict(resource.get("effectivePeriod")).get("start")),
-        ("effectiveDateTime", resource.get("effectiveDateTime")),
-        ("meta.lastUpdated", as_dict(resource.get("meta")).get("lastUpdated")),
+        ("the date it was ordered", resource.get("authoredOn")),
+        ("the start of the recorded period", as_dict(resource.get("effectivePeriod")).get("start")),
+        ("the date it was recorded", resource.get("effectiveDateTime")),
+        ("the record's last update", as_dict(resource.get("meta")).get("lastUpdated")),
     ):
         day = parse_fhir_date_latest(value)
         if day is not None:
@@ -104,37 +104,33 @@ def _last_known_date(resource: dict) -> tuple[date, str] | None:
 
 
 def therapy_status(resource: Any, today: date) -> TherapyStatus:
-    """Where a MedicationRequest or MedicationStatement stands on *today* (see module docstring)."""
+    """Where a MedicationRequest or MedicationStatement stands on *today* (see module docstring).
+    The evidence says it in words ("active, no end date"); the caller names the resource."""
     if not isinstance(resource, dict) or as_str(resource.get("resourceType")) not in _CURRENT:
-        return TherapyStatus(False, False, None, "not a MedicationRequest or MedicationStatement")
+        return TherapyStatus(False, False, None, "not a medication order or statement")
     if not isinstance(today, date):
         return TherapyStatus(False, False, None, "no date to judge the therapy against")
     rtype = resource["resourceType"]
-    ref = reference_of(resource)
     status = as_str(resource.get("status"))
     if rtype == "MedicationRequest" and resource.get("doNotPerform") is True:
-        return TherapyStatus(False, False, None, f"{ref} is an order not to give the medication")
+        return TherapyStatus(False, False, None, "an order not to give the medication")
     end = _end_date(resource)
     if status in _CURRENT[rtype]:
         if end and end[0] < today:
-            text = f"{ref} {status}, {end[1]} {end[0].isoformat()} is past: ended {end[0].isoformat()}"
-            return TherapyStatus(True, False, end[0], text)
+            return TherapyStatus(True, False, end[0], f"{status}, but ended {end[0].isoformat()} ({end[1]})")
         until = f" until {end[0].isoformat()} ({end[1]})" if end else ", no end date"
-        return TherapyStatus(True, True, None, f"{ref} {status}{until}: current")
+        return TherapyStatus(True, True, None, f"{status}{until}")
     if status in _ENDED:
         if end:
             if end[0] <= today:
-                return TherapyStatus(True, False, end[0], f"{ref} {status}, ended {end[0].isoformat()} ({end[1]})")
-            text = (
-                f"{ref} {status} before its planned end {end[0].isoformat()} ({end[1]}): "
-                f"taken as ended {today.isoformat()} at the latest"
-            )
+                return TherapyStatus(True, False, end[0], f"{status}, ended {end[0].isoformat()} ({end[1]})")
+            text = f"{status} before its planned end {end[0].isoformat()}: taken as ended today at the latest"
             return TherapyStatus(True, False, today, text)
         last = _last_known_date(resource)
         if last:
             ended = min(last[0], today)
-            text = f"{ref} {status} with no end date: ended at its last known date {ended.isoformat()} ({last[1]})"
+            text = f"{status}, no end date: taken as ended {ended.isoformat()} ({last[1]})"
             return TherapyStatus(True, False, ended, text)
-        return TherapyStatus(True, False, None, f"{ref} {status} with no date: end date unknown")
+        return TherapyStatus(True, False, None, f"{status}, no date: end date unknown")
     shown = status or "missing"
-    return TherapyStatus(False, False, None, f"{ref} status {shown}: does not count")
+    return TherapyStatus(False, False, None, f"status {shown}: does not count")

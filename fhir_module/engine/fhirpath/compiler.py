@@ -60,11 +60,11 @@ class Compiler:
 
     def compile(self, tree: ast.Node) -> Callable[[Any, Mapping[str, Any]], list]:
         compiled = self._node(tree)
-        run = compiled.run
+        run, navigated = compiled.run, compiled.kind == NODE
 
         def evaluate(resource: Any, variables: Mapping[str, Any]) -> list:
             root = arraify(resource)
-            return result(run(Env(variables, root), root))
+            return result(run(Env(variables, root), root), navigated=navigated)
 
         return evaluate
 

@@ -4,6 +4,8 @@ rules (a float from the data is a Decimal, how collections de-duplicate, what co
 
 from __future__ import annotations
 
+import copy
+
 import json
 import numbers
 from collections import OrderedDict
@@ -107,12 +109,14 @@ def uniq_flagged(values: list, nodes: list[bool]) -> tuple[list, list[bool]]:
     return [v for v, _ in kept.values()], [n for _, n in kept.values()]
 
 
-def result(values: list) -> list:
+def result(values: list, *, navigated: bool = False) -> list:
     """The expression's value as fhirpathpy returns it: copies, floats as Decimals, and no
-    primitive-extension-only objects (`_birthDate` without `birthDate`)."""
+    primitive-extension-only objects (`_birthDate` without `birthDate`). A navigated value that is
+    itself a list (JSON `[[0.0]]` read through a path) comes back as it is in the data: fhirpathpy
+    converts floats only in the values and objects it visits, not inside such a list."""
     out = []
     for value in values:
-        value = _visit(value)
+        value = copy.deepcopy(value) if navigated and isinstance(value, list) else _visit(value)
         if isinstance(value, dict) and list(value) == ["extension"]:
             continue
         out.append(value)

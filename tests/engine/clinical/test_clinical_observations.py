@@ -45,7 +45,7 @@ def test_latest_heart_rate_in_window():
     ]
     found = latest_observation(observations, HR, TODAY, 30)
     assert (found.value, found.unit, found.date, found.reference) == (112, "/min", date(2026, 11, 20), "Observation/new")
-    assert found.evidence == "Heart rate 112 /min on 2026-11-20 (Observation/new)"
+    assert found.evidence == "Heart rate 112 /min on 2026-11-20"
 
 
 def test_window_edges_in_days():
@@ -101,7 +101,7 @@ def bp(observations, within=30):
 def test_blood_pressure_panel():
     result = bp([panel("old", "2026-11-01", 150, 90), panel("x", "2026-11-20", 172, 96)])
     assert (result.systolic, result.diastolic, result.date) == (172, 96, date(2026, 11, 20))
-    assert result.evidence == "BP 172/96 mmHg on 2026-11-20 (Observation/x)"
+    assert result.evidence == "BP 172/96 mmHg on 2026-11-20"
     assert result.references == ("Observation/x",)
 
 
@@ -116,7 +116,7 @@ def test_blood_pressure_separate_observations_newest_of_each():
     assert (result.systolic, result.diastolic) == (165, 101)
     assert (result.systolic_date, result.diastolic_date, result.date) == (date(2026, 11, 21), date(2026, 11, 18), date(2026, 11, 21))
     assert result.evidence == (
-        "BP systolic 165 mmHg on 2026-11-21 (Observation/s1), diastolic 101 mmHg on 2026-11-18 (Observation/d1)"
+        "BP systolic 165 mmHg on 2026-11-21, diastolic 101 mmHg on 2026-11-18"
     )
 
 

@@ -53,7 +53,7 @@ def test_measured_clearance_wins():
     assert result.ml_min == 45
     assert result.date == date(2026, 11, 21)
     assert result.sources == ("Observation/cl",)
-    assert result.evidence == "CrCl 45 mL/min, measured creatinine clearance 45 mL/min on 2026-11-21 (Observation/cl)"
+    assert result.evidence == "CrCl 45 mL/min, measured on 2026-11-21"
 
 
 def test_newest_measured_clearance():
@@ -69,8 +69,8 @@ def test_cockcroft_gault_female_mg_dl_kg():
     assert result.date == date(2026, 11, 20)
     assert result.sources == ("Observation/cr", "Observation/wt", "Patient/p1")
     assert result.evidence == (
-        "CrCl 28.7 mL/min, Cockcroft-Gault from serum creatinine 2.1 mg/dL on 2026-11-20 (Observation/cr), "
-        "weight 70 kg on 2026-11-01 (Observation/wt), age 67, female (x 0.85) (Patient/p1)"
+        "CrCl 28.7 mL/min by Cockcroft-Gault (serum creatinine 2.1 mg/dL on 2026-11-20, "
+        "weight 70 kg on 2026-11-01, age 67, female (x 0.85))"
     )
 
 
@@ -234,7 +234,8 @@ def test_a_result_without_a_unit_is_not_used_and_said():
     observations = [no_unit, obs("gfr", "98979-8", 70, "mL/min/{1.73_m2}", "2026-11-01")]
     assessment = renal_assessment(observations, patient(), TODAY, CODES)
     assert (assessment.result.method, assessment.result.ml_min) == ("egfr", 70)
-    assert assessment.not_used == ((date(2026, 11, 25), "creatinine clearance 20 on 2026-11-25 (Observation/cl): no readable unit, not used"),)
+    assert assessment.not_used == ((date(2026, 11, 25), "creatinine clearance 20 on 2026-11-25: no readable unit, not used",
+                                    "Observation/cl"),)
 
 
 def test_what_is_older_than_the_result_used_is_not_said():

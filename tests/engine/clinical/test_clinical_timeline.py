@@ -25,7 +25,7 @@ def bounds(end, start="2026-01-01"):
 def test_request_current_statuses(status):
     result = therapy_status(request(status), TODAY)
     assert (result.counts, result.current, result.ended) == (True, True, None)
-    assert result.evidence == f"MedicationRequest/mr {status}, no end date: current"
+    assert result.evidence == f"{status}, no end date"
 
 
 @pytest.mark.parametrize("status", ["active", "intended", "on-hold"])
@@ -47,7 +47,7 @@ def test_end_today_is_still_current():
 def test_active_with_past_bounds_end_ended_then():
     result = therapy_status(request("active", dosageInstruction=bounds("2026-11-20")), TODAY)
     assert (result.counts, result.current, result.ended) == (True, False, date(2026, 11, 20))
-    assert "dosage boundsPeriod.end 2026-11-20 is past" in result.evidence
+    assert result.evidence == "active, but ended 2026-11-20 (end of the last dosing period)"
 
 
 def test_active_with_past_validity_end():
@@ -100,13 +100,13 @@ def test_stopped_before_a_future_planned_end_is_ended_today_at_latest():
 @pytest.mark.parametrize(
     ("resource", "ended", "field"),
     [
-        (request("stopped", authoredOn="2026-11-01"), date(2026, 11, 1), "authoredOn"),
+        (request("stopped", authoredOn="2026-11-01"), date(2026, 11, 1), "the date it was ordered"),
         # A server stamps meta.lastUpdated on every write: the clinical date wins over it.
         (request("completed", authoredOn="2026-10-01", meta={"lastUpdated": "2026-11-15T10:00:00Z"}),
-         date(2026, 10, 1), "authoredOn"),
-        (request("completed", meta={"lastUpdated": "2026-11-15T10:00:00Z"}), date(2026, 11, 15), "meta.lastUpdated"),
-        (statement("stopped", effectivePeriod={"start": "2026-11-03"}), date(2026, 11, 3), "effectivePeriod.start"),
-        (statement("completed", effectiveDateTime="2026-11-04T08:00:00Z"), date(2026, 11, 4), "effectiveDateTime"),
+         date(2026, 10, 1), "the date it was ordered"),
+        (request("completed", meta={"lastUpdated": "2026-11-15T10:00:00Z"}), date(2026, 11, 15), "the record's last update"),
+        (statement("stopped", effectivePeriod={"start": "2026-11-03"}), date(2026, 11, 3), "the start of the recorded period"),
+        (statement("completed", effectiveDateTime="2026-11-04T08:00:00Z"), date(2026, 11, 4), "the date it was recorded"),
     ],
 )
 def test_stopped_without_end_uses_last_known_date(resource, ended, field):

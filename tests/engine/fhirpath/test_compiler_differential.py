@@ -174,6 +174,8 @@ def test_compiled_agrees_with_fhirpathpy_on_generated_data(engine, all_expressio
     ("value", {"resourceType": "Observation", "valueQuantity": {"value": 2.5}}, {}),
     ("birthDate.exists() and %p.birthDate.empty()", {"_birthDate": {"extension": []}}, {"p": [{"_birthDate": {"extension": [{"url": "u"}]}}]}),
     ("%x.where(a).count()", {}, {"x": [{"a": False}, {"a": 0}, {}]}),
+    ("%x.text", {}, {"x": [{"_text": [[0.0]]}]}),  # a navigated list value stays as the data has it
+    ("%x.a", {}, {"x": [{"a": [[0.5], {"b": 0.25}]}]}),
     ("%x.v.aggregate(iif($total.empty() or $this > $total, $this, $total))", {}, {"x": [{"v": 1}, {"v": 2.5}, {"v": 3}]}),
     # fhirpathpy types a navigated object by its resourceType in '=': those evaluations are its own.
     ("%x.where(draft = true)", {}, {"x": [{"draft": {"resourceType": [], "name": None}}]}),

@@ -1,0 +1,93 @@
+"""Cards a prescriber reads in two seconds (issue 12): plain clinical language first, one fact per
+line, the chart records under their own heading, summaries whole words under 140 characters."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import pytest
+
+from fhir_module.engine import Engine
+from fhir_module.engine.cards import SUMMARY_LIMIT, truncate
+from fhir_module.knowledge import builtin_module_dir, case_files
+from tests.support.scenarios import build_request, card_topic, load_scenario
+
+ENGINE = Engine.default()
+SERVICES = {s["hook"]: s for s in ENGINE.services()}
+TODAY = date.today()
+FHIR_ID = re.compile(r"\b(?:Observation|MedicationRequest|MedicationStatement|Condition|AllergyIntolerance|Patient|Medication)/[\w.\-]+")
+# FHIR element names and engine arithmetic that a clinician should not have to read.
+JARGON = re.compile(r"timing \d|per administration|effectivePeriod|authoredOn|boundsPeriod|lastUpdated|validityPeriod|doseQuantity")
+
+
+def _cards() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in case_files(builtin_module_dir("levomilnacipran")):
+        scenario = load_scenario(path, TODAY)
+        service = SERVICES[scenario.hook]
+        request = build_request(scenario, service, fhir_server=None, prefetch=True, today=TODAY)
+        found += [(scenario.id, card) for card in ENGINE.evaluate(service["id"], request, today=TODAY)["cards"]]
+    return found
+
+
+CARDS = _cards()
+
+
+def _first_section(card: dict[str, Any]) -> str:
+    """What a clinician reads first: the facts, before the rule, quotes, notes and evidence."""
+    return card["detail"].split("\n\n**")[0]
+
+
+def test_there_are_many_cards_to_read() -> None:
+    assert len(CARDS) > 200
+
+
+def test_the_text_shown_first_names_no_fhir_ids_and_no_fhir_jargon() -> None:
+    problems = [(case, card_topic(card), text) for case, card in CARDS
+                for text in (card["summary"], _first_section(card))
+                if FHIR_ID.search(text) or JARGON.search(text)]
+    assert not problems, problems[:5]
+
+
+def test_the_facts_come_one_per_line() -> None:
+    problems = [(case, card_topic(card), line) for case, card in CARDS if card_topic(card) != "not-evaluated"
+                for line in _first_section(card).splitlines() if not re.match(r"\s*- ", line)]
+    assert not problems, problems[:5]
+
+
+def test_the_chart_records_follow_under_their_heading() -> None:
+    with_records = [(case, card) for case, card in CARDS if "**Evidence**" in card["detail"]]
+    assert len(with_records) > 150
+    for case, card in with_records:
+        evidence = card["detail"].split("**Evidence**", 1)[1]
+        assert FHIR_ID.search(evidence), f"{case}: {evidence}"
+        assert card["detail"].rstrip().endswith(evidence.rstrip()), "the evidence comes last"
+
+
+@pytest.mark.parametrize(("case", "topic", "records"), [
+    ("own-d-cg-exactly-15-severe", "dose-limit", ["Observation/own-d-cg-exactly-15-severe-scr",
+                                                 "Observation/own-d-cg-exactly-15-severe-wt",
+                                                 "Patient/own-d-cg-exactly-15-severe"]),
+    ("own-d-note-renal-esrd-condition", "esrd", ["Condition/own-d-note-renal-esrd-condition-esrd"]),
+    ("own-d-sex-absent-maoi", "maoi-washout", ["MedicationRequest/own-d-sex-absent-maoi-mao"]),
+])
+def test_a_card_lists_the_records_its_facts_come_from(case: str, topic: str, records: list[str]) -> None:
+    card = next(card for c, card in CARDS if c == case and card_topic(card) == topic)
+    evidence = card["detail"].split("**Evidence**", 1)[1]
+    assert all(record in evidence for record in records), evidence
+
+
+def test_every_summary_is_under_the_limit() -> None:
+    assert all(len(card["summary"]) < SUMMARY_LIMIT for _, card in CARDS)
+
+
+def test_a_long_summary_is_cut_between_words() -> None:
+    words = ["serotonergic", "sertraline", "tramadol", "duloxetine", "amitriptyline"] * 8
+    text = "Levomilnacipran with " + " ".join(words)
+    cut = truncate(text)
+    assert len(cut) < SUMMARY_LIMIT and cut.endswith("…")
+    kept = cut[:-1].split()
+    assert all(word in words or word in ("Levomilnacipran", "with") for word in kept), cut
+    assert truncate("short summary") == "short summary"

@@ -214,7 +214,7 @@ class Template:
             rendered = _TEMPLATE_PART.sub(fill, line)
             if listed and filled and not any(filled):
                 continue  # a listed fact the patient does not have
-            lines.append(rendered)
+            lines.append("\n".join(part.rstrip() for part in rendered.split("\n")))  # "- Stroke:" before its list
         return "\n".join(lines)
 
 

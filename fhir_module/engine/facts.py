@@ -22,19 +22,17 @@ from .clinical.observations import (
     UNCONFIRMED_VERIFICATION,
     allergy_counts,
     blood_pressure,
+    clinical_status_text,
     condition_counts,
     condition_dates,
     latest_observation,
     status_codes,
+    unconfirmed_text,
 )
 from .clinical.renal import RenalAssessment, RenalCodes, renal_assessment
 from .clinical.timeline import TherapyStatus, days_since, therapy_status
 from .clinical.valueset import normalise_name
 from .knowledgebase import KnowledgeBase, concept_key, strength_mg
-
-
-def _first(values: list[Any]) -> Any:
-    return values[0] if values else None
 
 
 def _display(concepts: MedicationConcepts) -> str:
@@ -273,11 +271,12 @@ class ChartFacts:
             or next((self.kb.display_of(system, code) or code for system, code, _ in codings_of(concept) if code), "condition")
         codes = ", ".join(code for _, code, _ in codings_of(concept))
         dates = condition_dates(condition)
-        status = _first([c.get("code") for c in codings_of_status(condition)]) or "status not given"
+        status = clinical_status_text(condition.get("clinicalStatus"))
         # A diagnosis not yet confirmed (provisional, differential) still counts, and is said.
         verification = sorted(status_codes(condition.get("verificationStatus")) & UNCONFIRMED_VERIFICATION)
         fact: dict[str, Any] = {"id": ref(condition), "name": name, "confirmed": not verification,
                                 "verification": verification[0] if verification else "confirmed",
+                                "unconfirmed": unconfirmed_text(verification[0]) if verification else "",
                                 "sources": [ref(condition)]}
         said = [codes, status] if codes else [status]
         if dates:
@@ -286,7 +285,7 @@ class ChartFacts:
             fact["daysAgo"] = min(days_since(d, self.today) for d in dates)
             said.append(newest.isoformat())
         if verification:
-            said.append(f"{verification[0]} diagnosis, not confirmed")
+            said.append(fact["unconfirmed"])
         if found[0] == "name":
             said.append(f"recognised by name '{found[1]}'")
         fact["evidence"] = f"{name} ({', '.join(said)})"
@@ -405,11 +404,6 @@ def _texts(concept: dict[str, Any]) -> list[str]:
     """A CodeableConcept's text, then its codings' displays."""
     texts = [concept["text"]] if isinstance(concept.get("text"), str) and concept["text"] else []
     return texts + [d for _, _, d in codings_of(concept) if d]
-
-
-def codings_of_status(condition: dict[str, Any]) -> list[dict[str, Any]]:
-    status = condition.get("clinicalStatus")
-    return [c for c in (status.get("coding") or []) if isinstance(c, dict)] if isinstance(status, dict) else []
 
 
 __all__ = ["ChartFacts", "parse_fhir_date"]

@@ -11,11 +11,10 @@ import pytest
 
 from fhir_module.engine import Engine
 from fhir_module.engine.cards import SUMMARY_LIMIT, truncate
-from fhir_module.knowledge import builtin_module_dir, case_files
+from fhir_module.knowledge import builtin_module_dirs, case_files
 from tests.support.scenarios import build_request, card_topic, load_scenario
 
 ENGINE = Engine.default()
-SERVICES = {s["hook"]: s for s in ENGINE.services()}
 TODAY = date.today()
 FHIR_ID = re.compile(r"\b(?:Observation|MedicationRequest|MedicationStatement|Condition|AllergyIntolerance|Patient|Medication)/[\w.\-]+")
 # FHIR element names and engine arithmetic that a clinician should not have to read.
@@ -23,12 +22,17 @@ JARGON = re.compile(r"timing \d|per administration|effectivePeriod|authoredOn|bo
 
 
 def _cards() -> list[tuple[str, dict[str, Any]]]:
+    """Every card of every built-in module's cases, each case sent to every service of its hook
+    (as an EHR calls them all)."""
     found = []
-    for path in case_files(builtin_module_dir("levomilnacipran")):
-        scenario = load_scenario(path, TODAY)
-        service = SERVICES[scenario.hook]
-        request = build_request(scenario, service, fhir_server=None, prefetch=True, today=TODAY)
-        found += [(scenario.id, card) for card in ENGINE.evaluate(service["id"], request, today=TODAY)["cards"]]
+    for module in builtin_module_dirs():
+        for path in case_files(module):
+            scenario = load_scenario(path, TODAY)
+            for service in ENGINE.services():
+                if service["hook"] != scenario.hook:
+                    continue
+                request = build_request(scenario, service, fhir_server=None, prefetch=True, today=TODAY)
+                found += [(scenario.id, card) for card in ENGINE.evaluate(service["id"], request, today=TODAY)["cards"]]
     return found
 
 
@@ -55,6 +59,44 @@ def test_the_facts_come_one_per_line() -> None:
     problems = [(case, card_topic(card), line) for case, card in CARDS if card_topic(card) != "not-evaluated"
                 for line in _first_section(card).splitlines() if not re.match(r"\s*- ", line)]
     assert not problems, problems[:5]
+
+
+def test_no_line_ends_in_blanks_or_stands_empty() -> None:
+    problems = [(case, card_topic(card), line) for case, card in CARDS for line in card["detail"].splitlines()
+                if line != line.rstrip() or line.strip() in ("-", "- :")]
+    assert not problems, problems[:5]
+
+
+def _card(case: str, topic: str) -> dict[str, Any]:
+    return next(card for c, card in CARDS if c == case and card_topic(card) == topic)
+
+
+@pytest.mark.parametrize(("case", "topic", "says"), [
+    ("ehr-condition-provisional-stroke", "stroke-history", "(provisional diagnosis, not confirmed)"),
+    ("ehr-condition-differential-mi", "recent-mi", "(differential diagnosis, not confirmed)"),
+    ("ehr-condition-unconfirmed-hepatic-failure", "hepatic-impairment", "(diagnosis not confirmed)"),
+    ("ehr-allergy-unconfirmed-fetzima-text", "hypersensitivity", "(not confirmed)"),
+])
+def test_a_contraindication_on_an_unconfirmed_diagnosis_says_so_once_in_its_summary(case: str, topic: str, says: str) -> None:
+    summary = _card(case, topic)["summary"]
+    assert says in summary and summary.count("confirmed") == 1, summary
+
+
+def test_a_status_coded_locally_first_is_shown_as_the_status_it_is() -> None:
+    facts = _first_section(_card("ehr-condition-status-local-coding-first", "esrd"))
+    assert "N18.6, active" in facts, facts
+
+
+@pytest.mark.parametrize(("case", "topic", "says", "not_says"), [
+    ("ehr-birthdate-year-month-child", "pediatric", "- Age 11 (birth date 2015-06 is partial)\n", "(birth date 2015-06)"),
+    ("own-pediatric-16-sign", "pediatric", "- Age 16 (birth date ", "partial"),
+    ("own-d-route-local-display-subcutaneous", "route", "other than oral (Subcutaneous)", "R22"),
+    ("ehr-tachy-encounter-diagnosis-icd", "uncontrolled-tachyarrhythmia", "Heart rate 128/min on", "128 /min"),
+])
+def test_facts_read_as_a_clinician_writes_them(case: str, topic: str, says: str, not_says: str) -> None:
+    card = _card(case, topic)
+    text = card["summary"] + "\n" + _first_section(card) + "\n"
+    assert says in text and not_says not in text, text
 
 
 def test_the_chart_records_follow_under_their_heading() -> None:

@@ -114,7 +114,8 @@ def quantity_units(value: Any) -> list[str]:
 
 def describe_quantity(number: float, unit: str | None, comparator: str | None) -> str:
     """"<0.5 mg/dL" style text."""
-    return f"{comparator or ''}{fmt_number(number)}{' ' + unit if unit else ''}"
+    space = "" if (unit or "").startswith("/") else " "  # 128/min, 38 mL/min
+    return f"{comparator or ''}{fmt_number(number)}{space + unit if unit else ''}"
 
 
 def _label(concept: Any, codes: frozenset[tuple[str, str]]) -> str:
@@ -321,6 +322,21 @@ def status_codes(concept: Any) -> set[str]:
         return found
     texts = [as_str(as_dict(concept).get("text")), *(display for _, _, display in codings(concept))]
     return found | {" ".join(text.lower().split()) for text in texts if text}
+
+
+def clinical_status_text(concept: Any) -> str:
+    """A Condition's clinical status for the card: the recognised status (a local code first in
+    the list does not hide "active"), else what the concept says, else "status not given"."""
+    recognised = sorted(status_codes(concept) & (_ACTIVE_CLINICAL | _INACTIVE_CLINICAL))
+    if recognised:
+        return recognised[0]
+    said = [as_str(as_dict(concept).get("text")), *(display for _, _, display in codings(concept))]
+    return next((text for text in said if text), "status not given")
+
+
+def unconfirmed_text(verification: str) -> str:
+    """How a card says a diagnosis is not confirmed: "provisional diagnosis, not confirmed"."""
+    return "diagnosis not confirmed" if verification == "unconfirmed" else f"{verification} diagnosis, not confirmed"
 
 
 def _verification_ok(resource: dict) -> bool:

@@ -45,7 +45,7 @@ def test_latest_heart_rate_in_window():
     ]
     found = latest_observation(observations, HR, TODAY, 30)
     assert (found.value, found.unit, found.date, found.reference) == (112, "/min", date(2026, 11, 20), "Observation/new")
-    assert found.evidence == "Heart rate 112 /min on 2026-11-20"
+    assert found.evidence == "Heart rate 112/min on 2026-11-20"
 
 
 def test_window_edges_in_days():

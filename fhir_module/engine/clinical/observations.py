@@ -145,14 +145,14 @@ def _value_of(holder: dict, label: str, day: date, ref: str, note: str = "") -> 
     if isinstance(concept, dict) and (codings(concept) or as_str(concept.get("text"))):
         found = tuple(codings(concept))
         shown = as_str(concept.get("text")) or next((d for _, _, d in found if d), None) or found[0][1]
-        text = f"{label} {shown} on {day.isoformat()}{note}"
+        text = f"{label}: {shown} on {day.isoformat()}{note}"  # "Pregnancy status: Pregnant on ..."
         return ObservationValue(None, None, None, found, as_str(concept.get("text")), day, ref, text)
     for key in ("valueString", "valueBoolean"):
         raw = holder.get(key)
         if isinstance(raw, bool):
             raw = "true" if raw else "false"
         if as_str(raw):
-            text = f"{label} {raw} on {day.isoformat()}{note}"
+            text = f"{label}: {raw} on {day.isoformat()}{note}"
             return ObservationValue(None, None, None, (), raw, day, ref, text)
     return None
 

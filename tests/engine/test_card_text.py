@@ -93,6 +93,7 @@ def test_a_status_coded_locally_first_is_shown_as_the_status_it_is() -> None:
     ("own-d-route-local-display-subcutaneous", "route", "other than oral (Subcutaneous)", "R22"),
     ("ehr-tachy-encounter-diagnosis-icd", "uncontrolled-tachyarrhythmia", "Heart rate 128/min on", "128 /min"),
     ("ehr-pregnancy-status-text-value", "pregnancy-lactation", "Pregnancy status: Pregnant on", "status Pregnant"),
+    ("ehr-egfr-comparator-below-15", "esrd", "eGFR <15 mL/min/1.73 m² on", "{1.73_m2}"),
 ])
 def test_facts_read_as_a_clinician_writes_them(case: str, topic: str, says: str, not_says: str) -> None:
     card = _card(case, topic)

@@ -13,6 +13,8 @@ Observation rules shared by every fact the engine reads:
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -115,7 +117,12 @@ def quantity_units(value: Any) -> list[str]:
 def describe_quantity(number: float, unit: str | None, comparator: str | None) -> str:
     """"<0.5 mg/dL" style text."""
     space = "" if (unit or "").startswith("/") else " "  # 128/min, 38 mL/min
-    return f"{comparator or ''}{fmt_number(number)}{space + unit if unit else ''}"
+    return f"{comparator or ''}{fmt_number(number)}{space + unit_text(unit) if unit else ''}"
+
+
+def unit_text(unit: str) -> str:
+    """A unit as a clinician writes it: UCUM's annotation braces go ("mL/min/{1.73_m2}" -> "mL/min/1.73 m²")."""
+    return re.sub(r"\{([^{}]*)\}", lambda m: re.sub(r"m2\b", "m²", m.group(1).replace("_", " ")), unit)
 
 
 def _label(concept: Any, codes: frozenset[tuple[str, str]]) -> str:

@@ -28,7 +28,15 @@ from typing import Any, Callable, Literal
 from ._json import as_dict, as_str, as_written, concept_has_code, fmt_rounded, reference_of
 from .age import age_years
 from .dates import months_before
-from .observations import _dated_usable, describe_quantity, observation_moment, quantity, quantity_units, status_note
+from .observations import (
+    _dated_usable,
+    describe_quantity,
+    observation_moment,
+    quantity,
+    quantity_units,
+    status_note,
+    unit_text,
+)
 from .units import creatinine_mg_dl, normalise_unit, weight_kg
 
 FEMALE_FACTOR = 0.85
@@ -165,7 +173,7 @@ def _reported(observations: Any, today: date, start: date, codes: frozenset, met
     ref = reference_of(reading.observation)
     when = f"on {reading.day.isoformat()}{_comparator_note(reading.quantity)}{status_note(reading.observation)}"
     value, unit, comparator = reading.quantity
-    shown = f"{comparator or ''}{fmt_rounded(value)} {unit}"  # compared with band edges: one decimal, cut
+    shown = f"{comparator or ''}{fmt_rounded(value)} {unit_text(unit)}"  # compared with band edges: one decimal, cut
     if method == "measured":
         evidence = f"CrCl {shown}, measured {when}"
     else:

@@ -73,9 +73,11 @@ def _card(case: str, topic: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("case", "topic", "says"), [
     ("ehr-condition-provisional-stroke", "stroke-history", "(provisional diagnosis, not confirmed)"),
-    ("ehr-condition-differential-mi", "recent-mi", "(differential diagnosis, not confirmed)"),
+    ("ehr-condition-differential-mi", "recent-mi", ", differential diagnosis, not confirmed)"),
     ("ehr-condition-unconfirmed-hepatic-failure", "hepatic-impairment", "(diagnosis not confirmed)"),
     ("ehr-allergy-unconfirmed-fetzima-text", "hypersensitivity", "(not confirmed)"),
+    ("own-d-unconfirmed-tachy-provisional", "uncontrolled-tachyarrhythmia", "; provisional diagnosis, not confirmed)"),
+    ("own-d-unconfirmed-htn-differential", "uncontrolled-hypertension", "; differential diagnosis, not confirmed)"),
 ])
 def test_a_contraindication_on_an_unconfirmed_diagnosis_says_so_once_in_its_summary(case: str, topic: str, says: str) -> None:
     summary = _card(case, topic)["summary"]

@@ -79,7 +79,8 @@ DECISIONS: dict[str, list[str]] = {
         "own-d-gap-hemorrhagic-stroke-name", "own-d-gap-hypertensive-heart-disease", "own-d-gap-traumatic-sah-no-stroke"],
     "A contraindication on an unconfirmed diagnosis says so in its summary (issue 12)": [
         "own-d-unconfirmed-stroke-provisional", "own-d-unconfirmed-mi-differential", "own-d-unconfirmed-allergy",
-        "own-d-unconfirmed-stroke-one-confirmed", "ehr-condition-unconfirmed-hepatic-failure"],
+        "own-d-unconfirmed-stroke-one-confirmed", "own-d-unconfirmed-tachy-provisional", "own-d-unconfirmed-htn-differential",
+        "ehr-condition-unconfirmed-hepatic-failure"],
 }
 
 

@@ -47,6 +47,13 @@ CLOCK_SKEW_SECONDS = 30
 MAX_LIFETIME_SECONDS = 3600
 
 
+def _is_numeric_date(value: Any) -> bool:
+    """RFC 7519 NumericDate: a JSON number of seconds, here within years 1970..5138. PyJWT takes
+    numeric strings too, and an integer of 400 digits passed its checks and then overflowed float
+    arithmetic (a 500); NaN and infinities fail the comparisons. Checked before PyJWT sees them."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e11
+
+
 def _unauthorized(reason: str) -> ApiError:
     # The reason is safe to return: it describes the token's shape, never its content.
     description = reason.replace('"', "'")
@@ -171,6 +178,9 @@ class Authenticator:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
             raise _unauthorized("the token is not a well-formed JWT") from None
+        for name in ("exp", "iat", "nbf"):
+            if name in unverified and not _is_numeric_date(unverified[name]):
+                raise _unauthorized(f"{name} must be a number of seconds since 1970 (NumericDate)")
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
             raise _unauthorized(f"algorithm {alg!r} is not accepted (ES384 or RS384)")
@@ -213,10 +223,6 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise _unauthorized(f"the token is invalid ({type(exc).__name__})") from None
         exp, jti = claims["exp"], claims["jti"]
-        # RFC 7519 NumericDate is a JSON number; PyJWT also takes numeric strings ("1770000000").
-        for name in ("exp", "iat", "nbf"):
-            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))):
-                raise _unauthorized(f"{name} must be a number (NumericDate)")
         if not isinstance(jti, str) or not jti:
             raise _unauthorized("jti must be a non-empty string")
         if exp - time.time() > MAX_LIFETIME_SECONDS:

@@ -134,6 +134,11 @@ def test_claims_are_checked(secured: str, jwt_client: JwtClient, discovery: dict
         (jwt_client.token(url, exp=now + 86400), "more than 3600"),
         (jwt_client.token(url, exp=str(now + 120)), "exp must be a number"),  # once a 500
         (jwt_client.token(url, iat=str(now)), "iat must be a number"),
+        (jwt_client.token(url, exp=10**400), "exp must be a number"),  # once a 500 (OverflowError)
+        (jwt_client.token(url, nbf=10**400), "nbf must be a number"),
+        (jwt_client.token(url, exp=float("inf")), "exp must be a number"),  # signed as Infinity
+        (jwt_client.token(url, iat=float("nan")), "iat must be a number"),
+        (jwt_client.token(url, exp=True), "exp must be a number"),
         (jwt_client.token(url, headers={"typ": "at+jwt"}), "typ"),
     ]
     for token, reason in cases:
@@ -174,8 +179,10 @@ def test_jwks_is_cached_refetched_on_rotation_and_rate_limited(
     client = jwt_client_factory()
     path = write_trusted_clients(tmp_path / "clients.json", [client])
     clients = load_trusted_clients(str(path))
-    with live(trusted_clients=clients, jwks_refetch_interval=0.5) as base:
+    interval = 2.0  # long enough that "right after the fetch" holds on a slow, loaded machine
+    with live(trusted_clients=clients, jwks_refetch_interval=interval) as base:
         url = f"{base}/cds-services"
+        fetched = time.monotonic()
         for _ in range(3):
             assert httpx.get(url, headers=client.authorization(url)).status_code == 200
         assert client.jwks_server.hits == 1
@@ -184,7 +191,7 @@ def test_jwks_is_cached_refetched_on_rotation_and_rate_limited(
         # Right after a fetch an unknown kid does not cause another fetch (rate limit) ...
         assert_401(httpx.get(url, headers=client.authorization(url)), "unknown key id")
         assert client.jwks_server.hits == 1
-        time.sleep(0.6)
+        time.sleep(max(0.0, fetched + interval + 0.1 - time.monotonic()))
         # ... later it does, and the new key is accepted; the old one is gone.
         assert httpx.get(url, headers=client.authorization(url)).status_code == 200
         assert client.jwks_server.hits == 2

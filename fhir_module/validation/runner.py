@@ -8,10 +8,13 @@ client had gone. So each validation here
 - runs in a worker process of its own (spawned once, reused), at a lower CPU priority, so it never
   holds the service's GIL and the hooks' requests come first on a busy machine;
 - is bounded in size (the service's body limit), nesting (64, strict JSON), resources (a bundle's
-  entries, contained resources, all counted: `max_resources`) and wall time (`timeout`, the wait
-  for a worker included): past it the worker is killed and the answer is 413 too-costly;
-- waits for one of `concurrency` workers; when `max_waiting` requests already wait, the answer is
-  503 with Retry-After at once;
+  entries, contained resources, all counted: `max_resources`) and wall time (`timeout`, from the
+  moment a ready worker has the content): past it the worker is killed and the answer is 413
+  too-costly. A worker's own start (a new process importing the validator, up to
+  `STARTUP_SECONDS`) is not the content's cost: counted in, a small bundle on a busy machine was
+  once a 413 "takes longer than" while its worker was still starting;
+- waits for one of `concurrency` workers, at most `timeout` s; when `max_waiting` requests already
+  wait, the answer is 503 with Retry-After at once;
 - stops when the client goes: its worker is killed (and replaced on the next request).
 """
 
@@ -34,6 +37,12 @@ log = logging.getLogger("fhir_module.validation.runner")
 
 MAX_RESOURCES = 10_000
 WORKER_NICENESS = 10  # below the service's priority: hooks first when the cores are busy
+# What a worker validates before it says it is ready: a Bundle of the resources the service is about.
+WARM_UP = (b'{"resourceType": "Bundle", "type": "collection", "entry": ['
+           b'{"resource": {"resourceType": "Patient", "id": "warm-up"}},'
+           b'{"resource": {"resourceType": "MedicationRequest", "id": "warm-up", "status": "draft", "intent": "order",'
+           b' "subject": {"reference": "Patient/warm-up"}, "medicationCodeableConcept": {"text": "warm-up"}}}]}')
+STARTUP_SECONDS = 120.0  # a worker that is not ready by then (imports, warm-up) is given up: 503
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,8 @@ def _worker_main(conn: Connection, max_resources: int) -> None:
         os.nice(WORKER_NICENESS)
     except OSError:  # not permitted here: run at the same priority
         pass
-    validate_request(ValidationJob(b'{"resourceType": "Basic", "code": {"text": "warm-up"}}'))
+    validate_request(ValidationJob(WARM_UP))  # the validator loads its models on first use
+    conn.send(("ready",))
     while True:
         try:
             job = conn.recv()
@@ -194,6 +204,7 @@ class ValidationRunner:
         return gate
 
     def _spawn(self) -> _Worker:
+        """Blocking (run in a thread): a new worker, once it has imported and warmed up."""
         ours, theirs = self._context.Pipe()
         process = self._context.Process(target=_worker_main, args=(theirs, self.max_resources),
                                         name="fhir-module-validate", daemon=True)
@@ -201,7 +212,31 @@ class ValidationRunner:
         theirs.close()
         worker = _Worker(process, ours)
         self._workers.append(worker)
+        try:
+            ready = ours.poll(STARTUP_SECONDS) and ours.recv() == ("ready",)
+        except (EOFError, OSError):  # it died while starting
+            ready = False
+        if not ready:
+            worker.kill()
+            raise Refused(503, f"a validation worker did not start within {STARTUP_SECONDS:g} s; try again later",
+                          "transient", {"Retry-After": "10"})
         return worker
+
+    async def _worker(self) -> _Worker:
+        """An idle worker, or a new one. A start the request stops waiting for (the client left)
+        still ends in the idle list, never in a process nobody uses or stops before exit."""
+        if self._idle:
+            return self._idle.pop()
+        starting = asyncio.get_running_loop().run_in_executor(None, self._spawn)
+        try:
+            return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            starting.add_done_callback(self._keep_idle)
+            raise
+
+    def _keep_idle(self, started: asyncio.Future[_Worker]) -> None:
+        if not started.cancelled() and started.exception() is None:
+            self._idle.append(started.result())
 
     async def run(self, job: ValidationJob, client_gone: Callable[[], Awaitable[Any]] | None = None) -> dict[str, Any]:
         """The outcome of `job`; raises Refused (busy, too costly, bad body) or ClientGone."""
@@ -211,9 +246,8 @@ class ValidationRunner:
             raise Refused(503, f"{self.waiting} validations already wait; try again later", "transient",
                           {"Retry-After": str(max(1, int(self.timeout / 2)))})
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(self.timeout):
                 self.waiting += 1
                 try:
                     await gate.acquire()
@@ -224,15 +258,18 @@ class ValidationRunner:
             raise Refused(503, f"no validation worker became free within {self.timeout:g} s; try again later",
                           "transient", {"Retry-After": str(max(1, int(self.timeout / 2)))}) from None
         try:
-            return await self._run_on_worker(job, deadline, client_gone)
+            worker = await self._worker()
+            return await self._run_on_worker(worker, job, loop.time() + self.timeout, client_gone)
         finally:
             gate.release()
 
-    async def _run_on_worker(self, job: ValidationJob, deadline: float,
+    async def _run_on_worker(self, worker: _Worker, job: ValidationJob, deadline: float,
                              client_gone: Callable[[], Awaitable[Any]] | None) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        worker = self._idle.pop() if self._idle else await loop.run_in_executor(None, self._spawn)
         work = loop.run_in_executor(None, worker.roundtrip, job)
+        # A killed worker's roundtrip ends in EOFError nobody awaits: retrieved here, so asyncio
+        # does not log "Future exception was never retrieved" at ERROR for each timeout or client gone.
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())
         watch = asyncio.ensure_future(client_gone()) if client_gone else None
         try:
             done, _ = await asyncio.wait({work, *([watch] if watch else [])}, timeout=max(0.0, deadline - loop.time()),

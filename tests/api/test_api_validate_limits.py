@@ -63,6 +63,16 @@ def test_validation_past_its_time_is_413_and_the_worker_is_stopped(live: Any, en
         assert httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60).status_code == 200
 
 
+def test_a_workers_start_is_not_counted_as_the_contents_time(live: Any) -> None:
+    """A new worker (a process importing the validator, about 1 s, more on a busy machine) is the
+    service's cost: a one-patient bundle on a cold service was once 413 "takes longer than" while
+    its worker was still starting. The limit here is shorter than any worker's start."""
+    with live(validate_timeout=0.5) as base:
+        first = httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60)
+        assert first.status_code == 200, first.text
+        assert first.json()["resourceType"] == "OperationOutcome"
+
+
 def test_more_calls_than_workers_wait_or_get_503(live: Any) -> None:
     with live(validate_timeout=20.0) as base:
         httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60)  # warm
@@ -97,10 +107,13 @@ def test_a_client_that_leaves_stops_its_validation(live: Any) -> None:
         while runner.counts["gone"] == gone_before and time.monotonic() < deadline:
             time.sleep(0.05)
         assert runner.counts["gone"] == gone_before + 1
-        # The worker was stopped at once: the next call does not wait for the abandoned work.
-        started = time.monotonic()
+        # The worker was stopped at once (not left to finish the abandoned work; a timing would
+        # measure the next worker's start on a busy machine), and the next call gets an answer.
+        deadline = time.monotonic() + 5
+        while runner.workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.workers == 0
         assert httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60).status_code == 200
-        assert time.monotonic() - started < 3.5
 
 
 def test_hook_calls_keep_their_pace_while_bundles_are_validated(live: Any, discovery: dict[str, Any]) -> None:

@@ -223,8 +223,8 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise _unauthorized(f"the token is invalid ({type(exc).__name__})") from None
         exp, jti = claims["exp"], claims["jti"]
-        if not isinstance(jti, str) or not jti:
-            raise _unauthorized("jti must be a non-empty string")
+        if not isinstance(jti, str) or not jti or "\x00" in jti:  # PostgreSQL stores no NUL: once a 503
+            raise _unauthorized("jti must be a non-empty string (without U+0000)")
         if exp - time.time() > MAX_LIFETIME_SECONDS:
             raise _unauthorized(f"exp is more than {MAX_LIFETIME_SECONDS} s ahead")
         if client.tenant is not None and claims.get("tenant") != client.tenant:

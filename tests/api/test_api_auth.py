@@ -131,6 +131,7 @@ def test_claims_are_checked(secured: str, jwt_client: JwtClient, discovery: dict
         (jwt_client.token(url, iat=None), "'iat'"),
         (jwt_client.token(url, jti=None), "'jti'"),
         (jwt_client.token(url, jti=""), "jti"),
+        (jwt_client.token(url, jti="a\u0000b"), "jti must be"),  # PostgreSQL stores no NUL: once a 503
         (jwt_client.token(url, exp=now + 86400), "more than 3600"),
         (jwt_client.token(url, exp=str(now + 120)), "exp must be a number"),  # once a 500
         (jwt_client.token(url, iat=str(now)), "iat must be a number"),

@@ -139,3 +139,28 @@ def test_resending_is_idempotent_per_card_and_outcome(live: Any, discovery: dict
         assert post([overridden]) == {"stored": 1, "alreadyStored": 0}
         assert post([overridden]) == {"stored": 0, "alreadyStored": 1}  # its 200 was lost, say
         assert post([copy.deepcopy(overridden), accepted, accepted]) == {"stored": 1, "alreadyStored": 2}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_what_no_database_can_store_is_400_not_503(kind: str, live: Any, discovery: dict[str, Any],
+                                                   postgres_url: str) -> None:
+    """A NUL character (U+0000) is valid JSON, but PostgreSQL keeps none in text or JSONB: such an
+    item once got 503 "send it again later" on every resend. 400 on either database, naming it."""
+    with live(**({"database_url": postgres_url} if kind == "postgresql" else {})) as url:
+        sid, answer = call(url, "pub-max-dose", discovery, str(uuid.uuid4()))
+        card = answer["cards"][0]
+        reason = card["overrideReasons"][0]
+        feedback = f"{url}/cds-services/{sid}/feedback"
+        for body, where in [
+            (item(card, overrideReason={"reason": reason, "userComment": "dose \u0000 checked"}),
+             "feedback[0].overrideReason.userComment"),
+            (item(card, overrideReason={"reason": reason}, extension={"note\u0000": "x"}), "feedback[0].extension.note?"),
+            (item(card, overrideReason={"reason": {**reason, "display": "\u0000"}}),
+             "feedback[0].overrideReason.reason.display"),
+        ]:
+            refused = httpx.post(feedback, json={"feedback": [body]}, timeout=30)
+            assert refused.status_code == 400, (where, refused.text)
+            assert [where] in [i.get("expression") for i in refused.json()["issue"]], refused.text
+            assert "U+0000" in refused.text
+        stored = httpx.post(feedback, json={"feedback": [item(card, overrideReason={"reason": reason})]}, timeout=30)
+        assert stored.json() == {"stored": 1, "alreadyStored": 0}, stored.text  # nothing was kept before

@@ -56,6 +56,30 @@ def _issue(where: str, message: str) -> dict[str, Any]:
     return {"severity": "error", "code": "invalid", "diagnostics": f"{where}: {message}", "expression": [where]}
 
 
+def _nul_characters(value: Any, where: str) -> list[str]:
+    """Where a string (or a member name) holds U+0000: PostgreSQL stores no NUL in text or JSONB,
+    so such an item once got 503 "send it again later" on every resend."""
+    if isinstance(value, str):
+        return [where] if "\x00" in value else []
+    if isinstance(value, list):
+        return [w for index, item in enumerate(value) for w in _nul_characters(item, f"{where}[{index}]")]
+    if isinstance(value, dict):
+        found = []
+        for name, item in value.items():
+            member = f"{where}.{name.replace(chr(0), '?')}"
+            found += ([member] if "\x00" in name else []) + _nul_characters(item, member)
+        return found
+    return []
+
+
+def storable(items: list[Any]) -> None:
+    """400 for input no database can keep (U+0000 anywhere in an item), whichever database is used."""
+    issues = [_issue(where, "holds a NUL character (U+0000), which cannot be stored")
+              for where in _nul_characters(items, "feedback")]
+    if issues:
+        raise ApiError(400, issues[0]["diagnostics"], issues=issues)
+
+
 def issued_items(request: Request, service_id: str, items: list[FeedbackItem]) -> list[str | None]:
     """Each item's rule (card topic), once every item is shown to name what this service issued;
     else a 400 listing every item that does not."""
@@ -105,6 +129,7 @@ async def feedback(request: Request, service_id: str = ServiceId) -> JSONRespons
     except ValidationError as exc:
         issues = validation_issues(exc.errors(include_url=False))
         raise ApiError(400, issues[0]["diagnostics"], issues=issues) from None
+    storable(body["feedback"])
     rules = issued_items(request, service_id, parsed.feedback)
     entries = [to_entry(item, raw, rule) for item, raw, rule in zip(parsed.feedback, body["feedback"], rules, strict=True)]
     received = _dt.datetime.now(_dt.timezone.utc)

@@ -55,3 +55,33 @@ def test_degraded_names_the_failing_fhir_server(live: Any, discovery: dict[str, 
     lane = body["checks"]["fhirServers"][dead]
     assert lane["status"] == "failing" and lane["consecutiveFailures"] >= 3
     assert "ConnectError" in lane["lastProblem"] and lane["inFlight"] == 0
+
+
+def test_not_ready_while_the_postgresql_server_is_stopped(live: Any, jwt_client: Any, tmp_path: Any) -> None:
+    """The server itself stopped (a cluster of this test's own, not the session's): readiness is 503
+    at once, calls needing the database are 503 (never a false ok), and all is well once it is back."""
+    from fhir_module.config import load_trusted_clients
+    from tests.support.jwt_clients import write_trusted_clients
+    from tests.support.postgres import start_postgres
+
+    cluster = start_postgres()
+    trusted = load_trusted_clients(str(write_trusted_clients(tmp_path / "c.json", [jwt_client])))
+    try:
+        with live(database_url=cluster.url, trusted_clients=trusted) as base:
+            call = f"{base}/cds-services"
+            assert httpx.get(call, headers=jwt_client.authorization(call)).status_code == 200
+            cluster.run("pg_ctl", "-D", str(cluster.data_dir), "-m", "fast", "-w", "stop")
+            try:
+                down = httpx.get(f"{base}/readyz", timeout=30)
+                assert down.status_code == 503, down.text
+                assert down.json()["checks"]["database"] == {"status": "down", "kind": "postgresql",
+                                                             "problem": "OperationalError"}
+                assert httpx.get(f"{base}/healthz").status_code == 200
+                refused = httpx.get(call, headers=jwt_client.authorization(call), timeout=30)
+                assert refused.status_code == 503 and refused.json()["issue"][0]["code"] == "transient"
+            finally:
+                cluster.start()
+            assert httpx.get(f"{base}/readyz", timeout=30).json()["status"] == "ready"
+            assert httpx.get(call, headers=jwt_client.authorization(call), timeout=30).status_code == 200
+    finally:
+        cluster.stop()

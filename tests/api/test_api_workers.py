@@ -52,10 +52,20 @@ def test_claim_jti(kind: str, tmp_path: Path, postgres_url: str) -> None:
         other.close()
 
 
-def test_workers_share_replay_protection(tmp_path: Path, jwt_client: JwtClient) -> None:
+def uvicorn_factory(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "fhir_module.api:create_app", "--factory", "--host", "127.0.0.1",
+            "--port", str(port), *extra]
+
+
+@pytest.mark.parametrize("command, database", [(serve, "sqlite"), (uvicorn_factory, "postgresql")],
+                         ids=["serve-sqlite", "plain-uvicorn-postgresql"])
+def test_workers_share_replay_protection(tmp_path: Path, jwt_client: JwtClient, postgres_url: str,
+                                         command: Any, database: str) -> None:
+    """Also under plain `uvicorn --factory --workers` (the issue's case: a token accepted once per worker)."""
     port = free_port()
-    env = service_env(tmp_path, jwt_client, f"sqlite:///{tmp_path / 'f.sqlite3'}")
-    with running_service(serve(port, "--workers", "2"), env, port, tmp_path / "serve.log") as base:
+    url = postgres_url if database == "postgresql" else f"sqlite:///{tmp_path / 'f.sqlite3'}"
+    env = service_env(tmp_path, jwt_client, url)
+    with running_service(command(port, "--workers", "2"), env, port, tmp_path / "serve.log") as base:
         aud = f"{PUBLIC}/cds-services"
 
         async def twice(token: str) -> list[int]:
@@ -72,7 +82,9 @@ def test_workers_share_replay_protection(tmp_path: Path, jwt_client: JwtClient) 
         results = asyncio.run(all_tokens())
     assert results == [[200, 401]] * 30, results
     text = (tmp_path / "serve.log").read_text()
-    assert "2 worker processes" in text and "Traceback" not in text
+    assert "Traceback" not in text
+    if command is serve:
+        assert "2 worker processes" in text
 
 
 def test_instances_on_postgresql_share_replay_protection_across_restarts(

@@ -56,8 +56,14 @@ def test_a_slow_server_does_not_take_fetching_down(live: Any, discovery: dict[st
 
                     overload = [asyncio.create_task(http.post(call, json=to_slow, headers=headers()))
                                 for _ in range(OVERLOAD)]
-                    await asyncio.sleep(0.3)  # the slow lane is full now
-                    during = await http.get(f"{base}/readyz")
+                    # Until the slow lane is full (polled: a loaded machine takes a while to start 40 calls).
+                    full_by = time.monotonic() + 2 * TIMEOUT
+                    while True:
+                        during = await http.get(f"{base}/readyz")
+                        lane = during.json()["checks"]["fhirServers"][slow.base]
+                        if lane["inFlight"] == lane["concurrency"] or time.monotonic() > full_by:
+                            break
+                        await asyncio.sleep(0.05)
                     started = time.monotonic()
                     healthy_during = await http.post(call, json=to_healthy, headers=headers())
                     healthy_seconds = time.monotonic() - started

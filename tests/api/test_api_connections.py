@@ -155,6 +155,19 @@ def test_plain_uvicorn_factory_redacts_and_keeps_the_loopback_rule(tmp_path: Pat
     assert secret not in text and jwt_like not in text
 
 
+def test_the_documented_plain_uvicorn_command_closes_unfinished_heads(tmp_path: Path) -> None:
+    """README: `uvicorn fhir_module.api:create_app --factory --http fhir_module.api.protocol:GuardedH11Protocol`
+    keeps the head deadline (plain uvicorn alone never closes a connection whose head stalls)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "fhir_module.api:create_app", "--factory",
+               "--http", "fhir_module.api.protocol:GuardedH11Protocol", "--host", "127.0.0.1", "--port", str(port)]
+    env = service_env(tmp_path, FHIR_MODULE_HEADER_TIMEOUT="1")
+    with running_service(command, env, port, tmp_path / "uvicorn.log"):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+            assert closed_within(sock, time.monotonic() + 10) == b""
+
+
 @pytest.mark.parametrize("line, expected", [
     ("GET /x?key=abc&patient=p1", "GET /x?key=[REDACTED]&patient=p1"),
     ("/x?api_key=1&client_secret=2&sig=3&password=4", "/x?api_key=[REDACTED]&client_secret=[REDACTED]&sig=[REDACTED]&password=[REDACTED]"),

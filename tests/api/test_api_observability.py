@@ -154,9 +154,16 @@ def test_workers_answer_the_sum_and_log_json_with_the_hook_instance(tmp_path: Pa
     with running_service(command, env, port, log) as base:
         for _ in range(20):  # a connection each: the two workers share them
             assert post(f"{base}/cds-services/{sid}?key=s3cr3t", body).status_code == 200
-        time.sleep(1.5)  # every worker has written its snapshot since
-        totals = [value(samples(httpx.get(f"{base}/metrics").text), "fhir_module_requests_total",
-                        route="/cds-services/{service_id}") for _ in range(4)]
+
+        def total() -> float:
+            return value(samples(httpx.get(f"{base}/metrics").text), "fhir_module_requests_total",
+                         route="/cds-services/{service_id}")
+
+        # Each worker writes its snapshot every second: polled, a loaded machine may be late.
+        deadline = time.monotonic() + 15
+        while total() != 20.0 and time.monotonic() < deadline:
+            time.sleep(0.25)
+        totals = [total() for _ in range(4)]  # whichever worker answers the scrape
     assert totals == [20.0] * 4, totals
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     calls = [line for line in lines if line.get("logger") == "uvicorn.access" and line.get("hookInstance") == hook_instance]

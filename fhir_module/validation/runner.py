@@ -192,7 +192,8 @@ class ValidationRunner:
         self._idle: list[_Worker] = []
         self._workers: list[_Worker] = []  # idle and busy, to stop them all at close
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-        self.waiting = 0
+        self.waiting = 0  # calls waiting for a worker
+        self.running = 0  # calls a worker is on (or being started for)
         self._context = multiprocessing.get_context("spawn")
 
     def _gate(self) -> asyncio.Semaphore:
@@ -257,10 +258,12 @@ class ValidationRunner:
             self.counts["busy"] += 1
             raise Refused(503, f"no validation worker became free within {self.timeout:g} s; try again later",
                           "transient", {"Retry-After": str(max(1, int(self.timeout / 2)))}) from None
+        self.running += 1
         try:
             worker = await self._worker()
             return await self._run_on_worker(worker, job, loop.time() + self.timeout, client_gone)
         finally:
+            self.running -= 1
             gate.release()
 
     async def _run_on_worker(self, worker: _Worker, job: ValidationJob, deadline: float,

@@ -102,7 +102,10 @@ def test_a_client_that_leaves_stops_its_validation(live: Any) -> None:
         with socket.create_connection((address.hostname, address.port)) as sock:
             sock.sendall(b"POST /fhir/$validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
                          + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            time.sleep(0.5)
+            deadline = time.monotonic() + 10  # until its validation runs (a loaded machine reads slowly)
+            while runner.running == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert runner.running == 1
         deadline = time.monotonic() + 3
         while runner.counts["gone"] == gone_before and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -126,7 +126,9 @@ def _parser() -> argparse.ArgumentParser:
         "export", help="the stored feedback items, or (--report) the override rate of each rule")
     feedback_export.add_argument("--report", action="store_true",
                                  help="one row per service and rule: accepted, overridden, override rate, reasons")
-    feedback_export.add_argument("--format", choices=["csv", "json"], default="csv", help="default: csv")
+    feedback_export.add_argument("--format", choices=["csv", "json"], default="csv",
+                                 help="default: csv (a cell that would start a spreadsheet formula, = + - @, "
+                                      "gets a leading apostrophe; json keeps the text as sent)")
     feedback_export.add_argument("--service", help="only this service's feedback")
     feedback_export.add_argument("-o", "--output", help="file to write (default: standard output)")
     feedback_export.add_argument("--database", metavar="URL",

@@ -63,6 +63,15 @@ def report_rows(stored: Sequence[StoredFeedback]) -> list[dict[str, Any]]:
     return rows
 
 
+# A cell a spreadsheet would run as a formula (user comments are free text from the EHR): CSV cells
+# starting so get a leading apostrophe, as OWASP advises; JSON keeps the text as sent.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _csv(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(fields), lineterminator="\n")
@@ -73,7 +82,7 @@ def _csv(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
             flat["acceptedSuggestions"] = " ".join(flat["acceptedSuggestions"])
         if isinstance(flat.get("reasons"), dict):
             flat["reasons"] = "; ".join(f"{code}: {count}" for code, count in flat["reasons"].items())
-        writer.writerow(flat)
+        writer.writerow({name: _cell(value) for name, value in flat.items()})
     return out.getvalue()
 
 

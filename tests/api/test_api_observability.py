@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -172,3 +173,18 @@ def test_workers_answer_the_sum_and_log_json_with_the_hook_instance(tmp_path: Pa
     assert all(c["path"] == f"/cds-services/{sid}?key=[REDACTED]" for c in calls)
     assert {line["level"] for line in lines} <= {"INFO", "WARNING"} and all("time" in line for line in lines)
     assert "s3cr3t" not in log.read_text()
+
+
+def test_label_values_are_bounded_whatever_clients_send(base_url: str) -> None:
+    """Any token is a valid HTTP method: made-up ones (once each a series of its own, for good, no
+    token needed) are counted as "other"; unknown paths as "unmatched"."""
+    port = int(base_url.rsplit(":", 1)[1])
+    for number in range(5):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"M{number}X /no/such/place{number} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 4")
+    text = httpx.get(f"{base_url}/metrics").text
+    assert "M0X" not in text and "place0" not in text
+    found = samples(text)
+    assert value(found, "fhir_module_requests_total", method="other") == 5
+    assert value(found, "fhir_module_requests_total", route="unmatched") >= 5

@@ -55,6 +55,15 @@ class FhirAuthorization(_Open):
     token_type: Literal["Bearer"]
     expires_in: int = Field(ge=0)
     scope: str = NonEmpty
+
+    @field_validator("access_token")
+    @classmethod
+    def _fits_a_header(cls, token: str) -> str:
+        # It goes into an Authorization header: a non-ASCII token was once a 500 (it cannot be
+        # encoded), one with CR/LF a failed fetch counted against a healthy FHIR server.
+        if not all("!" <= c <= "~" for c in token):
+            raise ValueError("must be visible ASCII without spaces (an RFC 6750 bearer token)")
+        return token
     subject: str = NonEmpty
     patient: str | None = None
 

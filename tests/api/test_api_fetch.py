@@ -174,3 +174,21 @@ def test_a_token_echoed_by_the_fhir_server_is_not_logged_or_answered(
     assert token not in response.text  # ... without the token
     assert service_log and not any(token in line for line in service_log)
     assert any(auth == f"Bearer {token}" for _, auth in fhir_json_server.requests)  # it was sent, to the server
+
+
+@pytest.mark.parametrize("token", ["caf\u00e9-token", "two words", "line\r\nX-Injected: 1", "tab\there"])
+def test_an_access_token_that_cannot_be_a_header_is_400_and_nothing_is_fetched(
+    live: Any, discovery: dict[str, Any], fhir_json_server: FhirJsonServer, token: str
+) -> None:
+    """Once a 500 (a non-ASCII token cannot be encoded) or, with CR/LF, a failed fetch counted
+    against the healthy server in readiness."""
+    chart(fhir_json_server, "pub-clean")
+    service_id, bare = scenario_request("pub-clean", discovery, fhir_server=fhir_json_server.base, prefetch=False)
+    bare["fhirAuthorization"] = {**authorization(), "access_token": token}
+    with live(allowed_fhir_servers=(fhir_json_server.base,)) as url:
+        response = post(f"{url}/cds-services/{service_id}", bare)
+        lane = httpx.get(f"{url}/readyz").json()["checks"]["fhirServers"][fhir_json_server.base]
+    assert response.status_code == 400, response.text
+    assert "fhirAuthorization.access_token" in response.text and "RFC 6750" in response.text
+    assert token not in response.text
+    assert fhir_json_server.requests == [] and lane["consecutiveFailures"] == 0

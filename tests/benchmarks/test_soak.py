@@ -57,3 +57,11 @@ def test_memory_is_judged_on_the_second_half() -> None:
     assert "flat" in flat.summary() and "GROWING" not in flat.summary()
     growing = soak.Memory(main=[100, 150, 160, 190, 220, 260], workers=[0, 0, 130, 131, 0, 0])
     assert "GROWING" in growing.summary() and "$validate workers 131 MiB" in growing.summary()
+
+
+def test_each_load_sends_its_own_body(tmp_path: Path) -> None:
+    """Two loads on one URL with as many connections each (the slow-server scenario) once shared a
+    body file: both sent the last one written."""
+    slow, normal = soak.body_file(str(tmp_path), {"load": "slow"}), soak.body_file(str(tmp_path), {"load": "normal"})
+    assert slow != normal
+    assert (slow.read_text(), normal.read_text()) == ('{"load": "slow"}', '{"load": "normal"}')

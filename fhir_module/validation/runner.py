@@ -236,8 +236,12 @@ class ValidationRunner:
             raise
 
     def _keep_idle(self, started: asyncio.Future[_Worker]) -> None:
-        if not started.cancelled() and started.exception() is None:
+        if started.cancelled() or started.exception() is not None:
+            return
+        if len(self._idle) < self.concurrency:
             self._idle.append(started.result())
+        else:  # others were started meanwhile: never more idle workers than the concurrency
+            started.result().kill()
 
     async def run(self, job: ValidationJob, client_gone: Callable[[], Awaitable[Any]] | None = None) -> dict[str, Any]:
         """The outcome of `job`; raises Refused (busy, too costly, bad body) or ClientGone."""

@@ -149,3 +149,29 @@ def test_hook_calls_keep_their_pace_while_bundles_are_validated(live: Any, disco
     quiet_median = statistics.median(quiet)
     assert statistics.median(busy) < 3 * quiet_median + 0.05, (quiet_median, busy)
     assert max(busy) < 10 * quiet_median + 0.5, (quiet_median, busy)
+
+
+def test_a_worker_started_for_a_cancelled_call_serves_the_next() -> None:
+    """A call cancelled while its worker starts (the service stopping the request) leaves that
+    worker idle for the next call, neither killed half-started nor left alive unused."""
+    from fhir_module.validation.runner import ValidationJob, ValidationRunner
+
+    runner = ValidationRunner(concurrency=1, timeout=30.0)
+
+    async def scenario() -> dict[str, Any]:
+        first = asyncio.create_task(runner.run(ValidationJob(bundle(1))))
+        await asyncio.sleep(0.2)  # its worker is starting (a new process takes about a second)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        deadline = time.monotonic() + 30
+        while runner.workers == 0 and time.monotonic() < deadline:  # started, then kept
+            await asyncio.sleep(0.05)
+        assert runner.workers == 1
+        return await runner.run(ValidationJob(bundle(1)))
+
+    try:
+        outcome = asyncio.run(scenario())
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert runner.workers == 1  # the next call used it: no second process
+    finally:
+        runner.close()

@@ -314,6 +314,11 @@ class ValidationRunner:
         raise Refused(500, f"internal error while validating ({answer[1]})", "exception")
 
     @property
+    def idle(self) -> int:
+        """Started workers waiting for a call."""
+        return len(self._idle)
+
+    @property
     def workers(self) -> int:
         """Live worker processes."""
         self._workers = [w for w in self._workers if w.alive]

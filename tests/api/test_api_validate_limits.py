@@ -164,9 +164,9 @@ def test_a_worker_started_for_a_cancelled_call_serves_the_next() -> None:
         first.cancel()
         await asyncio.gather(first, return_exceptions=True)
         deadline = time.monotonic() + 30
-        while runner.workers == 0 and time.monotonic() < deadline:  # started, then kept
+        while runner.idle == 0 and time.monotonic() < deadline:  # started, then kept
             await asyncio.sleep(0.05)
-        assert runner.workers == 1
+        assert runner.idle == runner.workers == 1
         return await runner.run(ValidationJob(bundle(1)))
 
     try:

@@ -4,8 +4,11 @@ and the README links to the guide."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+import shlex
 from collections import defaultdict
 from importlib import resources
 from pathlib import Path
@@ -87,3 +90,21 @@ def test_every_field_of_the_knowledge_schema_is_in_the_guide_under_its_object() 
 
 def test_the_readme_links_to_the_guide() -> None:
     assert "(docs/modules.md)" in (REPO / "README.md").read_text("utf-8")
+
+
+def test_every_command_line_of_the_guide_parses_with_the_real_command_line_parser() -> None:
+    from fhir_module.cli import _parser
+
+    text = GUIDE.read_text("utf-8")
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+    lines = [line.strip().removeprefix("$ ") for block in blocks for line in block.splitlines()]
+    commands = [shlex.split(line.split(" #", 1)[0])[1:] for line in lines if line.startswith("fhir-module ")]
+    assert len(commands) >= 8
+    refused = []
+    for args in commands:
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                _parser().parse_args(args)
+        except SystemExit:
+            refused.append(" ".join(args))
+    assert refused == []

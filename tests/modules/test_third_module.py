@@ -152,7 +152,10 @@ def test_it_builds_validates_and_passes_its_own_cases(third_module: Path, tmp_pa
     export = _cli("export", "--module", str(third_module), "--type", "transaction", "-o", str(exported))
     assert export.returncode == 0, export.stderr
     assert exported.read_bytes() == bundle.read_bytes()
-    ids = [e["resource"]["id"] for e in json.loads(bundle.read_text("utf-8"))["entry"]]
+    # Its own artifacts are scoped by its id; the transaction also carries the project's profiles
+    # (StructureDefinitions), the same in every module's bundle.
+    ids = [e["resource"]["id"] for e in json.loads(bundle.read_text("utf-8"))["entry"]
+           if e["resource"]["resourceType"] != "StructureDefinition"]
     assert ids and all(resource_id == THIRD or resource_id.startswith(f"{THIRD}-") for resource_id in ids), ids
 
     validate = _cli("validate", str(bundle))
@@ -231,6 +234,22 @@ def _transaction(folder: Path, tmp_path: Path) -> dict[str, Any]:
     return json.loads(path.read_text("utf-8"))
 
 
+def _keys(bundle: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"]}
+
+
+def _load(server: FhirServer, bundle: dict[str, Any]) -> list[str]:
+    """Statuses of the bundle's entries, PUT in transactions of at most 50 (Medplum's router takes no
+    more updates in one transaction: a limit of that server, not of FHIR)."""
+    statuses = []
+    for start in range(0, len(bundle["entry"]), 50):
+        response = httpx.post(server.base_url, json={**bundle, "entry": bundle["entry"][start:start + 50]},
+                              headers=FHIR_JSON, timeout=120)
+        assert response.status_code == 200, response.text[:3000]
+        statuses += [str(entry["response"]["status"]).split()[0] for entry in response.json()["entry"]]
+    return statuses
+
+
 def _content(resource: dict[str, Any]) -> dict[str, Any]:
     """A resource as its module wrote it: the server adds meta.versionId and meta.lastUpdated."""
     meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated", "author", "project", "compartment")}
@@ -243,25 +262,24 @@ def test_every_module_s_bundle_loads_into_one_fhir_server_without_collision(
     bundles = {folder.name: _transaction(folder, tmp_path) for folder in modules}
     assert len(bundles) == len(modules) >= 2
 
-    # No id in common, and no canonical URL (with its version) naming two different resources.
-    owners: dict[tuple[str, str], str] = {}
-    canonicals: dict[str, tuple[str, str]] = {}
+    # An id two modules both use is the same resource byte for byte (the project's profiles), never
+    # two contents; likewise a canonical URL with its version names one content only.
+    contents: dict[tuple[str, str], str] = {}
+    canonicals: dict[str, str] = {}
     for module, bundle in bundles.items():
         for entry in bundle["entry"]:
             resource = entry["resource"]
-            key = (resource["resourceType"], resource["id"])
-            assert key not in owners, f"{key} is in both {owners[key]} and {module}"
-            owners[key] = module
+            key, text = (resource["resourceType"], resource["id"]), json.dumps(resource, sort_keys=True)
+            assert contents.setdefault(key, text) == text, f"{module}: {key} differs from another module's"
             if "url" in resource:
                 canonical = f"{resource['url']}|{resource.get('version', '')}"
-                assert canonical not in canonicals, f"{canonical} names {canonicals[canonical]} and {key}"
-                canonicals[canonical] = key
+                assert canonicals.setdefault(canonical, text) == text, f"{module}: {canonical} names two resources"
+    shared = {key for key in contents if sum(key in _keys(bundle) for bundle in bundles.values()) > 1}
+    assert {resource_type for resource_type, _ in shared} <= {"StructureDefinition"}, shared
 
     fhir_server.reset()
     for module, bundle in bundles.items():
-        response = httpx.post(fhir_server.base_url, json=bundle, headers=FHIR_JSON, timeout=120)
-        assert response.status_code == 200, (module, response.text[:3000])
-        statuses = [str(entry["response"]["status"]).split()[0] for entry in response.json()["entry"]]
+        statuses = _load(fhir_server, bundle)
         assert len(statuses) == len(bundle["entry"]) and set(statuses) <= {"200", "201"}, (module, statuses)
 
     # After all of them are loaded, every artifact reads back as its own module wrote it (nothing
@@ -277,10 +295,9 @@ def test_every_module_s_bundle_loads_into_one_fhir_server_without_collision(
                 found = fhir_server.get(sent["resourceType"], {"url": sent["url"], "_count": 1000})
                 exact = [e["resource"]["id"] for e in found.get("entry", []) if e["resource"].get("url") == sent["url"]]
                 assert exact == [sent["id"]], (sent["url"], exact)
-    for resource_type in ("PlanDefinition", "ValueSet", "Library"):
+    for resource_type in ("PlanDefinition", "ValueSet", "Library", "StructureDefinition"):
         total = fhir_server.get(resource_type, {"_summary": "count"}).get("total")
-        assert total == sum(1 for bundle in bundles.values() for e in bundle["entry"]
-                            if e["resource"]["resourceType"] == resource_type)
+        assert total == sum(1 for t, _ in contents if t == resource_type)
 
 
 def test_the_collision_check_can_fail(third_module: Path, tmp_path: Path, fhir_server: FhirServer) -> None:
@@ -288,12 +305,10 @@ def test_the_collision_check_can_fail(third_module: Path, tmp_path: Path, fhir_s
     and the read-back above would see it."""
     bundle = _transaction(third_module, tmp_path)
     fhir_server.reset()
-    response = httpx.post(fhir_server.base_url, json=bundle, headers=FHIR_JSON, timeout=120)
-    assert response.status_code == 200
+    _load(fhir_server, bundle)
     changed = copy.deepcopy(bundle)
     valueset = next(e["resource"] for e in changed["entry"] if e["resource"]["resourceType"] == "ValueSet")
     valueset["title"] = "Another module's value set of the same id"
-    response = httpx.post(fhir_server.base_url, json=changed, headers=FHIR_JSON, timeout=120)
-    assert response.status_code == 200
+    _load(fhir_server, changed)
     original = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == valueset["id"])
     assert _content(fhir_server.get(f"ValueSet/{valueset['id']}")) != _content(original)

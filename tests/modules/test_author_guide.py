@@ -92,6 +92,20 @@ def test_the_readme_links_to_the_guide() -> None:
     assert "(docs/modules.md)" in (REPO / "README.md").read_text("utf-8")
 
 
+def test_the_guide_describes_no_field_the_schema_does_not_have() -> None:
+    """The other way round: each field a guide table lists under a schema object is a field of it."""
+    objects = schema_objects(_schema())
+    invented = []
+    for heading, body in guide_sections():
+        paths = [path for path in re.findall(r"`([^`]+)`", heading) if path in objects]
+        if not paths:
+            continue
+        fields = set().union(*(objects[path] for path in paths))
+        for row in re.findall(r"^\| *([^|]+?) *\|", body, flags=re.MULTILINE):
+            invented += [f"{heading.strip()}: `{name}`" for name in re.findall(r"`([^`]+)`", row) if name not in fields]
+    assert invented == []
+
+
 def test_every_command_line_of_the_guide_parses_with_the_real_command_line_parser() -> None:
     from fhir_module.cli import _parser
 

@@ -19,6 +19,16 @@ every 2 s; "flat" means it grew less than 20 MiB over the second half of the run
     flock /work/coord/suite.lock python benchmarks/soak.py [--seconds 60] [--connections 64] [--only normal|slow|validate]
 
 Needs wrk (apt-get install -y wrk). Machines here are shared: compare within one run.
+
+Latest figures (2 cores, under the suite lock, 2026-12-02; normal and validate at 18:41 on 5c073b0+,
+slow server at 19:57 on 842c3e1, after the fix that made its load really reach the slow server):
+- normal: 25,067 order-selects, 417/s, p50 149 ms, p99 215 ms, all 200, 0 errors; memory 113 -> 114 MiB, flat.
+- slow server: 3,369 calls needing it, all 412 (p50 246 ms: a full lane answers at once), 0 errors; 22,508
+  prefetched calls beside them, all 200 (p50 81 ms); healthy-server probe 54 ms before, 970 ms p50 during
+  (all 200), 56 ms after; readiness 200 "degraded" (lane busy, then failing) throughout; no slot left
+  after. Memory NOT flat: 118 -> 210 MiB, +37 MiB over the second half (open: not yet explained).
+- validate: 22,139 order-selects beside 4 $validate clients, all 200 (p50 x1.13, p99 x1.12 of normal),
+  $validate 7 x 200 and 2 x 503; memory 113 -> 120 MiB, flat; $validate workers 147 MiB at most.
 """
 
 from __future__ import annotations

@@ -160,8 +160,9 @@ class CaseIndex:
                 if not isinstance(data, dict) or not isinstance(data.get("id"), str):
                     continue
                 group = path.parent.relative_to(folder / "cases").as_posix() if path.parent != folder / "cases" else ""
+                expected = (data.get("expect") or {}).get("cards") if isinstance(data.get("expect"), dict) else None
                 entry = {"id": data["id"], "description": str(data.get("description", "")), "hook": str(data.get("hook", "")),
-                         "group": group}
+                         "group": group, "expectedCards": len(expected) if isinstance(expected, list) else 0}
                 self._cases.setdefault(folder.name, {}).setdefault(data["id"], (path, entry))
 
     @classmethod

@@ -141,6 +141,27 @@ def test_an_example_without_cards_says_so(live: Any, offline_page: Any) -> None:
     assert offline_page.outside == [] and offline_page.errors == []
 
 
+def test_every_served_module_shows_its_examples_cards(live: Any, offline_page: Any) -> None:
+    """Whatever modules are served (one, or duloxetine beside levomilnacipran), each is listed and
+    its examples answer on the page what the services answer."""
+    page = offline_page.page
+    order = {"critical": 0, "warning": 1, "info": 2}
+    with live() as url:
+        modules = httpx.get(f"{url}/preview/modules").json()["modules"]
+        open_page(page, url)
+        for module in modules:
+            page.select_option("#module", module["name"])
+            with_cards = [e for e in module["examples"] if e["expectedCards"]]
+            assert with_cards, f"{module['name']} brings no example with cards"
+            example = with_cards[0]["id"]
+            show_example(page, example)
+            chart = httpx.get(f"{url}/preview/examples/{module['name']}/{example}").json()
+            expected = sorted(service_cards(url, chart), key=lambda card: order[card["indicator"]])
+            assert expected and [c["summary"] for c in shown_cards(page)] == [c["summary"] for c in expected]
+            screenshot(page, f"preview-module-{module['name']}")
+    assert offline_page.outside == [] and offline_page.errors == []
+
+
 def test_the_module_picker_lists_what_discovery_serves(live: Any, offline_page: Any) -> None:
     page = offline_page.page
     with live() as url:

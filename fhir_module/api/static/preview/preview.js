@@ -107,7 +107,8 @@
     for (const example of module.examples) (groups[example.group || "cases"] = groups[example.group || "cases"] || []).push(example);
     const select = $("example");
     select.replaceChildren(...Object.keys(groups).map((name) => optgroup(name, groups[name].map((example) =>
-      option(example.id, example.id + " (" + example.hook + ")")))));
+      option(example.id, example.id + " (" + example.hook + ", " + (example.expectedCards || "no") + " card" +
+        (example.expectedCards === 1 ? "" : "s") + " expected)")))));
     select.onchange = describeExample;
     $("show-example").disabled = !module.examples.length;
     describeExample();

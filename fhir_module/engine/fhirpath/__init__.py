@@ -12,7 +12,7 @@ also gives fhirpathpy's own tree from the same (strict) parse, for evaluation.
 """
 
 from . import ast
-from .analysis import Problem, call_problems, valueset_arguments, variables_used
+from .analysis import Problem, call_problems, presence_traps, valueset_arguments, variables_used
 from .functions import STANDARD_FUNCTIONS, Function
 from .parser import FHIRPathSyntaxError, describe_position, parse, parse_for_fhirpathpy
 
@@ -26,6 +26,7 @@ __all__ = [
     "describe_position",
     "parse",
     "parse_for_fhirpathpy",
+    "presence_traps",
     "valueset_arguments",
     "variables_used",
 ]

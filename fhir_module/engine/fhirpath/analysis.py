@@ -100,3 +100,31 @@ def _stray_totals(node: ast.Node, inside_aggregate: bool) -> list[Problem]:
                                        and any(child is arg for arg in node.args))
         found += _stray_totals(child, inside)
     return found
+
+
+# Filters whose criteria fhirpathpy takes as true when the value is present, `false` included.
+_PRESENCE_TRAPS = ("where", "exists")
+
+
+def _member_path(node: ast.Node) -> str | None:
+    """`a.b.c` for a chain of member names on the focus; None for anything else."""
+    if isinstance(node, ast.Member):
+        if node.source is None:
+            return node.name
+        source = _member_path(node.source)
+        return f"{source}.{node.name}" if source else None
+    return None
+
+
+def presence_traps(tree: ast.Node) -> list[Problem]:
+    """`where(flag)` and `exists(flag)` keep every item whose `flag` is present, false ones too, in
+    fhirpathpy (and so in the compiled closures that agree with it): the criterion must compare."""
+    found = []
+    for node in tree.walk():
+        if isinstance(node, ast.Call) and node.name in _PRESENCE_TRAPS and len(node.args) == 1:
+            path = _member_path(node.args[0])
+            if path:
+                found.append(Problem(node.args[0].start, f"{node.name}({path}) keeps the items whose {path} is false "
+                                     f"too (fhirpathpy takes a present value as true): write {node.name}({path} = true), "
+                                     f"or {node.name}({path}.exists()) for presence"))
+    return found

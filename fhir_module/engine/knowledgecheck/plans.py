@@ -18,7 +18,8 @@ from ..clinical._json import as_list
 
 from ..actions import EXT_VARIABLE, OVERRIDE_REASONS_LABEL, SEVERITY, action_type, ext, parts
 from ..expressions import template_parts
-from ..fhirpath import FHIRPathSyntaxError, ast, call_problems, describe_position, parse, valueset_arguments, variables_used
+from ..fhirpath import (FHIRPathSyntaxError, ast, call_problems, describe_position, parse, presence_traps,
+                        valueset_arguments, variables_used)
 from ..functions import FUNCTIONS
 from ..paths import DYNAMIC_VALUE_BASE, path_problem
 from .artifacts import Monographs
@@ -433,7 +434,7 @@ class PlanChecker:
         except FHIRPathSyntaxError as error:
             self.report(element, f"{error.problem} at {error.where} in {text!r}", name)
             return None
-        for problem in call_problems(tree, FUNCTIONS):
+        for problem in [*call_problems(tree, FUNCTIONS), *presence_traps(tree)]:
             self.report(element, f"{problem.message} at {describe_position(text, problem.offset)} in {text!r}", name)
         for variable in variables_used(tree):
             if not scope.defines(variable.name):

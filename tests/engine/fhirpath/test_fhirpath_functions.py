@@ -7,7 +7,7 @@ from fhirpathpy.engine.invocations import invocation_registry
 
 from fhir_module.engine.expressions import USER_FUNCTIONS, Expression, ExpressionError
 from fhir_module.engine.facts import ChartFacts
-from fhir_module.engine.fhirpath import STANDARD_FUNCTIONS, call_problems, parse, valueset_arguments
+from fhir_module.engine.fhirpath import STANDARD_FUNCTIONS, call_problems, parse, presence_traps, valueset_arguments
 from fhir_module.engine.functions import FUNCTIONS, MODULE_FUNCTIONS
 
 
@@ -65,3 +65,14 @@ def test_valueset_arguments_are_the_literals_in_value_set_places() -> None:
 def test_the_evaluator_refuses_what_the_check_refuses(text: str) -> None:
     with pytest.raises(ExpressionError, match="at column"):
         Expression(text)
+
+
+@pytest.mark.parametrize(("text", "flagged"), [
+    ("%a.where(current)", ["where(current)"]),
+    ("%a.where(draft.current)", ["where(draft.current)"]),
+    ("%a.exists(current)", ["exists(current)"]),
+    ("%a.where(current = true) | %a.where(current.exists()) | %a.all(current) | %a.where(draft.not())", []),
+])
+def test_filters_fhirpathpy_reads_as_presence(text: str, flagged: list[str]) -> None:
+    problems = presence_traps(parse(text))
+    assert [p.message.split(" keeps")[0] for p in problems] == flagged

@@ -165,19 +165,12 @@ def _first_suggestion_of(rule: str, element: str) -> Callable[[Bundle], Where]:
     return where
 
 
-def _topic_of(rule: str) -> Callable[[Bundle], Where]:
+def _element_of(rule: str, element: str) -> Callable[[Bundle], Where]:
+    """Where a rule's own element (its topic `code`, its `documentation[0]`) is."""
     def where(bundle: Bundle) -> Where:
         plan = _plan(bundle)
         _, path = _action(plan, rule)
-        return _label(plan), f"{path}.code"
-    return where
-
-
-def _citation_of(rule: str) -> Callable[[Bundle], Where]:
-    def where(bundle: Bundle) -> Where:
-        plan = _plan(bundle)
-        _, path = _action(plan, rule)
-        return _label(plan), f"{path}.documentation[0]"
+        return _label(plan), f"{path}.{element}"
     return where
 
 
@@ -345,10 +338,10 @@ MUTATIONS = [
     Mutation("missing ActivityDefinition", _removed("ActivityDefinition", "-dose",
                                                     _first_suggestion_of("dose-limit", "definitionCanonical"))),
     Mutation("ActivityDefinition named wrong", _canonical_typo),
-    Mutation("missing topic CodeSystem", _removed("CodeSystem", "rule-topic", _topic_of("D2"))),
+    Mutation("missing topic CodeSystem", _removed("CodeSystem", "rule-topic", _element_of("D2", "code"))),
     Mutation("topic not in its CodeSystem", _rule_edit("D2", "code", lambda a: a["code"][0]["coding"][0].update(code="start"))),
     Mutation("missing override-reason CodeSystem", _removed("CodeSystem", "override-reason", _override_reasons)),
-    Mutation("missing monograph", _removed("DocumentReference", "monograph", _citation_of("D1"))),
+    Mutation("missing monograph", _removed("DocumentReference", "monograph", _element_of("D1", "documentation[0]"))),
     Mutation("retired PlanDefinition", _status("PlanDefinition", "order-select", "retired")),
     Mutation("draft PlanDefinition", _status("PlanDefinition", "order-select", "draft")),
     Mutation("unknown status", _status("PlanDefinition", "order-select", "unknown")),

@@ -90,23 +90,31 @@ def service_env(folder: str) -> dict[str, str]:
 
 
 @contextmanager
-def running(command: list[str], *, pin: list[str], env: dict[str, str] | None = None,
-            cwd: str | None = None) -> Iterator[str]:
-    """Start a server on a free loopback port, yield its base URL, stop it."""
+def running_process(command: list[str], *, pin: list[str], env: dict[str, str] | None = None,
+                    cwd: str | None = None, timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start a server on a free loopback port, yield its base URL and process, stop it."""
     port = free_port()
     process = subprocess.Popen([*pin, *command, "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, process)
-        yield base
+        wait_ready(base, process, timeout=timeout)
+        yield base, process
     finally:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def running(command: list[str], *, pin: list[str], env: dict[str, str] | None = None,
+            cwd: str | None = None) -> Iterator[str]:
+    """Start a server on a free loopback port, yield its base URL, stop it."""
+    with running_process(command, pin=pin, env=env, cwd=cwd) as (base, _):
+        yield base
 
 
 @contextmanager

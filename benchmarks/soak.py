@@ -143,21 +143,9 @@ class ChartServer:
 
 @contextmanager
 def service(folder: str, pin: list[str], **env: str) -> Iterator[tuple[str, int]]:
-    port = harness.free_port()
-    process = subprocess.Popen([*pin, *harness.service_command(), "--host", "127.0.0.1", "--port", str(port)],
-                               env={**harness.service_env(folder), **env},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        harness.wait_ready(base, process, timeout=60)
+    with harness.running_process(harness.service_command(), pin=pin, env={**harness.service_env(folder), **env},
+                                 timeout=60) as (base, process):
         yield base, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _rss_mib(pid: int) -> float:

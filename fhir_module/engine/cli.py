@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from fhir_module.knowledge import KnowledgeError
 
@@ -53,17 +53,25 @@ def _read_request(path: Path) -> dict[str, Any]:
     return request
 
 
-def cards_command(args: argparse.Namespace) -> int:
+def engine_or_status(prog: str, modules: Sequence[str | Path] = (), bundles: Sequence[str | Path] = (),
+                     packages: Sequence[str | Path] = (), *, allow_draft: bool = False) -> Engine | int:
+    """The engine of these sources, or the exit status after saying why there is none: knowledge
+    that fails its check is refused (EXIT_REFUSED), sources that cannot be read or built are 2."""
     try:
-        allow_draft = bool(getattr(args, "allow_draft", False))
-        engine = Engine.from_sources(modules=getattr(args, "module", None) or (), bundles=args.bundle or (),
-                                     allow_draft=allow_draft)
+        return Engine.from_sources(modules, bundles, packages, allow_draft=allow_draft)
     except KnowledgeCheckError as error:
-        print(f"fhir-module cards: refusing the knowledge: {error}", file=sys.stderr)
+        print(f"{prog}: refusing the knowledge: {error}", file=sys.stderr)
         return EXIT_REFUSED
     except (KnowledgeLoadError, KnowledgeError) as error:
-        print(f"fhir-module cards: {error}", file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
         return 2
+
+
+def cards_command(args: argparse.Namespace) -> int:
+    engine = engine_or_status("fhir-module cards", modules=getattr(args, "module", None) or (),
+                              bundles=args.bundle or (), allow_draft=bool(getattr(args, "allow_draft", False)))
+    if isinstance(engine, int):
+        return engine
     try:
         request = _read_request(Path(args.request))
     except NotARequest as error:

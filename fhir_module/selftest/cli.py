@@ -15,9 +15,9 @@ import argparse
 import sys
 from datetime import date
 
-from fhir_module.engine import Engine, KnowledgeLoadError
-from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
-from fhir_module.knowledge import KnowledgeError, builtin_module_dirs
+from fhir_module.engine import KnowledgeLoadError
+from fhir_module.engine.cli import engine_or_status
+from fhir_module.knowledge import builtin_module_dirs
 
 from .cases import ScenarioError
 from .runner import case_sources, load_cases, report, run_cases
@@ -31,14 +31,9 @@ def test_command(args: argparse.Namespace) -> int:
     if not (modules or bundles or packages):
         modules = builtin_module_dirs()
     today = args.today or date.today()
-    try:
-        engine = Engine.from_sources(modules, bundles, packages, allow_draft=args.allow_draft)
-    except KnowledgeCheckError as error:
-        print(f"{PROG}: refusing the knowledge: {error}", file=sys.stderr)
-        return EXIT_REFUSED
-    except (KnowledgeLoadError, KnowledgeError) as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 2
+    engine = engine_or_status(PROG, modules, bundles, packages, allow_draft=args.allow_draft)
+    if isinstance(engine, int):
+        return engine
     try:
         files = case_sources(modules, packages, case_dirs)
         cases = load_cases(files, today)

@@ -88,12 +88,12 @@ class PostgresFeedbackStore:
 
     def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> tuple[int, int]:
         rows = [row_of(service_id, entry, received_at, lambda moment: moment) for entry in entries]
-        markers = ["%s::jsonb" if column in _JSONB else "%s" for column in COLUMNS]
+        insert = insert_sql(["%s::jsonb" if column in _JSONB else "%s" for column in COLUMNS])
         stored = 0
         # The connection context manager commits on success and rolls back on error.
         with self._connect() as conn, conn.cursor() as cur:
             for row in rows:
-                stored += cur.execute(insert_sql(markers), row).fetchone() is not None
+                stored += cur.execute(insert, row).fetchone() is not None
         return stored, len(rows) - stored
 
     def list(self, service_id: str | None = None) -> list[StoredFeedback]:

@@ -86,12 +86,13 @@ class SqliteFeedbackStore:
 
     def add(self, service_id: str, entries: Sequence[FeedbackEntry], received_at: _dt.datetime) -> tuple[int, int]:
         rows = [row_of(service_id, entry, received_at, _dt.datetime.isoformat) for entry in entries]
+        insert = insert_sql(["?"] * len(COLUMNS))
         stored = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for row in rows:
-                    stored += self._db.execute(insert_sql(["?"] * len(COLUMNS)), row).fetchone() is not None
+                    stored += self._db.execute(insert, row).fetchone() is not None
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

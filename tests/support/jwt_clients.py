@@ -109,6 +109,8 @@ class JwtClient:
     keys: dict[str, SigningKey] = field(default_factory=dict)
     sub: str = "fhir-module-test-client"
     tenant: str | None = None
+    # Keys rotated out but still published (an EHR keeps an old key in its JWK Set for a while).
+    previous: list[SigningKey] = field(default_factory=list)
 
     @classmethod
     def create(cls, iss: str | None = None, *, tenant: str | None = None) -> JwtClient:
@@ -131,14 +133,17 @@ class JwtClient:
     @property
     def jwks(self) -> dict[str, Any]:
         """The published JWKS (public keys only)."""
-        return {"keys": [key.public_jwk() for key in self.keys.values()]}
+        return {"keys": [key.public_jwk() for key in [*self.keys.values(), *self.previous]]}
 
     def publish(self) -> None:
         """Serves the current keys at ``jwks_url``."""
         self.jwks_server.jwks = self.jwks
 
-    def rotate(self, alg: str = "ES384") -> SigningKey:
-        """Replaces the key for ``alg`` with a new one (new ``kid``) and publishes it."""
+    def rotate(self, alg: str = "ES384", *, keep_previous: bool = False) -> SigningKey:
+        """Replaces the key for ``alg`` with a new one (new ``kid``) and publishes it; with
+        ``keep_previous`` the old key stays published, so tokens it signed still verify."""
+        if keep_previous:
+            self.previous.append(self.keys[alg])
         self.keys[alg] = SigningKey.generate(alg)
         self.publish()
         return self.keys[alg]

@@ -24,7 +24,7 @@ WORKDIR /var/lib/fhir-module
 ENV FHIR_MODULE_DATABASE_URL=sqlite:////var/lib/fhir-module/fhir_module_feedback.sqlite3
 
 EXPOSE 8000
-# Readiness, not liveness: /ready is 503 while the database cannot be reached (open without a JWT).
+# Readiness, not liveness: /readyz is 503 while the database cannot be reached (open without a JWT).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
 CMD ["fhir-module", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -7,6 +7,7 @@ so `fhir-module --help` shows the whole interface in one place.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from datetime import date
@@ -15,13 +16,15 @@ from typing import Any, Sequence
 
 # One meaning per exit status for every command, so scripts and CI can rely on it.
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a tool killed by SIGPIPE
 EXIT_STATUS = """exit status (every command):
   0  done, nothing wrong found
   1  findings: the input was read and has problems (invalid FHIR, knowledge that fails its
      checks, a hook request the service would refuse, e.g. for lack of prefetch)
   2  usage: the command could not run as asked (bad arguments, a file that cannot be read or
      is not what the command takes, an unknown profile, an output that cannot be written, an
-     address that cannot be bound)"""
+     address that cannot be bound)
+  141  the reader of the output went away before it ended (`... | head`)"""
 
 
 def _version() -> str:
@@ -137,6 +140,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: what --help left in the buffer can meet a closed pipe too
+    except BrokenPipeError:
+        # `fhir-module validate bundle.json | head`: the reader left before the output ended. Stop
+        # quietly (no traceback), and point stdout at /dev/null so the flush at exit cannot raise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     # Imports are deferred so that `fhir-module validate` does not load FastAPI, and so on.
     if args.command == "serve":
@@ -151,7 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fhir_module.feedback.export import export_command as command
     else:
         from fhir_module.engine.cli import cards_command as command
-    return command(args) or 0
+    try:
+        return command(args) or 0
+    except BrokenPipeError:
+        # `fhir-module validate bundle.json | head`: the reader left before the output ended. Stop
+        # quietly (no traceback), and point stdout at /dev/null so the flush at exit cannot raise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -94,12 +94,9 @@ def cards_command(args: argparse.Namespace) -> int:
         except RequestError as error:
             print(f"fhir-module cards: {error.message}", file=sys.stderr)
             return 1
-    try:
-        json.dump({"cards": cards}, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    except BrokenPipeError:  # `fhir-module cards X | head`: the reader left, nothing to report
-        sys.stderr.close()
+    json.dump({"cards": cards}, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
     return 0
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from fhir_module.api.body import read_body
+from fhir_module.api.body import read_body, require_json_content_type
 from fhir_module.api.errors import ApiError
 from fhir_module.api.openapi import ERROR_RESPONSES
 from fhir_module.validation.runner import ClientGone, Refused, ValidationJob, ValidationRunner, shared_runner
@@ -32,6 +32,7 @@ def runner_of(request: Request) -> ValidationRunner:
 
 async def _run(request: Request, resource_type: str | None) -> Response:
     try:
+        require_json_content_type(request)  # FHIR JSON only: an XML or form body is 415, not a parse error
         body = await read_body(request)
     except ApiError as exc:  # answered here too: the router also runs in apps without our handlers
         return exc.response()
@@ -60,10 +61,11 @@ _DOCUMENTED = dict(
     responses={
         200: {"description": "The validation's OperationOutcome (200 even when it reports errors: that is the "
                              "operation's result)", "content": {FHIR_JSON: {"schema": _OUTCOME}}},
-        **ERROR_RESPONSES(400, 401, 403, 408, 413, 422, 503, descriptions={
+        **ERROR_RESPONSES(400, 401, 403, 408, 413, 415, 422, 503, descriptions={
             400: "Not strict JSON (NaN, numbers beyond 64 bits, lone surrogates, nesting past 64), or empty",
             413: "Larger than the body limit, more resources than FHIR_MODULE_VALIDATE_MAX_RESOURCES, or "
                  "validation longer than FHIR_MODULE_VALIDATE_TIMEOUT (too-costly; the work is stopped)",
+            415: "A body that is not declared as FHIR JSON (application/fhir+json or application/json)",
             503: "Every validation worker busy and others waiting (Retry-After), or the service's database "
                  "unavailable for the client token check"}),
     },

@@ -13,6 +13,7 @@ from fhir_module.fhir import canonical
 from fhir_module.validation.api import router
 
 CORPUS = Path(__file__).parent / "corpus"
+FHIR_JSON = {"content-type": "application/fhir+json"}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def _body(kind: str, name: str) -> bytes:
 
 
 def test_valid_resource_gives_no_issues(client: TestClient) -> None:
-    response = client.post("/fhir/$validate", content=_body("valid", "plandefinition"), headers={"content-type": "application/fhir+json"})
+    response = client.post("/fhir/$validate", content=_body("valid", "plandefinition"), headers=FHIR_JSON)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/fhir+json")
     issues = response.json()["issue"]
@@ -35,7 +36,7 @@ def test_valid_resource_gives_no_issues(client: TestClient) -> None:
 
 
 def test_errors_are_200_with_the_outcome(client: TestClient) -> None:
-    response = client.post("/fhir/$validate", content=_body("invalid", "bundle-entry-invalid-resource"))
+    response = client.post("/fhir/$validate", content=_body("invalid", "bundle-entry-invalid-resource"), headers=FHIR_JSON)
     assert response.status_code == 200
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
@@ -55,18 +56,28 @@ def test_parameters_with_resource_and_profile(client: TestClient) -> None:
 
 
 def test_type_in_path_must_match(client: TestClient) -> None:
-    outcome = client.post("/fhir/Library/$validate", content=_body("valid", "plandefinition")).json()
+    outcome = client.post("/fhir/Library/$validate", content=_body("valid", "plandefinition"), headers=FHIR_JSON).json()
     assert outcome["issue"][0]["severity"] == "error"
     assert "Expected a Library" in outcome["issue"][0]["diagnostics"]
 
 
 def test_unparseable_json_is_400_with_an_outcome(client: TestClient) -> None:
-    response = client.post("/fhir/$validate", content=b'{"resourceType": ')
+    response = client.post("/fhir/$validate", content=b'{"resourceType": ', headers=FHIR_JSON)
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
 
 
 def test_json_that_is_not_a_resource_is_a_fatal_issue(client: TestClient) -> None:
-    response = client.post("/fhir/$validate", content=json.dumps([1, 2]))
+    response = client.post("/fhir/$validate", content=json.dumps([1, 2]), headers=FHIR_JSON)
     assert response.status_code == 200
     assert response.json()["issue"][0]["severity"] == "fatal"
+
+
+@pytest.mark.parametrize("content_type", ["application/fhir+xml", "application/x-www-form-urlencoded", None])
+def test_a_body_not_declared_as_fhir_json_is_415(client: TestClient, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/fhir/$validate", content=_body("valid", "plandefinition"), headers=headers)
+    assert response.status_code == 415
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "application/json" in outcome["issue"][0]["diagnostics"]

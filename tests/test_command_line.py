@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version
@@ -50,3 +52,39 @@ def test_a_reader_that_left_ends_the_command_quietly(command: str, tmp_path) -> 
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def _module_copy(tmp_path, edit) -> str:
+    from fhir_module.knowledge import builtin_module_dir
+
+    folder = shutil.copytree(builtin_module_dir("levomilnacipran"), tmp_path / "module")
+    edit(folder)
+    return str(folder)
+
+
+def _overstated_maximum(folder) -> None:  # a quote the monograph does not hold: the knowledge fails its checks
+    path = folder / "knowledge.yaml"
+    path.write_text(path.read_text("utf-8").replace(
+        "up to a maximum of 120 mg once daily", "up to a maximum of 150 mg once daily"), encoding="utf-8")
+
+
+def _not_yaml(folder) -> None:  # nothing to check: the file is not YAML at all
+    (folder / "knowledge.yaml").write_text("module: [unclosed\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("command", [["cards", "{request}"], ["test"], ["export", "-o", "{out}"],
+                                     ["serve", "--port", "0"]])
+@pytest.mark.parametrize(("edit", "status", "said"), [(_overstated_maximum, 1, "not in the monograph"),
+                                                      (_not_yaml, 2, "not valid YAML")])
+def test_knowledge_that_fails_its_checks_is_1_and_an_unreadable_file_2_in_every_command(
+        tmp_path, command: list[str], edit, status: int, said: str) -> None:
+    module = _module_copy(tmp_path, edit)
+    request = tmp_path / "request.json"
+    request.write_text('{"hook": "order-select", "hookInstance": "x", "context": {}}', encoding="utf-8")
+    args = [a.format(request=request, out=tmp_path / "out.json") for a in command]
+    env = {**os.environ, "FHIR_MODULE_DATABASE_URL": f"sqlite:///{tmp_path / 'f.sqlite3'}"}
+    result = subprocess.run([sys.executable, "-m", "fhir_module.cli", *args, "--module", module],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == status, result.stderr
+    assert said in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.json").exists()

@@ -26,6 +26,7 @@ from uvicorn.supervisors import Multiprocess
 
 from fhir_module.config import ENV_BUNDLE, ENV_CASES, ENV_MODULES, ConfigError, Settings, is_loopback_host, load_settings
 from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError
+from fhir_module.knowledge import KnowledgeError, KnowledgeUnreadable
 
 from .logs import JsonFormatter
 from .metrics import ENV_METRICS_DIR
@@ -149,7 +150,11 @@ def serve_command(args: argparse.Namespace) -> int:
         if refused:
             return refused
         app = create_app(settings, engine)
-    except KnowledgeCheckError as exc:  # knowledge that would not run as written never serves
+    except (KnowledgeCheckError, KnowledgeError) as exc:
+        if isinstance(exc, KnowledgeUnreadable):
+            print(f"fhir-module serve: cannot start: {exc}", file=sys.stderr)
+            return 2
+        # Knowledge that fails its checks, or would not run as written, never serves.
         print(f"fhir-module serve: refusing to serve: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     except Exception as exc:  # a broken bundle or database: say which, do not dump a traceback

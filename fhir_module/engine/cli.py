@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from fhir_module.knowledge import KnowledgeError
+from fhir_module.knowledge import KnowledgeError, KnowledgeUnreadable
 
 from .errors import RequestError
 from .knowledgebase import KnowledgeLoadError
@@ -56,13 +56,16 @@ def _read_request(path: Path) -> dict[str, Any]:
 def engine_or_status(prog: str, modules: Sequence[str | Path] = (), bundles: Sequence[str | Path] = (),
                      packages: Sequence[str | Path] = (), *, allow_draft: bool = False) -> Engine | int:
     """The engine of these sources, or the exit status after saying why there is none: knowledge
-    that fails its check is refused (EXIT_REFUSED), sources that cannot be read or built are 2."""
+    that fails its checks is refused (EXIT_REFUSED), sources that cannot be read are 2."""
     try:
         return Engine.from_sources(modules, bundles, packages, allow_draft=allow_draft)
-    except KnowledgeCheckError as error:
+    except (KnowledgeCheckError, KnowledgeError) as error:
+        if isinstance(error, KnowledgeUnreadable):
+            print(f"{prog}: {error}", file=sys.stderr)
+            return 2
         print(f"{prog}: refusing the knowledge: {error}", file=sys.stderr)
         return EXIT_REFUSED
-    except (KnowledgeLoadError, KnowledgeError) as error:
+    except KnowledgeLoadError as error:  # a bundle or package that cannot be read
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from fhir_module.engine.errors import KnowledgeLoadError
 from fhir_module.engine.knowledgecheck import EXIT_REFUSED, KnowledgeCheckError, check_knowledge, errors
-from fhir_module.knowledge import KnowledgeError, builtin_module_dirs, load_knowledge
+from fhir_module.knowledge import KnowledgeError, KnowledgeUnreadable, builtin_module_dirs, load_knowledge
 
 from .bundle import BUNDLE_TYPES, build_modules_bundle, conformance_resources, dumps
 from .canonical import BASE
@@ -61,7 +61,7 @@ def export_command(args: argparse.Namespace) -> int:
     except KnowledgeCheckError as error:
         print(f"{prog}: nothing was written: {error}", file=sys.stderr)
         return EXIT_REFUSED
-    except KnowledgeLoadError as error:  # a --bundle that cannot be read
+    except (KnowledgeLoadError, KnowledgeUnreadable) as error:  # a --bundle or module file that cannot be read
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
     except KnowledgeError as error:

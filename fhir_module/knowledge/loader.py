@@ -30,7 +30,7 @@ from .modules import TERMINOLOGY_DIR, knowledge_file, module_dir
 from .provenance import Provenance
 from .references import map_valuesets, valueset_names
 from .rules import RuleReader
-from .source import SAFE_LOADER, KnowledgeError, Located
+from .source import SAFE_LOADER, KnowledgeError, KnowledgeUnreadable, Located
 
 __all__ = ["KnowledgeError", "SAFE_LOADER", "build_knowledge", "load_knowledge", "map_valuesets", "valueset_names"]
 
@@ -149,7 +149,7 @@ def _monograph(module: dict[str, Any], text: str | None, folder: Path | None, lo
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise KnowledgeError(f"monograph {path}: cannot read: {error}") from error
+            raise KnowledgeUnreadable(f"monograph {path}: cannot read: {error}") from error
     try:
         return _parsed(text, str(path))
     except MonographError as error:

@@ -23,6 +23,11 @@ class KnowledgeError(ValueError):
     """The knowledge definition is not consistent with its schema, terminology or monograph."""
 
 
+class KnowledgeUnreadable(KnowledgeError):
+    """A knowledge or monograph file that cannot be read, or is not YAML: nothing to check yet.
+    The commands answer it as usage (exit 2), where knowledge that fails its checks is refused (1)."""
+
+
 class _LineLoader(SAFE_LOADER):  # type: ignore[misc, valid-type]
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -69,11 +74,11 @@ class Located:
             finally:
                 loader.dispose()
         except (OSError, UnicodeDecodeError) as error:
-            raise KnowledgeError(f"{path}: cannot read: {error}") from error
+            raise KnowledgeUnreadable(f"{path}: cannot read: {error}") from error
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            raise KnowledgeError(f"{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from error
+            raise KnowledgeUnreadable(f"{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from error
         return cls(data, str(path), loader.lines)
 
     def line(self, node: Any, key: Any = None) -> int | None:

@@ -55,6 +55,8 @@ def test_every_cds_endpoint_needs_a_token(secured: str, discovery: dict[str, Any
     assert_401(httpx.get(f"{secured}/cds-services", headers={"Authorization": "Basic dXNlcjpwdw=="}), "required")
     # Unknown services are not revealed to anonymous callers either.
     assert_401(httpx.post(f"{secured}/cds-services/no-such", json=body), "required")
+    # The client is checked before the service id (too long: 422 for an authenticated client).
+    assert_401(httpx.post(f"{secured}/cds-services/{'x' * 201}", json=body), "required")
     assert_401(httpx.post(f"{secured}/fhir/$validate", json={"resourceType": "Patient"}), "required")
     # Health and the API description stay open.
     assert httpx.get(f"{secured}/healthz").json()["auth"] is True

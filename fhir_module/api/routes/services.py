@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -25,13 +25,21 @@ from ..errors import ApiError, validation_issues
 from ..logs import note_request
 from ..models import CdsServiceRequest, CdsServiceResponse
 from ..openapi import ERROR_RESPONSES, json_request_body
+from ..routing import DirectRoute
 from ..fetch import FhirFetcher, allowed_source
 from ..prefetch import REFERENCED_MEDICATIONS, complete_prefetch, read_order_medications
 from .monographs import localise_links
 
 log = logging.getLogger("fhir_module.api.services")
 
-router = APIRouter(tags=["services"])
+
+class ClientRoute(DirectRoute):
+    """The hot path of the service, called directly (routing.py), the client authenticated first."""
+
+    first = staticmethod(require_client)
+
+
+router = APIRouter(tags=["services"], route_class=ClientRoute)
 
 ServiceId = Path(description="The service id from discovery", min_length=1, max_length=200)
 
@@ -76,7 +84,6 @@ def parse_request(body: dict[str, Any]) -> CdsServiceRequest:
         "`patientId` and ids placed in fetch URLs must be FHIR ids. The answer's card and suggestion uuids "
         "are signed: feedback on them is accepted, on any other uuid it is refused."),
     openapi_extra=json_request_body(CdsServiceRequest),
-    dependencies=[Depends(require_client)],
 )
 async def call_service(request: Request, service_id: str = ServiceId) -> Response:
     state = request.app.state

@@ -38,6 +38,31 @@ def _basis(doc: dict[str, Any], bold: bool = True) -> str:
     return f"{mark}Monograph{mark} ({doc.get('display', '')}): \"{doc.get('citation', '')}\""
 
 
+class NotEvaluated:
+    """The checks of the current order that could not be evaluated, and the check being evaluated.
+
+    Kept apart from the applier, which the request's scopes must not reach: with the applier's own
+    bound method as their `report`, applier -> scope -> method -> applier was a reference cycle
+    that kept every request's chart (all its JSON) in memory until a full garbage collection.
+    """
+
+    def __init__(self, hook_instance: str, failures: EvaluationFailures | None) -> None:
+        self.hook_instance = hook_instance
+        self.failures = failures
+        self.checking = ""  # the check being evaluated, to name if it cannot be
+        self.checks: list[str] = []  # the checks of the current order that could not be
+
+    def report(self, failure: EvaluationFailure) -> None:
+        check = self.checking or "a check"
+        if check not in self.checks:
+            self.checks.append(check)
+        if self.failures is not None:
+            self.failures.add(check)
+        # The failure's text, not the failure: a handler may keep log records (and so the frames
+        # of an exception's traceback, with the request's data) for a while.
+        log.warning("check %r could not be evaluated (hookInstance %s): %s", check, self.hook_instance, str(failure))
+
+
 class PlanApplier:
     """One request: applies a PlanDefinition to each checked order, then writes the cards.
 
@@ -53,7 +78,7 @@ class PlanApplier:
         self.chart = chart
         self.today = today
         self.hook_instance = hook_instance
-        self.failures = failures
+        self.not_evaluated = NotEvaluated(hook_instance, failures)
         self.facts = ChartFacts(kb, chart, today)
         self.suggester = SuggestionMaker(kb, self.facts)
         self.writer = CardWriter(hook_instance)
@@ -63,9 +88,7 @@ class PlanApplier:
             "today": [today.isoformat()],
             "draftOrders": list(chart.drafts),
             "context": [context],
-        }, report=self._report)
-        self._checking = ""  # the check being evaluated, to name if it cannot be
-        self._not_evaluated: list[str] = []  # the checks of the current order that could not be
+        }, report=self.not_evaluated.report)
 
     def apply(self, plan: dict[str, Any], hook: str, orders: list[dict[str, Any]]) -> list[Card]:
         cards: list[Card] = []
@@ -74,7 +97,7 @@ class PlanApplier:
         try:
             for order in orders:
                 self.facts.order = order
-                self._not_evaluated = []
+                self.not_evaluated.checks = []
                 fired: list[str] = []
                 order_scope = self.request_scope.child(values={"order": [order], "firedTopics": fired})
                 order_cards: list[Card] = []
@@ -82,7 +105,7 @@ class PlanApplier:
                     if not any(t.get("name") == hook for t in action.get("trigger") or []):
                         continue
                     order_cards.extend(self._kind(action, order_scope, order, fired))
-                if self._not_evaluated:
+                if self.not_evaluated.checks:
                     self._say_not_evaluated(order, order_cards)
                 cards.extend(order_cards)
         finally:
@@ -91,32 +114,24 @@ class PlanApplier:
 
     # --- checks that could not be evaluated -------------------------------------------------
 
-    def _report(self, failure: EvaluationFailure) -> None:
-        check = self._checking or "a check"
-        if check not in self._not_evaluated:
-            self._not_evaluated.append(check)
-        if self.failures is not None:
-            self.failures.add(check)
-        log.warning("check %r could not be evaluated (hookInstance %s): %s", check, self.hook_instance, failure)
-
     def _attempt(self, check: str, evaluate: Callable[[], T], otherwise: T) -> T:
         """`evaluate()` as part of `check`; if it cannot be evaluated, the check is reported and
         `otherwise` returned."""
-        previous, self._checking = self._checking, check
+        previous, self.not_evaluated.checking = self.not_evaluated.checking, check
         try:
             return evaluate()
         except EvaluationFailure as failure:
-            self._report(failure)
+            self.not_evaluated.report(failure)
             return otherwise
         finally:
-            self._checking = previous
+            self.not_evaluated.checking = previous
 
     def _say_not_evaluated(self, order: dict[str, Any], cards: list[Card]) -> None:
         """Every card of the order names the checks that could not be evaluated; with no card,
         a notice card does, so that silence never means "checked and fine"."""
-        lines = "\n".join(f"- {check}" for check in self._not_evaluated)
+        lines = "\n".join(f"- {check}" for check in self.not_evaluated.checks)
         if not cards:
-            cards.append(not_evaluated_card(ref(order), self._not_evaluated, self.module))
+            cards.append(not_evaluated_card(ref(order), self.not_evaluated.checks, self.module))
             return
         for card in cards:
             card.detail += ("\n\n**Not evaluated** (this order's data could not be evaluated by these checks, "
@@ -212,7 +227,7 @@ class PlanApplier:
         try:
             return {v for v in scope.evaluate(expression) if isinstance(v, str)}
         except EvaluationFailure as failure:
-            self._report(failure)
+            self.not_evaluated.report(failure)
             return set()
 
     def _merged(self, action: dict[str, Any], scope: Scope, order: dict[str, Any], template: dict[str, Any],

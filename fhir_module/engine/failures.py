@@ -16,10 +16,12 @@ from collections import Counter
 class EvaluationFailure(Exception):
     """An expression could not be evaluated on this request's data."""
 
-    def __init__(self, expression: str, cause: BaseException) -> None:
-        super().__init__(f"{type(cause).__name__} evaluating {expression!r}")
+    def __init__(self, expression: str, cause: BaseException | str) -> None:
+        # The cause's type name, not the cause (raised `from` it, it is the __cause__): scopes keep
+        # failures, and an exception object would keep its traceback's frames with them.
+        self.cause_name = cause if isinstance(cause, str) else type(cause).__name__
+        super().__init__(f"{self.cause_name} evaluating {expression!r}")
         self.expression = expression
-        self.cause = cause
 
 
 class EvaluationFailures:

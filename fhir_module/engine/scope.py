@@ -76,14 +76,18 @@ class Scope:
 
     def _define(self, name: str) -> list[Any]:
         if name in self._failed:  # every check that reads it could not be evaluated either
-            raise self._failed[name]
+            failed = self._failed[name]
+            raise EvaluationFailure(failed.expression, failed.cause_name)
         if name in self._evaluating:  # a definition that reads itself is empty, not a hang
             return []
         self._evaluating.add(name)
         try:
             self.values[name] = self.evaluate(self.definitions[name])
         except EvaluationFailure as failure:
-            self._failed[name] = failure
+            # Kept, and raised again, as copies: a failure once raised carries a traceback whose
+            # frames hold this scope, a reference cycle that would keep the whole request in
+            # memory until a full garbage collection.
+            self._failed[name] = EvaluationFailure(failure.expression, failure.cause_name)
             raise
         finally:
             self._evaluating.discard(name)

@@ -36,6 +36,18 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """`--version`, looked up only when asked (reading the installed metadata costs every command
+    tens of milliseconds at start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, nargs=0, help="show program's version number and exit", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"{parser.prog} {_version()}")  # standard output, as argparse's own version action
+        parser.exit()
+
+
 def _sub(sub: Any, name: str, summary: str, details: str) -> argparse.ArgumentParser:
     description = textwrap.fill(f"{summary[:1].upper()}{summary[1:]}. {details}", 96)
     return sub.add_parser(name, help=summary, description=description,
@@ -49,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = _sub(sub, "serve", "run the CDS Hooks service",

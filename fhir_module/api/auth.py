@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import jwt
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -151,6 +150,8 @@ class Authenticator:
             client, settings.jwks_cache_seconds, settings.fetch_timeout, settings.jwks_refetch_interval
         )
         self._replay = ReplayGuard(store)
+        if self.enabled:
+            import jwt  # noqa: F401 - loaded now, not by the first call; without clients never needed
 
     @property
     def enabled(self) -> bool:
@@ -173,6 +174,8 @@ class Authenticator:
         return await self.verify(token.strip(), self.audience(request))
 
     async def verify(self, token: str, audience: str) -> Principal:
+        import jwt  # PyJWT and cryptography: only a service with trusted clients loads them
+
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

@@ -17,13 +17,13 @@ import math
 from decimal import Decimal
 
 from fhirpathpy import apply_parsed_path
-from fhirpathpy.models import models
 
 from .clinical._json import fmt_rounded
 from .failures import EvaluationFailure
-from .fhirpath import FHIRPathSyntaxError, call_problems, parse_for_fhirpathpy, variables_used
+from .fhirpath import FHIRPathSyntaxError, call_problems, parse, parse_for_fhirpathpy, variables_used
 from .fhirpath.compiler import Compiler, Unsupported
 from .fhirpath.runtime import Deferred
+from .fhirpath.typepaths import R4_MODEL
 from .functions import CHART_READS, FUNCTIONS, MODULE_FUNCTIONS, fhirpathpy_kinds
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ USER_FUNCTIONS = {
     for name, (method, function) in MODULE_FUNCTIONS.items()
 }
 _OPTIONS = {"userInvocationTable": USER_FUNCTIONS}
-_MODEL = models["r4"]
+_MODEL = R4_MODEL
 _COMPILER = Compiler(
     {name: entry["fn"] for name, entry in USER_FUNCTIONS.items()},
     {name: dict(function.arities) for name, (_, function) in MODULE_FUNCTIONS.items()},
@@ -109,12 +109,12 @@ class Expression:
     so: `native` is False and `not_compiled` holds the reason.
     """
 
-    __slots__ = ("text", "tree", "variables", "native", "not_compiled", "_parsed", "_compiled")
+    __slots__ = ("text", "tree", "variables", "native", "not_compiled", "_compiled")
 
     def __init__(self, text: str) -> None:
         self.text = text
         try:
-            self.tree, self._parsed = parse_for_fhirpathpy(text)
+            self.tree = parse(text)
         except FHIRPathSyntaxError as error:
             raise ExpressionError(f"FHIRPath {text!r}: {error}") from error
         problems = call_problems(self.tree, FUNCTIONS)
@@ -132,7 +132,9 @@ class Expression:
 
     def reference(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
         """fhirpathpy's value of the expression: what the compiled closures must agree with."""
-        return apply_parsed_path(resource, self._parsed, variables, _MODEL, _OPTIONS)
+        # fhirpathpy's own tree, built the first time the reference is needed (rarely: most
+        # expressions never defer), not for every expression at start.
+        return apply_parsed_path(resource, parse_for_fhirpathpy(self.text)[1], variables, _MODEL, _OPTIONS)
 
     def value(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
         """The expression's value, by the compiled closures; the rare data they leave to the

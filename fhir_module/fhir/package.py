@@ -24,16 +24,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fhir_module.knowledge import Knowledge, case_files
-from fhir_module.knowledge.modules import CASES_DIR, module_dir
+from fhir_module.knowledge.modules import CASES_DIR, PACKAGE_CASES_DIR, module_dir
 
 from .bundle import build_resources, conformance_resources, dumps
 from .canonical import BASE
 from .common import FHIR_VERSIONS
 
 PACKAGE_PREFIX = "fhir-module."
-# The module's own test cases, in the package beside its artifacts (not FHIR resources: the case
-# shape of tests/scenarios/README.md, copied from the module's cases/ folder as they are).
-CASES_FOLDER = "tests"
+CASES_FOLDER = PACKAGE_CASES_DIR
 CORE_PACKAGES = {"R4": "hl7.fhir.r4.core", "R5": "hl7.fhir.r5.core"}
 
 

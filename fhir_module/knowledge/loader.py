@@ -12,9 +12,10 @@ import json
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 try:  # compiled and fast: knowledge files are checked at every start
     import jsonschema_rs
@@ -57,6 +58,9 @@ def _schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
+    # Only to say what is wrong with a file the compiled validator refused: not imported at start.
+    import jsonschema
+
     return jsonschema.Draft202012Validator(_schema())
 
 

@@ -18,6 +18,9 @@ from pathlib import Path
 KNOWLEDGE_FILE = "knowledge.yaml"
 TERMINOLOGY_DIR = "terminology"
 CASES_DIR = "cases"
+# A module's cases in its FHIR package, beside its artifacts (not FHIR resources: the case shape of
+# tests/scenarios/README.md, copied from the module's cases/ folder as they are).
+PACKAGE_CASES_DIR = "tests"
 
 
 def builtin_modules_dir() -> Path:

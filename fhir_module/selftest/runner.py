@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from fhir_module.engine.errors import RequestError
-from fhir_module.fhir.package import CASES_FOLDER
+from fhir_module.knowledge.modules import PACKAGE_CASES_DIR
 
 from .cases import Scenario, ScenarioError, load_scenario
 from .compare import compare_cards
 from .ehr import build_request
 
 # A FHIR package holds its module's cases here (`export --package` writes them).
-PACKAGE_CASES = CASES_FOLDER
+PACKAGE_CASES = PACKAGE_CASES_DIR
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def case_sources(modules: Sequence[str | Path] = (), packages: Sequence[str | Pa
 
     files = [path for module in modules for path in case_files(module)]
     for package in packages:
-        folder = package_folder(package) / CASES_FOLDER
+        folder = package_folder(package) / PACKAGE_CASES_DIR
         files += case_files_in(folder) if folder.is_dir() else []
     for folder in case_dirs:
         files += case_files_in(folder)

@@ -9,7 +9,24 @@ StructureDefinition snapshots (cardinality, types, fixed/pattern values, slices,
 FHIRPath invariants). The CLI is in `cli`, the FastAPI router for `$validate` in `api`.
 """
 
-from fhir_module.validation.outcome import has_errors
-from fhir_module.validation.validator import validate
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["validate", "has_errors"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the service imports `validation.runner` for its $validate workers, and
+    # the validator's layers (jsonschema, fhir.resources, definitions) belong in those workers, not
+    # in the process that answers hooks.
+    if name == "validate":
+        from fhir_module.validation.validator import validate
+
+        return validate
+    if name == "has_errors":
+        from fhir_module.validation.outcome import has_errors
+
+        return has_errors
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,8 @@ from xml.etree import ElementTree
 
 import fhirpathpy
 from fhirpathpy.engine.nodes import ResourceNode
-from fhirpathpy.models import models
+
+from fhir_module.engine.fhirpath.typepaths import R4_MODEL
 
 # Checked natively instead: ele-1 (an element has a value or children) is the JSON layer's empty-value
 # rule, and evaluating it through FHIRPath on every element would dominate the run time.
@@ -67,7 +68,7 @@ def _compile(expression: str) -> Callable[..., Any] | Exception:
     fn = _compiled.get(expression)
     if fn is None:
         try:
-            fn = fhirpathpy.compile(expression, models["r4"], options=_OPTIONS)
+            fn = fhirpathpy.compile(expression, R4_MODEL, options=_OPTIONS)
         except Exception as exc:  # noqa: BLE001 - any parser failure means "cannot evaluate"
             fn = exc
         _compiled[expression] = fn

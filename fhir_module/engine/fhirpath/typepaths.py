@@ -5,12 +5,23 @@ a value by its type. The compiler works out at compile time which paths a value 
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from importlib import resources
 from typing import Any, Mapping
 
-from fhirpathpy.models import models
 
-_MODEL = models["r4"]
+def _r4_model() -> dict[str, Any]:
+    """fhirpathpy's R4 model, read from the files `fhirpathpy.models` reads. Importing that module
+    reads the model of every FHIR version (1.5 MB of JSON, at every start); only R4 is used."""
+    folder = resources.files("fhirpathpy").joinpath("models", "r4")
+    return {entry.name[:-len(".json")]: json.loads(entry.read_text("utf-8"))
+            for entry in folder.iterdir() if entry.name.endswith(".json")}
+
+
+# What fhirpathpy's evaluation takes as its `model` (choice elements, types, parents).
+R4_MODEL: dict[str, Any] = _r4_model()
+_MODEL = R4_MODEL
 _CHOICES: Mapping[str, list[str]] = _MODEL["choiceTypePaths"]
 _ELSEWHERE: Mapping[str, str] = _MODEL["pathsDefinedElsewhere"]
 _TYPES: Mapping[str, str] = _MODEL["path2Type"]

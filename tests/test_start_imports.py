@@ -1,0 +1,81 @@
+"""What each command loads at start: only what it uses (issue 10, one-off times).
+
+A fresh interpreter imports the command's code and the test looks at `sys.modules`: the service
+does not load the validator's layers ($validate runs them in worker processes), the JSON Schema
+library that only explains a refused knowledge file, PyJWT without trusted clients, the package
+writer, nor fhirpathpy's models of FHIR versions it never evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fhir_module.engine.fhirpath.typepaths import R4_MODEL
+
+
+def loaded_after(code: str) -> set[str]:
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+SERVE = """
+from fhir_module.api.server import serve_command
+from fhir_module.api.app import create_app, load_engine
+from fhir_module.config import load_settings
+from fhir_module.api.server import self_test
+import argparse
+settings = load_settings()
+engine = load_engine(settings)
+assert self_test(engine, settings, argparse.Namespace(skip_self_test=False)) == 0
+create_app(settings, engine)
+"""
+
+
+@pytest.fixture(scope="module")
+def serve_modules(tmp_path_factory) -> set[str]:
+    import os
+
+    folder = tmp_path_factory.mktemp("serve")
+    os.environ.setdefault("FHIR_MODULE_DATABASE_URL", f"sqlite:///{folder}/feedback.sqlite3")
+    return loaded_after(SERVE)
+
+
+@pytest.mark.parametrize("module", [
+    "fhir_module.validation.validator",  # $validate's layers: in its worker processes only
+    "jsonschema",  # explains a refused knowledge file; the compiled validator says whether it is valid
+    "jwt",  # without trusted clients no JWT is verified
+    "cryptography",
+    "tarfile",  # the package writer's
+    "fhirpathpy.models",  # every FHIR version's model; the engine evaluates R4
+])
+def test_the_service_starts_without(serve_modules: set[str], module: str) -> None:
+    assert "fhir_module.api.app" in serve_modules and "fhir_module.selftest" in serve_modules
+    assert module not in serve_modules
+
+
+def test_with_trusted_clients_pyjwt_is_loaded_at_start(tmp_path) -> None:
+    # Not by the first authenticated call: the import belongs to the start, not to a request.
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps([{"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/jwks"}]))
+    code = f"""
+import os
+os.environ["FHIR_MODULE_TRUSTED_CLIENTS"] = {str(clients)!r}
+os.environ["FHIR_MODULE_DATABASE_URL"] = "sqlite:///{tmp_path}/feedback.sqlite3"
+from fhir_module.api.app import create_app
+from fhir_module.config import load_settings
+settings = load_settings()
+assert settings.auth_enabled
+create_app(settings)
+"""
+    assert "jwt" in loaded_after(code)
+
+
+def test_the_r4_model_is_fhirpathpys() -> None:
+    from fhirpathpy.models import models
+
+    assert R4_MODEL == models["r4"]

@@ -60,16 +60,18 @@ def _dosage(knowledge: Knowledge, dose_mg: float | None = None, *, sequence: int
 
 def titration_pack(knowledge: Knowledge) -> Pack | None:
     """A pack that holds the titration as whole capsules: one capsule of each step's dose for each of
-    its days, and capsules of the last step's dose (extended-release capsules are not split, so a
-    one-product order of the first dose would need several capsules a day later on)."""
+    its doses (the drug's doses a day times the step's days), and capsules of the last step's dose
+    (extended-release capsules are not split, so a one-product order of the first dose would need
+    several capsules a day later on)."""
     steps = (knowledge.drug["dosing"].get("titration") or {}).get("steps") or []
     if len(steps) < 2:
         return None
+    doses_a_day = knowledge.drug["dosing"]["frequency"]["per_day"]
     strengths = {product.rxnorm: product.strength_mg for product in knowledge.products}
     for pack in knowledge.packs:
         counts = {strengths.get(code): count for code, count in pack.contents}
         if set(counts) == {step["dose_mg"] for step in steps} and all(
-                counts[step["dose_mg"]] == step["days"] for step in steps if "days" in step):
+                counts[step["dose_mg"]] == step["days"] * doses_a_day for step in steps if "days" in step):
             return pack
     return None
 

@@ -94,3 +94,19 @@ def test_medication_knowledge_lists_every_clinical_use_definition(k):
     assert ids == clinical_use_ids(k) and len(ids) == len(set(ids))
     drug = next(r for r in build_medication_knowledge(k, "R5") if r["id"] == drug_id(k))
     assert [ref["reference"] for ref in drug["clinicalUseIssue"]] == [f"ClinicalUseDefinition/{i}" for i in ids]
+
+
+def test_the_titration_pack_holds_a_capsule_for_each_dose_of_each_step(k):
+    """A pack is the titration's product when it holds each step's dose for every dose of its days:
+    days times the drug's doses a day, not days alone (a twice-daily drug needs twice the capsules)."""
+    from dataclasses import replace
+
+    from fhir_module.fhir.activitydefinitions import titration_pack
+
+    once_daily = titration_pack(k)
+    assert once_daily is not None and k.drug["dosing"]["frequency"]["per_day"] == 1
+    dosing = k.drug["dosing"]
+    twice_daily = replace(k, drug={**k.drug, "dosing": {**dosing, "frequency": {**dosing["frequency"], "per_day": 2}}})
+    assert titration_pack(twice_daily) is None  # the packs hold one capsule a day of each step: half the doses
+    doubled = tuple(replace(pack, contents=tuple((code, count * 2) for code, count in pack.contents)) for pack in k.packs)
+    assert titration_pack(replace(twice_daily, packs=doubled)).rxnorm == once_daily.rxnorm

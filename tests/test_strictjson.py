@@ -110,8 +110,12 @@ def test_fast_path_reads_what_the_exact_path_reads(text, as_bytes):
 
 
 @pytest.mark.parametrize("depth", [63, 64, 65, 1100])
-def test_fast_path_keeps_the_depth_limit(depth):
-    text = "[" * depth + "]" * depth
+@pytest.mark.parametrize("shape", ["arrays", "objects", "both"])
+def test_fast_path_keeps_the_depth_limit(depth, shape):
+    levels = {"arrays": [("[1, ", "]")], "objects": [('{"a": 1, "b": ', "}")],
+              "both": [("[", "]"), ('{"a": ', "}")]}[shape]
+    text = "".join(levels[i % len(levels)][0] for i in range(depth)) + "0"
+    text += "".join(levels[i % len(levels)][1] for i in reversed(range(depth)))
     assert _reading(strictjson.loads, text) == _reading(strictjson.exact_loads, text)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -38,6 +39,13 @@ log = logging.getLogger("fhir_module.api")
 
 # Middle-generation collections between two full ones (see the lifespan).
 FULL_COLLECTION_EVERY = 1000
+
+# FastAPI's native OpenTelemetry (recent versions) asks the global providers on every request
+# whether to instrument it, 4 us of an unrelated order-select; the service reports through its own
+# /metrics and logs, and no OpenTelemetry is set up for it.
+_WITHOUT_FASTAPI_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 DESCRIPTION = (
     "CDS Hooks 2.0 services built from FHIR knowledge artifacts. Errors answer FHIR "
@@ -113,6 +121,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by routes/docs.py from local assets, not a CDN
         redoc_url=None,
+        **_WITHOUT_FASTAPI_TELEMETRY,
     )
     app.state.settings = settings
     app.state.engine = engine

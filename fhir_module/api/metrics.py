@@ -65,11 +65,18 @@ class Metrics:
         self._writes = itertools.count()
 
     def inc(self, name: str, labels: Mapping[str, Any], amount: float = 1.0) -> None:
+        self.inc_series(name, _labels(labels), amount)
+
+    def inc_series(self, name: str, key: Labels, amount: float = 1.0) -> None:
+        """`inc` with the labels already made into a series key (once, by the caller)."""
         with self._lock:
-            self._counters[name][_labels(labels)] += amount
+            self._counters[name][key] += amount
 
     def observe(self, name: str, labels: Mapping[str, Any], value: float) -> None:
-        key = _labels(labels)
+        self.observe_series(name, _labels(labels), value)
+
+    def observe_series(self, name: str, key: Labels, value: float) -> None:
+        """`observe` with the labels already made into a series key (once, by the caller)."""
         with self._lock:
             cells = self._histograms[name].get(key)
             if cells is None:
@@ -211,6 +218,7 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._keys: dict[tuple[str, Any, int], tuple[Labels, Labels]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -229,7 +237,17 @@ class RequestMetrics:
             await self.app(scope, receive, recording_send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope.get("method") if scope.get("method") in METHODS else "other"
-            self.metrics.inc("fhir_module_requests_total", {"route": route, "method": method, "status": status})
-            self.metrics.observe("fhir_module_request_duration_seconds", {"route": route},
-                                 time.perf_counter() - started)
+            keys = self._keys.get((route, scope.get("method"), status))
+            if keys is None:
+                keys = self._keys_of(route, scope.get("method"), status)
+            self.metrics.inc_series("fhir_module_requests_total", keys[0])
+            self.metrics.observe_series("fhir_module_request_duration_seconds", keys[1], time.perf_counter() - started)
+
+    def _keys_of(self, route: str, method: Any, status: int) -> tuple[Labels, Labels]:
+        """The series keys of a (route, method, status), made once: few routes, methods and
+        statuses exist (an unknown method counts as "other", so clients cannot add series)."""
+        keys = (_labels({"route": route, "method": method if method in METHODS else "other", "status": status}),
+                _labels({"route": route}))
+        if method in METHODS:
+            self._keys[(route, method, status)] = keys
+        return keys

@@ -17,6 +17,7 @@ instance on it. Forging a card uuid takes about 2^48 guesses at the feedback end
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import uuid
@@ -28,9 +29,11 @@ _NONCE_BITS, _TAG_BITS, _CARD_MAC_BITS, _SUGGESTION_MAC_BITS = 56, 16, 49, 66
 
 
 def _to_uuid(payload: int) -> str:
-    """A UUIDv8 (RFC 9562) holding 122 payload bits."""
+    """A UUIDv8 (RFC 9562) holding 122 payload bits, as `str(uuid.UUID(...))` writes it."""
     high, middle, low = payload >> 74, (payload >> 62) & 0xFFF, payload & ((1 << 62) - 1)
-    return str(uuid.UUID(int=(high << 80) | (0x8 << 76) | (middle << 64) | (0b10 << 62) | low))
+    hexadecimal = f"{(high << 80) | (0x8 << 76) | (middle << 64) | (0b10 << 62) | low:032x}"
+    return (f"{hexadecimal[:8]}-{hexadecimal[8:12]}-{hexadecimal[12:16]}-{hexadecimal[16:20]}-"
+            f"{hexadecimal[20:]}")
 
 
 def _from_uuid(text: Any) -> int | None:
@@ -58,6 +61,7 @@ def topic_key(coding: dict[str, Any]) -> str:
     return f"{coding.get('system', '')}|{coding.get('code', '')}"
 
 
+@functools.lru_cache(maxsize=1024)  # the topics of the knowledge: a few dozen
 def _tag(topic: str) -> int:
     return _bits(hashlib.sha256(topic.encode()).digest(), _TAG_BITS)
 
@@ -80,7 +84,7 @@ class CardIds:
         self._topics: dict[str, dict[int, str]] = {}
 
     def _mac(self, message: str, count: int) -> int:
-        return _bits(hmac.new(self._secret, message.encode(), hashlib.sha256).digest(), count)
+        return _bits(hmac.digest(self._secret, message.encode(), "sha256"), count)
 
     def _topics_of(self, service_id: str) -> dict[int, str]:
         if service_id not in self._topics:
@@ -94,8 +98,9 @@ class CardIds:
         return _to_uuid((head << _CARD_MAC_BITS) | mac)
 
     def _suggestion_uuid(self, service_id: str, card_uuid: str, seed: str) -> str:
+        """`card_uuid` as `_to_uuid` writes it (canonical)."""
         nonce = _bits(hashlib.sha256(f"suggestion|{seed}".encode()).digest(), _NONCE_BITS)
-        mac = self._mac(f"suggestion|{service_id}|{_canonical(card_uuid)}|{nonce}", _SUGGESTION_MAC_BITS)
+        mac = self._mac(f"suggestion|{service_id}|{card_uuid}|{nonce}", _SUGGESTION_MAC_BITS)
         return _to_uuid((nonce << _SUGGESTION_MAC_BITS) | mac)
 
     def sign(self, service_id: str, response: dict[str, Any]) -> dict[str, Any]:

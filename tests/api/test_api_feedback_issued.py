@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fhir_module.api.cardids import CardIds, _from_uuid, _to_uuid
+from fhir_module.api.cardids import CardIds, IssuedCard, _from_uuid, _to_uuid
 from tests.api.helpers import scenario_request
 
 WHEN = "2026-11-26T10:00:00Z"
@@ -36,6 +36,20 @@ def test_uuid_payload_round_trip() -> None:
         text = _to_uuid(payload)
         assert uuid.UUID(text).version == 8 and _from_uuid(text) == payload and _from_uuid(text.upper()) == payload
     assert _from_uuid(str(uuid.uuid4())) is None and _from_uuid("not-a-uuid") is None
+
+
+def test_uuids_are_those_earlier_versions_issued() -> None:
+    """Cards answered before an upgrade get their feedback after it: the same secret signs the same
+    card to the same uuids (these were issued by the first version of the signing)."""
+    ids = CardIds(b"k" * 32, Engine())
+    card = {"uuid": "engine-card-1", "summary": "x", "source": {"topic": {"system": "s", "code": "maoi"}},
+            "overrideReasons": [{"code": "a"}], "suggestions": [{"label": "a", "uuid": "sg-1"}, {"label": "b"}]}
+    signed = ids.sign("svc", {"cards": [card]})["cards"][0]
+    assert signed["uuid"] == "4cf2613a-7f91-8367-a95e-f3f567baa447"
+    assert [s["uuid"] for s in signed["suggestions"]] == ["21b3f59d-77c4-8a45-a54e-f025192962f8",
+                                                          "d5c92415-88f5-815f-ab00-e09d5ba4569b"]
+    assert ids.card("svc", signed["uuid"].upper()) == IssuedCard("s|maoi", True)
+    assert ids.suggestion_issued("svc", signed["uuid"].upper(), signed["suggestions"][1]["uuid"])
 
 
 def test_signed_cards_are_recognised_and_nothing_else() -> None:

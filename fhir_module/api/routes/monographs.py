@@ -50,16 +50,24 @@ async def monograph_page(request: Request, name: str = Path(min_length=1, max_le
         raise ApiError(404, f"the monograph {name!r} cannot be read: {exc}") from None
 
 
+# Per knowledge and base URL; bounded, since without a configured public URL the base comes from the
+# Host header a client sends.
+@lru_cache(maxsize=64)
+def _served_urls(monograph_urls: tuple[str, ...], base_url: str) -> tuple[tuple[str, str], ...]:
+    """(canonical URL, this service's URL) of each monograph."""
+    return tuple((url, f"{base_url.rstrip('/')}{ROUTE}{url.rstrip('/').rsplit('/', 1)[-1]}") for url in monograph_urls)
+
+
 def localise_links(response: dict[str, Any], engine: Any, base_url: str) -> dict[str, Any]:
     """Point card links at the monograph URLs of the knowledge to this service's copy."""
     if not response.get("cards"):
         return response
-    mapping = {url: f"{base_url.rstrip('/')}{ROUTE}{url.rstrip('/').rsplit('/', 1)[-1]}" for url in engine.monograph_urls()}
+    mapping = _served_urls(tuple(engine.monograph_urls()), base_url)
 
     def local(url: Any) -> Any:
         if not isinstance(url, str):
             return url
-        for canonical, served in mapping.items():
+        for canonical, served in mapping:
             if url == canonical or url.startswith(canonical + "#"):
                 return served + url[len(canonical):]
         return url

@@ -124,6 +124,10 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
         applying = state.engine.kinds_that_may_apply(service_id, prepared)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
+    if not applying:
+        # No kind of order applies to a checked order (judged on the orders alone, and that
+        # judgement did not fail): no rule can fire, no prefetch is needed, nothing is evaluated.
+        return answer(request, service_id, {"cards": []})
     needed = state.engine.prefetch_keys(service_id, applying)
     missing = state.engine.missing_prefetch(service_id, sent, needed)
     if hook_request.fhirServer and source is None and missing:
@@ -146,20 +150,22 @@ async def call_service(request: Request, service_id: str = ServiceId) -> Respons
     if medications or prefetch.keys() != sent.keys() or any(prefetch[k] is not sent[k] for k in prefetch):
         prepared = None
     try:
-        if not applying:
-            # No kind of order applies to a checked order (judged on the orders alone, and that
-            # judgement did not fail): no rule can fire, and there is nothing more to evaluate.
-            response = {"cards": []}
-        elif evaluates_inline(len(await request.body())):
+        if evaluates_inline(len(await request.body())):
             response = state.engine.evaluate(service_id, engine_request, prepared=prepared)
         else:
             response = await run_in_threadpool(state.engine.evaluate, service_id, engine_request, prepared=prepared)
     except RequestError as exc:
         raise ApiError(exc.status, exc.message, expression=exc.expression) from None
-    # Card and suggestion uuids the feedback endpoint will recognise as this service's own.
+    return answer(request, service_id, response)
+
+
+def answer(request: Request, service_id: str, response: dict[str, Any]) -> Response:
+    """The engine's response as sent: card and suggestion uuids signed (the feedback endpoint will
+    recognise them as this service's own), cards counted, links to this service's monographs."""
+    state = request.app.state
     state.card_ids.sign(service_id, response)
     state.metrics.count_cards(service_id, response)
     note_request(cards=len(response.get("cards") or []))
     if response.get("cards"):
-        response = localise_links(response, state.engine, settings.public_base_url or str(request.base_url))
+        response = localise_links(response, state.engine, state.settings.public_base_url or str(request.base_url))
     return Response(orjson.dumps(response), media_type="application/json")

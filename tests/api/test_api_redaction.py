@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from fhir_module.api.redaction import REDACTED, RedactingFilter, redact
 from tests.api.helpers import free_port, running_service, scenario_request
@@ -107,6 +108,22 @@ def test_the_access_log_formats_after_redaction() -> None:
     assert not errors, errors
     assert '"GET /cds-services?access_token=[REDACTED] HTTP/1.1" 200' in line, line
     assert "s3cr3t" not in line
+
+
+@pytest.mark.parametrize("args", [("127.0.0.1:5000", "POST", "/cds-services/x?key=[REDACTED]", "1.1", 200),
+                                  ("[::1]:80", "GET", "/", "1.0", 599), ("10.0.0.1:1", "PATCH", "/a", "1.1", 404)])
+@pytest.mark.parametrize("colours", [False, True])
+def test_the_access_line_is_uvicorns(args: tuple[Any, ...], colours: bool) -> None:
+    """The service's access formatter (without uvicorn's copies of each record) writes uvicorn's text."""
+    from uvicorn.logging import AccessFormatter
+
+    from fhir_module.api.server import AccessLineFormatter, _log_config
+
+    fmt = _log_config()["formatters"]["access"]["fmt"]
+    lines = [formatter.format(logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                                                '%s - "%s %s HTTP/%s" %d', args, None))
+             for formatter in (AccessLineFormatter(fmt, use_colors=colours), AccessFormatter(fmt, use_colors=colours))]
+    assert lines[0] == lines[1]
 
 
 def test_a_token_split_between_template_and_argument_is_redacted() -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from .clinical._json import as_dict, as_list, dicts
-from .expressions import Expression, chart_types_read, compiled, truthy
-from .scope import Scope
+from .expressions import chart_types_read, compiled, truthy
+from .scope import Definitions, Scope
 
 EXT_VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
 SEVERITY = {"routine": "info", "urgent": "warning", "asap": "critical", "stat": "critical"}
@@ -66,31 +66,52 @@ def holds(action: dict[str, Any], scope: Scope) -> bool:
     return all(truthy(scope.evaluate(expression)) for expression in applicability(action))
 
 
+class ActionReading:
+    """What the evaluator reads of one action, read once from its JSON (see CompiledActions).
+    Shared by every request: nothing here may be changed by its readers."""
+
+    __slots__ = ("definitions", "conditions", "applicability", "type", "template", "notes", "name", "for_each",
+                 "reads_fired_topics")
+
+    def __init__(self, action: dict[str, Any]) -> None:
+        self.definitions = Definitions(variables(action))
+        self.applicability = applicability(action)
+        self.conditions = tuple(compiled(text) for text in self.applicability)
+        self.type = action_type(action)
+        self.template = next((parts(t) for t in ext(action, "/card-template")), {})
+        self.notes = [parts(note) for note in ext(action, "/card-note")]
+        self.name = str(action.get("title") or action.get("id") or "a check")
+        self.for_each = next((e["valueExpression"]["expression"] for e in ext(action, "/for-each")), None)
+        # Its variables' values depend on when they are read (the topics fired so far): a scope of
+        # this action is not one to reuse.
+        self.reads_fired_topics = any("firedTopics" in e.variables for e in self.definitions.values())
+
+
 class CompiledActions:
     """What the evaluator reads of each action (its variables and its applicability conditions,
-    compiled), worked out on first use and kept as long as the knowledge: a request then reads
-    no action's JSON again. One per KnowledgeBase, whose actions do not change once loaded;
-    keyed by the action's identity, which the knowledge holds for its whole life."""
+    compiled; its card template, notes and type), worked out on first use and kept as long as the
+    knowledge: a request then reads no action's JSON again. One per KnowledgeBase, whose actions
+    do not change once loaded; keyed by the action's identity, which the knowledge holds for its
+    whole life."""
 
     def __init__(self) -> None:
-        self._definitions: dict[int, dict[str, Expression]] = {}
-        self._conditions: dict[int, tuple[Expression, ...]] = {}
+        self._readings: dict[int, ActionReading] = {}
 
-    def definitions(self, action: dict[str, Any]) -> dict[str, Expression]:
-        found = self._definitions.get(id(action))
+    def of(self, action: dict[str, Any]) -> ActionReading:
+        found = self._readings.get(id(action))
         if found is None:
-            found = self._definitions[id(action)] = {name: compiled(text) for name, text in variables(action).items()}
+            found = self._readings[id(action)] = ActionReading(action)
         return found
+
+    def definitions(self, action: dict[str, Any]) -> Definitions:
+        return self.of(action).definitions
 
     def scope(self, action: dict[str, Any], parent: Scope) -> Scope:
         """The scope of the action's own variables, under `parent`."""
-        return parent.child(self.definitions(action))
+        return parent.child(self.of(action).definitions)
 
     def holds(self, action: dict[str, Any], scope: Scope) -> bool:
-        found = self._conditions.get(id(action))
-        if found is None:
-            found = self._conditions[id(action)] = tuple(compiled(text) for text in applicability(action))
-        for expression in found:
+        for expression in self.of(action).conditions:
             if not truthy(scope.evaluate(expression)):
                 return False
         return True

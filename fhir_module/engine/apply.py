@@ -11,7 +11,7 @@ import logging
 from datetime import date
 from typing import Any, Callable, TypeVar
 
-from .actions import SEVERITY, action_type, applicability, ext, parts, policies, topic, topic_coding
+from .actions import SEVERITY, policies, topic, topic_coding
 from .cards import SEVERITY_RANK, Card, CardWriter, not_evaluated_card, truncate
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
@@ -24,10 +24,6 @@ from .suggestions import SuggestionMaker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _name(action: dict[str, Any]) -> str:
-    return str(action.get("title") or action.get("id") or "a check")
 
 
 def _basis(doc: dict[str, Any], bold: bool = True) -> str:
@@ -89,6 +85,10 @@ class PlanApplier:
             "draftOrders": list(chart.drafts),
             "context": [context],
         }, report=self.not_evaluated.report)
+        # Each action's scope under a given parent, made once: its notes and a merged card's causes
+        # read the variables its rule already evaluated. Keyed by identities, the parent held so
+        # that its id is not reused.
+        self._scopes: dict[tuple[int, int], tuple[Scope, Scope]] = {}
 
     def apply(self, plan: dict[str, Any], hook: str, orders: list[dict[str, Any]]) -> list[Card]:
         cards: list[Card] = []
@@ -150,22 +150,37 @@ class PlanApplier:
         finally:
             current_facts.reset(token)
 
-    def _kind(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], fired: list[str]) -> list[Card]:
+    def _name(self, action: dict[str, Any]) -> str:
+        return self.actions.of(action).name
+
+    def _scope(self, action: dict[str, Any], parent: Scope) -> Scope:
+        """The scope of the action's variables under `parent`, the same one each time it is asked
+        for in this request (unless its variables read the topics fired so far)."""
+        key = (id(action), id(parent))
+        found = self._scopes.get(key)
+        if found is not None:
+            return found[1]
         scope = self.actions.scope(action, parent)
-        kind = _name(action)
+        if not self.actions.of(action).reads_fired_topics:
+            self._scopes[key] = (parent, scope)
+        return scope
+
+    def _kind(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], fired: list[str]) -> list[Card]:
+        scope = self._scope(action, parent)
+        kind = self._name(action)
         if not self._attempt(f"{kind}: whether the order is one", lambda: self.actions.holds(action, scope), False):
             return []
         cards = []
         for child in action.get("action") or []:
-            card = self._attempt(f"{kind}: {_name(child)}", lambda child=child: self._rule(child, scope, order, kind), None)
+            card = self._attempt(f"{kind}: {self._name(child)}", lambda child=child: self._rule(child, scope, order, kind), None)
             if card is not None:
                 fired.append(card.topic)
                 cards.append(card)
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
             every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
-            about_data = [note for child in action.get("action") or [] if not action_type(child)
-                          for note in self._notes(child, self.actions.scope(child, scope), kind, rules=True,
-                                                  rule=_name(child))]
+            about_data = [note for child in action.get("action") or [] if not self.actions.of(child).type
+                          for note in self._notes(child, self._scope(child, scope), kind, rules=True,
+                                                  rule=self._name(child))]
             for card in cards:
                 notes = every_card + [text for text, needs in about_data if needs <= card.reads]
                 notes = list(dict.fromkeys(notes))
@@ -181,22 +196,21 @@ class PlanApplier:
         A note whose `when` cannot be evaluated is reported as its own check."""
         check = f"{kind}: {rule} (a data note)" if rule else f"{kind} (a data note)"
         found = []
-        for note in ext(action, "/card-note"):
-            note_parts = parts(note)
+        for note_parts in self.actions.of(action).notes:
             when = note_parts.get("when")
             if when and self._attempt(check, lambda when=when: truthy(scope.evaluate(when)), False):
                 found.append((scope.render(note_parts.get("text")), scope.reads([when])))
         if rules:
             for child in action.get("action") or []:
-                if not action_type(child):  # causes of a merged card, not suggestions
-                    found += self._notes(child, self.actions.scope(child, scope), kind, rules=True, rule=_name(child))
+                if not self.actions.of(child).type:  # causes of a merged card, not suggestions
+                    found += self._notes(child, self._scope(child, scope), kind, rules=True, rule=self._name(child))
         return found
 
     def _rule(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], kind: str) -> Card | None:
-        scope = self.actions.scope(action, parent)
+        scope = self._scope(action, parent)
         if not self.actions.holds(action, scope):
             return None
-        template = next((parts(t) for t in ext(action, "/card-template")), {})
+        template = self.actions.of(action).template
         if template.get("merge"):
             return self._merged(action, scope, order, template, kind)
         coding = topic_coding(action)
@@ -215,7 +229,7 @@ class PlanApplier:
             suggestions=self.suggester.suggestions(action, scope, order),
             orders={ref(order)},
             involves=self._involves(scope, template.get("involves")),
-            reads=scope.reads(applicability(action)),
+            reads=scope.reads(self.actions.of(action).conditions),
             topic_coding=coding,
             module=self.module,
         )
@@ -238,10 +252,10 @@ class PlanApplier:
         causes = []
         reads: frozenset[tuple[int, str]] = frozenset()
         for child in action.get("action") or []:
-            if action_type(child):
+            if self.actions.of(child).type:
                 continue  # a suggestion, not a cause
-            reads |= self.actions.scope(child, scope).reads(applicability(child))  # every limit the card stands for
-            cause = self._attempt(f"{kind}: {_name(child)}", lambda child=child: self._cause(child, scope, variable), None)
+            reads |= self._scope(child, scope).reads(self.actions.of(child).conditions)  # every limit the card stands for
+            cause = self._attempt(f"{kind}: {self._name(child)}", lambda child=child: self._cause(child, scope, variable), None)
             if cause is not None:
                 causes.append(cause)
         if not causes:
@@ -273,13 +287,13 @@ class PlanApplier:
         )
 
     def _cause(self, action: dict[str, Any], scope: Scope, variable: str) -> dict[str, Any] | None:
-        cause_scope = self.actions.scope(action, scope)
+        cause_scope = self._scope(action, scope)
         if not self.actions.holds(action, cause_scope):
             return None
         limit = [n for v in cause_scope.value(variable) if (n := number(v)) is not None]
         if not limit:
             return None
-        cause_template = next((parts(t) for t in ext(action, "/card-template")), {})
+        cause_template = self.actions.of(action).template
         return {
             variable: limit[0],
             "reason": cause_scope.render(cause_template.get("reason")),

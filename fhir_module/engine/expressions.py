@@ -21,6 +21,7 @@ from fhirpathpy import apply_parsed_path
 from .clinical._json import fmt_rounded
 from .failures import EvaluationFailure
 from .fhirpath import FHIRPathSyntaxError, call_problems, parse, parse_for_fhirpathpy, variables_used
+from .fhirpath.ast import Literal
 from .fhirpath.compiler import Compiler, Unsupported
 from .fhirpath.runtime import Deferred
 from .fhirpath.typepaths import R4_MODEL
@@ -109,7 +110,7 @@ class Expression:
     so: `native` is False and `not_compiled` holds the reason.
     """
 
-    __slots__ = ("text", "tree", "variables", "native", "not_compiled", "_compiled")
+    __slots__ = ("text", "tree", "variables", "native", "not_compiled", "_compiled", "constant")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -129,6 +130,11 @@ class Expression:
             log.info("FHIRPath %r is evaluated by fhirpathpy: %s", text, outside)
             self._compiled = self.reference
             self.native, self.not_compiled = False, str(outside)
+        # A literal (`120`, `'dose-limit'`; most of the knowledge's parameters) has one value
+        # whatever the data: worked out now, by the same closures, not on every evaluation.
+        self.constant: tuple[Any, ...] | None = None
+        if self.native and isinstance(self.tree, Literal):
+            self.constant = tuple(self._compiled({}, {}))
 
     def reference(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
         """fhirpathpy's value of the expression: what the compiled closures must agree with."""
@@ -140,7 +146,8 @@ class Expression:
         """The expression's value, by the compiled closures; the rare data they leave to the
         reference (runtime.Deferred) is evaluated by fhirpathpy. Errors are raised."""
         try:
-            return list(self._compiled(resource, variables))
+            # The closures of a compiled expression give a new list (runtime.result); fhirpathpy's may not.
+            return self._compiled(resource, variables) if self.native else list(self._compiled(resource, variables))
         except Deferred:
             log.debug("FHIRPath %r: this evaluation is fhirpathpy's (data typed by its resourceType)", self.text)
             return list(self.reference(resource, variables))
@@ -148,6 +155,8 @@ class Expression:
     def evaluate(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
         """The expression's value; EvaluationFailure when it cannot be evaluated on this data
         (never an empty result that would read as "nothing found")."""
+        if self.constant is not None:
+            return list(self.constant)
         try:
             return self.value(resource if resource is not None else {}, variables)
         except FunctionFailure as error:  # a function of ours met data it did not foresee: a bug to fix

@@ -16,9 +16,24 @@ from .failures import EvaluationFailure
 NOT_EVALUATED = "(could not be evaluated)"
 
 
+class Definitions(dict):
+    """Variables compiled once (name → Expression), for many scopes to share; `constants` are the
+    literal ones (`%limit = 120`), whose value a scope holds from the start."""
+
+    def __init__(self, definitions: "dict[str, str] | dict[str, Expression]") -> None:
+        super().__init__((name, compiled(text) if isinstance(text, str) else text) for name, text in definitions.items())
+        self.constants = tuple((name, expression.constant) for name, expression in self.items()
+                               if expression.constant is not None)
+
+
+_NO_DEFINITIONS = Definitions({})
+
+
 class Scope:
     """`report` (given to the root scope, shared by its children) hears of each part of a card
     text that could not be evaluated; other failures propagate as EvaluationFailure."""
+
+    __slots__ = ("parent", "definitions", "values", "report", "_evaluating", "_failed", "_root")
 
     def __init__(
         self,
@@ -28,12 +43,17 @@ class Scope:
         report: Callable[[EvaluationFailure], None] | None = None,
     ) -> None:
         self.parent = parent
-        self.definitions: dict[str, Expression] = {
-            name: compiled(text) if isinstance(text, str) else text for name, text in (definitions or {}).items()}
-        self.values: dict[str, list[Any]] = dict(values or {})
+        if not isinstance(definitions, Definitions):
+            definitions = Definitions(definitions) if definitions else _NO_DEFINITIONS
+        self.definitions: Definitions = definitions
+        self.values: dict[str, list[Any]] = dict(values) if values else {}
+        for name, constant in definitions.constants:
+            if name not in self.values:
+                self.values[name] = list(constant)
         self.report = report or (parent.report if parent is not None else None)
         self._evaluating: set[str] = set()
         self._failed: dict[str, EvaluationFailure] = {}
+        self._root: list[Any] | None = None  # %order, once looked up
 
     def child(self, definitions: "dict[str, str] | dict[str, Expression] | None" = None,
               values: dict[str, list[Any]] | None = None) -> "Scope":
@@ -97,8 +117,21 @@ class Scope:
         if isinstance(expression, str):
             expression = compiled(expression)
         variables = {name: self.value(name) for name in expression.variables}
-        root = self.value("order")
+        root = self._root if self._root is not None else self._order()
         return expression.evaluate(root[0] if root else {}, variables)
+
+    def _order(self) -> list[Any]:
+        """`value("order")`, the root of every expression, kept once it is a value (the order
+        scope's; a value never changes once set)."""
+        scope: Scope | None = self
+        while scope is not None:
+            if "order" in scope.values:
+                self._root = scope.values["order"]
+                return self._root
+            if "order" in scope.definitions:
+                return scope._define("order")
+            scope = scope.parent
+        return []
 
     def render(self, text: str | Template | None) -> str:
         """A card text with its `{{ }}` parts evaluated; a part that cannot be shows NOT_EVALUATED

@@ -12,7 +12,6 @@ import json
 import re
 from typing import Any
 
-from .actions import action_type, ext
 from .cards import truncate
 from .clinical._json import fmt_rounded
 from .clinical.units import mass_mg
@@ -76,10 +75,11 @@ class SuggestionMaker:
 
     def _suggestions(self, child: dict[str, Any], scope: Scope, order: dict[str, Any]) -> list[dict[str, Any]]:
         suggestions: list[dict[str, Any]] = []
-        kind = action_type(child)
+        reading = self.kb.actions.of(child)
+        kind = reading.type
         if kind not in ("update", "remove") or not self.kb.actions.holds(child, scope):
             return suggestions
-        for_each = next((e["valueExpression"]["expression"] for e in ext(child, "/for-each")), None)
+        for_each = reading.for_each
         targets = scope.evaluate(for_each) if for_each else [None]
         for target in targets:
             item_scope = scope.child(values={"target": [target]} if target is not None else {})

@@ -77,6 +77,7 @@ class ChartFacts:
         self.order: dict[str, Any] | None = None
         self._therapies: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
         self._concepts: dict[int, MedicationConcepts] = {}
+        self._drugs: dict[MedicationConcepts, MedicationConcepts] = {}
         self._matches: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._doses: dict[int, dict[str, Any]] = {}
         self._statuses: dict[int, TherapyStatus] = {}
@@ -89,16 +90,24 @@ class ChartFacts:
     # --- medications -------------------------------------------------------------------------
 
     def concepts(self, resource: dict[str, Any]) -> MedicationConcepts:
+        """The drug a resource names; resources naming the same drug share one object (a chart
+        repeats its drugs), so that what is known of a drug is worked out once per request."""
         key = id(resource)
-        if key not in self._concepts:
-            self._concepts[key] = medication_concepts(resource, self.chart.resolver(resource))
-        return self._concepts[key]
+        found = self._concepts.get(key)
+        if found is None:
+            found = medication_concepts(resource, self.chart.resolver(resource))
+            found = self._concepts[key] = self._drugs.setdefault(found, found)
+        return found
 
     def match(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
-        key = (vs, id(resource))
-        if key in self._matches:
-            return self._matches[key]
+        """How the resource's drug is in the value set (by code, ingredient or name), or None;
+        shared by the resources naming that drug (readers must not change it)."""
         concepts = self.concepts(resource)
+        key = (vs, id(concepts))  # the shared object of its drug, held by _drugs for the request
+        try:
+            return self._matches[key]
+        except KeyError:
+            pass
         found = self.kb.match(vs, concepts)
         if found is not None:
             how, what = found

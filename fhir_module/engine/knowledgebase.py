@@ -168,6 +168,7 @@ class KnowledgeBase:
                         (include.get("system", ""), concept.get("code", ""), concept.get("display")))
         self._displays = {(system, code): display for listed in self._listed.values()
                           for system, code, display in listed if display}
+        self._codes: dict[str, frozenset[tuple[str, str]]] = {}
         # Charts repeat the same drugs and diagnoses: a concept's membership is worked out once.
         self._matched: dict[tuple[str, Any], tuple[str, str] | None] = {}
 
@@ -243,7 +244,12 @@ class KnowledgeBase:
 
     def codes(self, vs: str) -> frozenset[tuple[str, str]]:
         """The codes a value set lists (for searching observations by code)."""
-        return frozenset((system, code) for system, code, _ in self._listed.get(self.valueset_url(vs), ()))
+        found = self._codes.get(vs)
+        if found is None:
+            found = frozenset((system, code) for system, code, _ in self._listed.get(self.valueset_url(vs), ()))
+            if len(self._codes) < _MATCH_MEMO_LIMIT:  # the knowledge's own value sets, not every text a request names
+                self._codes[vs] = found
+        return found
 
     def display_of(self, system: str, code: str) -> str | None:
         """The display a value set of the knowledge gives a code (for a chart that sends none)."""

@@ -7,13 +7,12 @@ new strength when the ordered one is of another (extended-release capsules are n
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from typing import Any
 
 from .cards import truncate
-from .clinical._json import fmt_rounded
+from .clinical._json import fmt_rounded, json_copy
 from .clinical.units import mass_mg
 from .expressions import number
 from .facts import ChartFacts
@@ -104,7 +103,7 @@ class SuggestionMaker:
         if definition is None or not definition.get("dosage"):
             return None
         # The MedicationRequest the definition creates: its dosages, which the dynamic values address.
-        template = {"dosageInstruction": copy.deepcopy(definition["dosage"])}
+        template = {"dosageInstruction": json_copy(definition["dosage"])}
         for path, value in values.items():
             numbers = [n for v in value if (n := number(v)) is not None]
             if not numbers or numbers[0] <= 0:
@@ -115,7 +114,7 @@ class SuggestionMaker:
         original = (order.get("dosageInstruction") or [{}])[0]
         kept = {k: v for k, v in original.items() if k not in _REPLACED_DOSAGE_ELEMENTS}
         dosages = [{**kept, **phase, "text": _dosage_text(phase)} for phase in template["dosageInstruction"]]
-        resource = copy.deepcopy(order)
+        resource = json_copy(order)
         resource["dosageInstruction"] = dosages
         doses = [number(_dose_quantity(dosage).get("value")) for dosage in dosages]
         defaults = [number(_dose_quantity(dosage).get("value")) for dosage in definition["dosage"]]
@@ -123,7 +122,7 @@ class SuggestionMaker:
         if len(set(doses)) > 1 and isinstance(product, dict) and doses == defaults:
             # Phases of different strengths: the definition's product (a titration pack) gives
             # each phase as one capsule, where one strength would need several of one.
-            _name_product(resource, copy.deepcopy(product))
+            _name_product(resource, json_copy(product))
         elif doses[0] is not None:
             self._swap_product(resource, doses[0])
         return resource

@@ -24,7 +24,19 @@ def as_list(value: Any) -> list:
 
 def dicts(value: Any) -> list[dict]:
     """The dict items of a list (other items are skipped)."""
-    return [item for item in as_list(value) if isinstance(item, dict)]
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)]
+
+
+def json_copy(value: Any) -> Any:
+    """A copy of JSON data (dicts, lists and scalars), several times faster than copy.deepcopy;
+    a list or object that appears twice is copied twice (JSON has no shared parts)."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value
 
 
 def as_str(value: Any) -> str | None:
@@ -67,13 +79,22 @@ def has_type(resource: Any, *types: str) -> bool:
 
 def codings(concept: Any) -> list[tuple[str, str, str | None]]:
     """(system, code, display) of each usable coding of a CodeableConcept; code whitespace removed."""
+    # as_dict, dicts and as_str written out: this reads every code of every chart resource.
+    found = concept.get("coding") if isinstance(concept, dict) else None
+    if not isinstance(found, list):
+        return []
     out = []
-    for coding in dicts(as_dict(concept).get("coding")):
-        code = as_str(coding.get("code"))
-        if code is None:
+    for coding in found:
+        if not isinstance(coding, dict):
             continue
-        system = as_str(coding.get("system")) or ""
-        out.append((system, "".join(code.split()), as_str(coding.get("display"))))
+        code = coding.get("code")
+        if not isinstance(code, str) or not (code := code.strip()):
+            continue
+        system = coding.get("system")
+        system = system.strip() if isinstance(system, str) else ""
+        display = coding.get("display")
+        display = (display.strip() or None) if isinstance(display, str) else None
+        out.append((system, "".join(code.split()), display))
     return out
 
 
@@ -100,6 +121,8 @@ def fmt_rounded(value: float, *, cut: bool = True) -> str:
     """
     if not math.isfinite(value):
         return str(value)
+    if (type(value) is float or type(value) is int) and float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))  # what the quantizing below gives a whole number, without it
     tenths = Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_DOWN if cut else ROUND_HALF_UP)
     if tenths == tenths.to_integral_value():
         return str(int(tenths))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -28,12 +29,19 @@ def fhir_date_bounds(value: Any) -> tuple[date, date] | None:
     dateTime -> (that day, that day). A `date` or `datetime` object is accepted as is. Garbage,
     impossible dates (2023-02-30, year 0000) and non-strings give None.
     """
+    if isinstance(value, str):
+        return _text_bounds(value)
     if isinstance(value, datetime):
         return value.date(), value.date()
     if isinstance(value, date):
         return value, value
-    if not isinstance(value, str):
-        return None
+    return None
+
+
+@lru_cache(maxsize=16384)
+def _text_bounds(value: str) -> tuple[date, date] | None:
+    """`fhir_date_bounds` of a text: the same dates are read by many rules of a request (and the
+    answer depends on the text alone)."""
     match = _DATE_RE.fullmatch(value.strip())
     if match is None:
         return None

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.api.helpers import scenario_request
+from tests.api.helpers import FhirJsonServer, scenario_request
+from tests.api.test_api_prefetch_fetch import chart
 
 HEADERS = {"Content-Type": "application/json"}
 FEEDBACK_ITEM = {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T00:00:00Z",
@@ -110,3 +111,36 @@ def test_a_client_leaving_mid_body_is_not_a_server_error(
     assert httpx.get(f"{base_url}/healthz").status_code == 200
     assert [r.getMessage() for r in error_records if r.levelno >= logging.ERROR] == []
     assert not any(r.exc_info for r in error_records)
+
+
+def test_a_lone_surrogate_where_it_would_reach_the_answer_is_400(base_url: str, discovery: dict[str, Any]) -> None:
+    """Issue 11's three places, each once a 500 (the answer could not be encoded): the patientId, the
+    diagnostics of an OperationOutcome sent as a prefetch (quoted in the 412) and a $validate id."""
+    service_id, request = scenario_request("pub-clean", discovery)
+    in_patient_id = json.dumps({**request, "context": {**request["context"], "patientId": "PLACE"}})
+    key = next(iter(request["prefetch"]))
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception", "diagnostics": "PLACE"}]}
+    in_outcome = json.dumps({**request, "prefetch": {**request["prefetch"], key: outcome}})
+    in_validate_id = json.dumps({"resourceType": "Patient", "id": "PLACE"})
+    with httpx.Client(timeout=30) as client:
+        for path, body in [(f"/cds-services/{service_id}", in_patient_id), (f"/cds-services/{service_id}", in_outcome),
+                           ("/fhir/$validate", in_validate_id)]:
+            response = client.post(base_url + path, content=body.replace('"PLACE"', '"a\\ud800b"').encode(), headers=HEADERS)
+            assert response.status_code == 400, f"{path}: {response.status_code} {response.text[:200]}"
+            assert "not valid JSON" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_a_lone_surrogate_in_a_fhir_servers_answer_is_never_a_500(live: Any, discovery: dict[str, Any],
+                                                                   fhir_json_server: FhirJsonServer) -> None:
+    """The same text from the allowed FHIR server (an OperationOutcome's diagnostics, a Patient's id):
+    the data cannot be had, said as a 412, and the answer holds no unencodable text."""
+    chart(fhir_json_server, "pub-clean")
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception",
+                                                              "diagnostics": "a\ud800b"}]}
+    fhir_json_server.replace = {"Patient": {"resourceType": "Patient", "id": "a\ud800b"}, "Condition": outcome}
+    fhir_json_server.fail = {}
+    service_id, bare = scenario_request("pub-clean", discovery, fhir_server=fhir_json_server.base, prefetch=False)
+    with live(allowed_fhir_servers=(fhir_json_server.base,)) as url:
+        response = httpx.post(f"{url}/cds-services/{service_id}", json=bare, timeout=30)
+    assert response.status_code == 412, response.text
+    assert "not valid JSON" in response.text and "\\ud800" not in response.text

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fhir_module.feedback import store_from_url
-from tests.api.helpers import free_port, running_service
+from tests.api.helpers import free_port, running_service, scenario_request
 from tests.support.jwt_clients import JwtClient, write_trusted_clients
 from tests.support.postgres import DB_USER, PostgresCluster
 
@@ -57,30 +57,49 @@ def uvicorn_factory(port: int, *extra: str) -> list[str]:
             "--port", str(port), *extra]
 
 
-@pytest.mark.parametrize("command, database", [(serve, "sqlite"), (uvicorn_factory, "postgresql")],
-                         ids=["serve-sqlite", "plain-uvicorn-postgresql"])
+@pytest.mark.parametrize("command, database", [(serve, "sqlite"), (serve, "postgresql"), (uvicorn_factory, "postgresql")],
+                         ids=["serve-sqlite", "serve-postgresql", "plain-uvicorn-postgresql"])
 def test_workers_share_replay_protection(tmp_path: Path, jwt_client: JwtClient, postgres_url: str,
-                                         command: Any, database: str) -> None:
-    """Also under plain `uvicorn --factory --workers` (the issue's case: a token accepted once per worker)."""
+                                         discovery: dict[str, Any], command: Any, database: str) -> None:
+    """Also under plain `uvicorn --factory --workers` (the issue's case: a token accepted once per
+    worker). The card-signing key is shared the same way: feedback on a card one worker issued is
+    taken by either (with a key of each worker's own, about half would be 400)."""
     port = free_port()
     url = postgres_url if database == "postgresql" else f"sqlite:///{tmp_path / 'f.sqlite3'}"
     env = service_env(tmp_path, jwt_client, url)
+    service_id, request = scenario_request("pub-max-dose", discovery)
     with running_service(command(port, "--workers", "2"), env, port, tmp_path / "serve.log") as base:
         aud = f"{PUBLIC}/cds-services"
 
-        async def twice(token: str) -> list[int]:
-            # Two connections at once: with two workers, the copies usually land on different ones.
+        async def twice(path: str, body: Any = None) -> list[int]:
+            # Two connections at once, each with its own token: with two workers, the two calls
+            # usually land on different ones. Without a body: the same token twice.
             async with httpx.AsyncClient(timeout=30) as first, httpx.AsyncClient(timeout=30) as second:
-                headers = {"Authorization": f"Bearer {token}"}
-                answers = await asyncio.gather(first.get(f"{base}/cds-services", headers=headers),
-                                               second.get(f"{base}/cds-services", headers=headers))
+                token = jwt_client.token(aud + path)
+                tokens = [token, token] if body is None else [token, jwt_client.token(aud + path)]
+                answers = await asyncio.gather(*(
+                    client.request("GET" if body is None else "POST", f"{base}/cds-services{path}", json=body,
+                                   headers={"Authorization": f"Bearer {token}"})
+                    for client, token in zip((first, second), tokens)))
                 return sorted(a.status_code for a in answers)
 
         async def all_tokens() -> list[list[int]]:
-            return [await twice(jwt_client.token(aud)) for _ in range(30)]
+            return [await twice("") for _ in range(30)]
 
         results = asyncio.run(all_tokens())
+        answer = httpx.post(f"{base}/cds-services/{service_id}", json=request,
+                            headers=jwt_client.authorization(f"{aud}/{service_id}"), timeout=30)
+        assert answer.status_code == 200, answer.text
+        card = answer.json()["cards"][0]
+        feedback = {"feedback": [{"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-26T10:00:00Z",
+                                  "overrideReason": {"reason": card["overrideReasons"][0]}}]}
+
+        async def all_feedback() -> list[list[int]]:
+            return [await twice(f"/{service_id}/feedback", feedback) for _ in range(10)]
+
+        feedback_statuses = asyncio.run(all_feedback())
     assert results == [[200, 401]] * 30, results
+    assert feedback_statuses == [[200, 200]] * 10, feedback_statuses
     text = (tmp_path / "serve.log").read_text()
     assert "Traceback" not in text
     if command is serve:

@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from fhir_module.api import create_app
+from fhir_module.api.fetch import FhirSource
+from fhir_module.config import Settings
 from tests.api.helpers import free_port, post, scenario_request
 from tests.support.postgres import DB_USER, PostgresCluster
 
@@ -85,3 +91,40 @@ def test_not_ready_while_the_postgresql_server_is_stopped(live: Any, jwt_client:
             assert httpx.get(call, headers=jwt_client.authorization(call), timeout=30).status_code == 200
     finally:
         cluster.stop()
+
+
+def test_not_ready_while_a_fetch_slot_is_held_past_every_deadline(engine: Any, tmp_path: Path) -> None:
+    """The issue's "fetching is broken" (once, leaked pool slots: every fetch timed out until restart
+    while /healthz said ok) can only come from a fault of ours now: each fetch gives its slot back by
+    its deadline. Such a fault is played by a fetch through the lane with a deadline far past the
+    service's (the lane's own API, a server that never answers): once its slot is held longer than
+    any fetch of the service could hold it, readiness is 503 naming the lane "stuck"; when it is
+    given back, ready again."""
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        server = f"http://127.0.0.1:{silent.getsockname()[1]}/fhir"
+        timeout = 0.05
+        app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'f.sqlite3'}", allowed_fhir_servers=(server,),
+                                  fetch_timeout=timeout), engine)
+
+        async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+            lane = app.state.fhir_servers.lane(FhirSource(server, None))
+            held = asyncio.create_task(lane.get(f"{server}/Patient/x", {}, timeout=60))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+                await asyncio.sleep(0.5)
+                busy = await client.get("/readyz")  # held, but not past what a fetch may take yet
+                await asyncio.sleep(2 * timeout + 5)
+                stuck = await client.get("/readyz")
+                held.cancel()
+                await asyncio.gather(held, return_exceptions=True)
+                after = await client.get("/readyz")
+            await app.state.fhir_servers.aclose()
+            return busy, stuck, after
+
+        busy, stuck, after = asyncio.run(scenario())
+    assert busy.status_code == 200 and busy.json()["checks"]["fhirServers"][server]["status"] == "ok", busy.json()
+    assert stuck.status_code == 503 and stuck.json()["status"] == "not ready", stuck.json()
+    assert stuck.json()["checks"]["fhirServers"][server] == {**stuck.json()["checks"]["fhirServers"][server],
+                                                           "status": "stuck", "inFlight": 1}
+    assert after.status_code == 200 and after.json()["checks"]["fhirServers"][server]["inFlight"] == 0

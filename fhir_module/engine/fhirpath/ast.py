@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from functools import cache
 from typing import Iterator, Union
 
 # The operators of `Binary`, by the grammar's precedence (tightest first).
@@ -40,8 +41,8 @@ class Node:
 
     def children(self) -> Iterator["Node"]:
         """The nodes directly under this one, in source order."""
-        for item in fields(self):
-            value = getattr(self, item.name)
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
             if isinstance(value, Node):
                 yield value
             elif isinstance(value, tuple):
@@ -52,6 +53,12 @@ class Node:
         yield self
         for child in self.children():
             yield from child.walk()
+
+
+@cache
+def _field_names(node_type: type) -> tuple[str, ...]:
+    # dataclasses.fields() builds its answer at each call: the knowledge check walks every tree often.
+    return tuple(item.name for item in fields(node_type))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from . import ast
+from .quickparse import NotHandled, quick_parse
 
 
 def describe_position(text: str, offset: int) -> str:
@@ -245,7 +246,16 @@ class _Builder:
 def parse(text: str) -> ast.Node:
     """The syntax tree of a FHIRPath expression; FHIRPathSyntaxError when it is not one, at the
     first error, with its position. The grammar is fhirpathpy's. Parsed once per text: the
-    knowledge check and the engine ask for the same expressions."""
+    knowledge check and the engine ask for the same expressions. The hand-written parser
+    (quickparse) reads what it is sure of, ANTLR the rest, errors included."""
+    try:
+        return quick_parse(text)
+    except NotHandled:
+        return antlr_parse(text)
+
+
+def antlr_parse(text: str) -> ast.Node:
+    """`parse` by ANTLR alone: the reference the hand-written parser must agree with."""
     return _Builder(text).expression(_antlr_tree(text).expression)
 
 

@@ -71,6 +71,8 @@ def resolve_placeholder(expression: str, today: date) -> str:
 def resolve_dates(value: Any, today: date) -> Any:
     """A copy of ``value`` with every ``${...}`` placeholder, anywhere in any string, resolved."""
     if isinstance(value, str):
+        if "${" not in value:  # most strings: nothing to resolve
+            return value
         return _PLACEHOLDER.sub(lambda m: resolve_placeholder(m.group(1), today), value)
     if isinstance(value, list):
         return [resolve_dates(item, today) for item in value]

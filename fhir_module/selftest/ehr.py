@@ -6,11 +6,11 @@ It knows CDS Hooks and FHIR, not the drug.
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from collections.abc import Iterable
 from datetime import date
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,6 +23,19 @@ _TODAY_TOKEN = re.compile(r"^today(?:\(\))?(?:\s*([+-])\s*(\d+)\s*(d|days?|w|wee
 
 
 # -- requests ---------------------------------------------------------------------------------------
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a chart's JSON (dicts, lists, tuples and immutable values): each request gets
+    its own, so nothing the engine does to a request reaches the case. copy.deepcopy also tracks
+    shared references, which JSON cannot have: a third of a module's self-test went there."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_copy(item) for item in value)
+    return value
 
 
 def service_for_hook(discovery: dict[str, Any], hook: str, module: str | None = None) -> dict[str, Any]:
@@ -43,7 +56,7 @@ def build_context(scenario: Scenario) -> dict[str, Any]:
         "draftOrders": {
             "resourceType": "Bundle",
             "type": "collection",
-            "entry": [{"resource": copy.deepcopy(order)} for order in scenario.draft_orders],
+            "entry": [{"resource": _copy(order)} for order in scenario.draft_orders],
         },
     }
     if scenario.hook == "order-select":
@@ -126,7 +139,7 @@ def _token_matches(resource: dict[str, Any], param: str, value: str) -> bool:
     return False
 
 
-def _matches(resource: dict[str, Any], params: list[tuple[str, str]], resource_type: str) -> bool:
+def _matches(resource: dict[str, Any], params: Iterable[tuple[str, str]], resource_type: str) -> bool:
     for key, value in params:
         name, _, modifier = key.partition(":")
         if name in ("patient", "subject") and resource_type != "Patient":
@@ -157,13 +170,13 @@ def answer_query(query: str, record: Iterable[dict[str, Any]], base_url: str = D
     if len(parts) == 2 and not query_string:
         for resource in record:
             if resource.get("resourceType") == resource_type and resource.get("id") == parts[1]:
-                return copy.deepcopy(resource)
+                return _copy(resource)
         return None
     if len(parts) != 1:
         raise ScenarioError(f"prefetch query {query!r} is neither a read (Type/id) nor a type search (Type?...)")
-    params = parse_qsl(query_string, keep_blank_values=True)
+    params = _search_parameters(query_string)
     found = [
-        copy.deepcopy(r)
+        _copy(r)
         for r in record
         if r.get("resourceType") == resource_type and _matches(r, params, resource_type)
     ]
@@ -176,9 +189,15 @@ def answer_query(query: str, record: Iterable[dict[str, Any]], base_url: str = D
         wanted = {r.get("medicationReference", {}).get("reference") for r in found if isinstance(r.get("medicationReference"), dict)}
         for r in record:
             if r.get("resourceType") == "Medication" and f"Medication/{r.get('id')}" in wanted:
-                entries.append({"fullUrl": f"{base_url}/Medication/{r['id']}", "resource": copy.deepcopy(r),
+                entries.append({"fullUrl": f"{base_url}/Medication/{r['id']}", "resource": _copy(r),
                                 "search": {"mode": "include"}})
     return {"resourceType": "Bundle", "type": "searchset", "total": len(found), "entry": entries}
+
+
+@lru_cache(maxsize=1024)
+def _search_parameters(query_string: str) -> tuple[tuple[str, str], ...]:
+    # The same few queries for every case of a module: read once.
+    return tuple(parse_qsl(query_string, keep_blank_values=True))
 
 
 def build_prefetch(

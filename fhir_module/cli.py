@@ -89,8 +89,9 @@ def _parser() -> argparse.ArgumentParser:
                  "Exit 1 when a module fails its checks (nothing is written), 2 when the output cannot be written.")
     build.add_argument("module", nargs="+", metavar="MODULE_DIR", help="module folder (knowledge.yaml, monograph, ...)")
     for command in (export, build):
-        command.add_argument("--fhir-version", choices=["R4", "R5"], default="R4",
-                             help="FHIR version of the artifacts (default: R4)")
+        command.add_argument("--fhir-version", choices=["R4", "R5"], action="append",
+                             help="FHIR version of the artifacts (default: R4); repeat it for a bundle of each, "
+                                  "written to the files -o names with {version} (-o knowledge-{version}.json)")
         command.add_argument("--type", choices=["collection", "transaction"], default="collection",
                              help="Bundle type; a transaction (PUT Type/id) loads into a FHIR server (default: collection)")
         command.add_argument("-o", "--output", help="file to write (default: standard output)")

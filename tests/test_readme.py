@@ -116,7 +116,7 @@ def names_exist(words: list[str]) -> list[str]:
             continue
         choices = options[name].choices
         value = word.split("=", 1)[1] if "=" in word else (rest[index + 1] if index + 1 < len(rest) else "")
-        value = value.strip("[]").rstrip(".")
+        value = value.rstrip(".").strip("[]")  # `[--fhir-version R4|R5]...`: a repeatable option
         if choices and "|" in value:
             problems += [f"{parser.prog} {name}: no choice {c!r}" for c in value.split("|") if c not in choices]
     return problems

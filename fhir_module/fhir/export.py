@@ -27,9 +27,15 @@ from .bundle import BUNDLE_TYPES, build_modules_bundle, conformance_resources, d
 from .canonical import BASE
 from .package import PackageError, write_packages
 
+# In `-o`, stands for each --fhir-version's name (R4, R5).
+VERSION_FIELD = "{version}"
+
 
 def export_command(args: argparse.Namespace) -> int:
-    version = getattr(args, "fhir_version", None) or "R4"
+    requested = getattr(args, "fhir_version", None) or ["R4"]
+    # Several versions are built in one process from one reading of the modules (`--fhir-version`
+    # repeated), each written to its own file: `-o` names them with {version}.
+    versions = [requested] if isinstance(requested, str) else list(dict.fromkeys(requested))
     bundle_type = getattr(args, "type", None) or "collection"
     output = getattr(args, "output", None)
     package = getattr(args, "package", None)
@@ -41,23 +47,27 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"{prog}: --bundle re-exports one bundle (-o); --module and --package build from "
               "module folders", file=sys.stderr)
         return 2
+    if len(versions) > 1 and (source or package or not output or VERSION_FIELD not in output):
+        print(f"{prog}: several --fhir-version write a bundle each: name the files with -o and "
+              f"{VERSION_FIELD} (e.g. -o knowledge-{VERSION_FIELD}.json); --bundle and --package take one version",
+              file=sys.stderr)
+        return 2
+    texts: dict[str, str] = {}
     try:
-        if source:
-            bundle = _reexported(source, bundle_type)
-        else:
-            modules = [load_knowledge(folder) for folder in folders]
-            bundle = build_modules_bundle(modules, version, bundle_type)
-        # What is written must be knowledge that serves: the same check as `serve` and `cards`.
-        findings = check_knowledge((entry["resource"] for entry in bundle["entry"]),
-                                   allow_draft=bool(getattr(args, "allow_draft", False)))
-        if errors(findings):
-            raise KnowledgeCheckError(findings)
-        if package:
-            for folder in write_packages(modules, version, package):
-                print(f"wrote FHIR package {folder}", file=sys.stderr)
-            if not output:
-                return 0
-        text = dumps(bundle)
+        modules = [] if source else [load_knowledge(folder) for folder in folders]
+        for version in versions:
+            bundle = _reexported(source, bundle_type) if source else build_modules_bundle(modules, version, bundle_type)
+            # What is written must be knowledge that serves: the same check as `serve` and `cards`.
+            findings = check_knowledge((entry["resource"] for entry in bundle["entry"]),
+                                       allow_draft=bool(getattr(args, "allow_draft", False)))
+            if errors(findings):
+                raise KnowledgeCheckError(findings)
+            if package:
+                for folder in write_packages(modules, version, package):
+                    print(f"wrote FHIR package {folder}", file=sys.stderr)
+                if not output:
+                    return 0
+            texts[version] = dumps(bundle)
     except KnowledgeCheckError as error:
         print(f"{prog}: nothing was written: {error}", file=sys.stderr)
         return EXIT_REFUSED
@@ -74,14 +84,16 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
     if not output or output == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(texts[versions[0]])
         sys.stdout.flush()
         return 0
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as error:
-        print(f"{prog}: cannot write {output}: {error.strerror or error}", file=sys.stderr)
-        return 2
+    for version, text in texts.items():
+        path = output.replace(VERSION_FIELD, version)
+        try:
+            Path(path).write_text(text, encoding="utf-8")
+        except OSError as error:
+            print(f"{prog}: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+            return 2
     return 0
 
 

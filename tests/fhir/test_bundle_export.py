@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -108,3 +109,38 @@ def test_export_does_not_depend_on_the_date(tmp_path, version):
     proc = subprocess.run([sys.executable, "-c", _SHIFTED_CLOCK, *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text("utf-8") == dumps(build_bundle(knowledge(), version, "transaction"))
+
+
+def _export(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fhir_module.cli", "export", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_one_export_writes_each_version_as_its_own_export_does(tmp_path):
+    both = _export("--fhir-version", "R4", "--fhir-version", "R5", "-o", str(tmp_path / "knowledge-{version}.json"))
+    assert both.returncode == 0, both.stderr
+    for version in VERSIONS:
+        alone = tmp_path / f"alone-{version}.json"
+        assert _export("--fhir-version", version, "-o", str(alone)).returncode == 0
+        assert (tmp_path / f"knowledge-{version}.json").read_bytes() == alone.read_bytes()
+
+
+@pytest.mark.parametrize("output", [[], ["-o", "knowledge.json"], ["--package", "out"]])
+def test_several_versions_need_a_file_name_for_each(tmp_path, output):
+    args = [str(tmp_path / part) if part != "-o" and part != "--package" else part for part in output]
+    proc = _export("--fhir-version", "R4", "--fhir-version", "R5", *args)
+    assert proc.returncode == 2 and "{version}" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refused_knowledge_writes_no_version(tmp_path):
+    module = tmp_path / "module"
+    shutil.copytree(builtin_module_dir("levomilnacipran"), module)
+    knowledge_file = module / "knowledge.yaml"
+    # A field the knowledge schema does not have: the module is refused before any version is built.
+    knowledge_file.write_text(knowledge_file.read_text("utf-8").replace("order_kinds:", "order_kinds_misspelt:", 1),
+                              encoding="utf-8")
+    proc = _export("--module", str(module), "--fhir-version", "R4", "--fhir-version", "R5",
+                   "-o", str(tmp_path / "knowledge-{version}.json"))
+    assert proc.returncode == 1, proc.stderr
+    assert not list(tmp_path.glob("knowledge-*.json"))

@@ -8,6 +8,7 @@ and the slices of each sliced element. Indexes are built on first use and kept.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -104,13 +105,38 @@ class StructureIndex:
         return facets
 
 
+def _laid_out_objects(data: bytes) -> dict[str, tuple[int, int]] | None:
+    """Where each core StructureDefinition is in the file, by URL, without parsing it: the file is
+    the generator's `JSON.stringify(list, null, 2)`, so each object of the list starts at a line
+    `  {`, ends at a line `  }`, and its own properties are the lines indented by four spaces. None
+    when the file is not laid out so (then it is parsed whole)."""
+    found: dict[str, tuple[int, int]] = {}
+    for match in _OBJECT_START.finditer(data):
+        start = match.start() + 1
+        end = data.find(b"\n  }", start)
+        url = _OWN_URL.search(data, start, end) if end > 0 else None
+        if url is None:
+            return None
+        found[json.loads(url.group(1))] = (start, end + len(b"\n  }"))
+    return found or None
+
+
+_OBJECT_START = re.compile(rb"\n  \{\n")
+_OWN_URL = re.compile(rb'\n    "url": ("(?:[^"\\]|\\.)*")')
+
+
 class Definitions:
-    """All StructureDefinitions known to the validator, by canonical URL."""
+    """All StructureDefinitions known to the validator, by canonical URL.
+
+    The core definitions (5 MB) are parsed one at a time, when asked for: the knowledge check at
+    every start reads a few of them (the MedicationRequest an update suggestion writes into)."""
 
     def __init__(self) -> None:
         base_dir = _definitions_dir()
-        base = json.loads(base_dir.joinpath("r4", "structure-definitions.json").read_text(encoding="utf-8"))
-        self._sources: dict[str, dict[str, Any]] = {sd["url"]: sd for sd in base}
+        self._core = base_dir.joinpath("r4", "structure-definitions.json").read_bytes()
+        self._unparsed = _laid_out_objects(self._core) or {}
+        self._sources: dict[str, dict[str, Any]] = {} if self._unparsed else {
+            sd["url"]: sd for sd in json.loads(self._core)}
         self.module_value_sets: list[dict[str, Any]] = []
         profiles_dir = base_dir.joinpath("profiles")
         for entry in sorted(profiles_dir.iterdir(), key=lambda p: p.name):
@@ -118,17 +144,30 @@ class Definitions:
                 continue
             resource = json.loads(entry.read_text(encoding="utf-8"))
             if resource.get("resourceType") == "StructureDefinition":
+                self._unparsed.pop(resource["url"], None)
                 self._sources[resource["url"]] = resource
             elif resource.get("resourceType") in ("ValueSet", "CodeSystem"):
                 self.module_value_sets.append(resource)
         self._indexes: dict[str, StructureIndex] = {}
+
+    def _source(self, url: str) -> dict[str, Any] | None:
+        sd = self._sources.get(url)
+        if sd is None and url in self._unparsed:
+            start, end = self._unparsed.pop(url)
+            sd = self._sources[url] = json.loads(self._core[start:end])
+        return sd
+
+    def _all(self) -> dict[str, dict[str, Any]]:
+        for url in list(self._unparsed):
+            self._source(url)
+        return self._sources
 
     def get(self, url: str) -> StructureIndex | None:
         """The index of the StructureDefinition with this canonical (a `|version` suffix is ignored)."""
         url = url.split("|", 1)[0]
         index = self._indexes.get(url)
         if index is None:
-            sd = self._sources.get(url)
+            sd = self._source(url)
             if sd is None or "snapshot" not in sd:
                 return None
             index = self._indexes[url] = StructureIndex(sd)
@@ -141,20 +180,20 @@ class Definitions:
     @cached_property
     def type_names(self) -> frozenset[str]:
         """Every data type and resource name (to recognise choice-type suffixes such as valueQuantity)."""
-        return frozenset(sd["type"] for sd in self._sources.values() if sd.get("derivation") != "constraint") | PRIMITIVES
+        return frozenset(sd["type"] for sd in self._all().values() if sd.get("derivation") != "constraint") | PRIMITIVES
 
     @cached_property
     def resource_types(self) -> list[str]:
         """The concrete resource types of the core definitions, sorted."""
-        return sorted(sd["type"] for sd in self._sources.values() if sd.get("kind") == "resource"
+        return sorted(sd["type"] for sd in self._all().values() if sd.get("kind") == "resource"
                       and sd.get("derivation") == "specialization" and not sd.get("abstract"))
 
     @cached_property
     def module_profiles(self) -> list[str]:
-        return sorted(url for url, sd in self._sources.items() if sd.get("derivation") == "constraint" and "fhir-module.org" in url)
+        return sorted(url for url, sd in self._all().items() if sd.get("derivation") == "constraint" and "fhir-module.org" in url)
 
     def type_of_profile(self, url: str) -> str | None:
-        sd = self._sources.get(url.split("|", 1)[0])
+        sd = self._source(url.split("|", 1)[0])
         return sd["type"] if sd else None
 
 

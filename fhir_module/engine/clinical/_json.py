@@ -139,4 +139,6 @@ def as_written(value: float) -> float:
     (15.0 as 14.999999999999998) falls on the side the written number does."""
     if value == 0 or not math.isfinite(value):
         return value
+    if -1e6 < value < 1e6 and value == int(value):
+        return float(value)  # a whole number of at most 6 digits is written as it is
     return float(f"{value:.{SIGNIFICANT_DIGITS}g}")

@@ -11,6 +11,7 @@ significant digits, as a person converting by hand would write them (0.07 g is 7
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from ._json import as_number, as_written
@@ -26,6 +27,12 @@ def normalise_unit(unit: Any) -> str | None:
     """Lower-case unit text with spaces removed and micro signs spelled "u"; None if not text."""
     if not isinstance(unit, str):
         return None
+    return _normalised(unit)
+
+
+@lru_cache(maxsize=4096)
+def _normalised(unit: str) -> str | None:
+    """`normalise_unit` of a text (charts write a few units many times)."""
     text = "".join(unit.split()).lower()
     for micro in _MICRO:
         text = text.replace(micro, "u")

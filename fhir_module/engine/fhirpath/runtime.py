@@ -117,7 +117,7 @@ def result(values: list, *, navigated: bool = False) -> list:
     out = []
     for value in values:
         value = copy.deepcopy(value) if navigated and isinstance(value, list) else _visit(value)
-        if isinstance(value, dict) and list(value) == ["extension"]:
+        if isinstance(value, dict) and len(value) == 1 and "extension" in value:
             continue
         out.append(value)
     return out

@@ -5,6 +5,7 @@ a resource names (one object per drug per request)."""
 from __future__ import annotations
 
 import copy
+import math
 from datetime import date
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -110,3 +111,22 @@ def test_resources_naming_the_same_drug_share_what_is_known_of_it() -> None:
             if found is not None:
                 assert (facts.match(vs, resource)["how"], facts.match(vs, resource)["text"]) == found
     assert facts.match("levomilnacipran-serotonergic", first) is facts.match("levomilnacipran-serotonergic", second)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.integers(-10**7, 10**7), st.integers(-10**7, 10**7).map(float), st.floats(-1e8, 1e8, allow_nan=False),
+                 st.sampled_from([0, 0.0, -0.0, 999999.0, 1e6, -1e6, True, float("inf")])))
+def test_as_written_of_a_whole_number_is_what_six_digits_give(value: float) -> None:
+    from fhir_module.engine.clinical._json import as_written
+
+    written = value if value == 0 or not math.isfinite(value) else float(f"{value:.6g}")
+    assert as_written(value) == written and type(as_written(value)) is type(written)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.sampled_from(["mg", " MG ", "µg", "μg", "mm[Hg]", "", "  ", "Milligram(s)"]), st.text(max_size=8), st.integers()))
+def test_a_unit_text_normalises_the_same_every_time(unit: Any) -> None:
+    from fhir_module.engine.clinical.units import _normalised, normalise_unit
+
+    plain = _normalised.__wrapped__(unit) if isinstance(unit, str) else None
+    assert normalise_unit(unit) == plain and normalise_unit(unit) == plain

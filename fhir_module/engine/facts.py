@@ -83,6 +83,7 @@ class ChartFacts:
         self._statuses: dict[int, TherapyStatus] = {}
         self._conditions: dict[tuple[str, bool], list[dict[str, Any]]] = {}
         self._counting: dict[bool, list[dict[str, Any]]] = {}
+        self._condition_codes: dict[bool, dict[Any, dict[str, Any]] | None] = {}
         self._keys: dict[int, Any] = {}
         self._chart_reads: dict[tuple[str, tuple[Any, ...]], list[dict[str, Any]]] = {}
         self._renal_assessments: dict[tuple[str, ...], RenalAssessment] = {}
@@ -99,10 +100,22 @@ class ChartFacts:
             found = self._concepts[key] = self._drugs.setdefault(found, found)
         return found
 
+    @cached_property
+    def _medications(self) -> list[dict[str, Any]]:
+        """The chart's medications and the drafts: where therapies are looked for."""
+        return [*self.chart.for_patient(*MEDICATION_TYPES), *self.chart.drafts]
+
+    @cached_property
+    def _chart_drugs(self) -> dict[int, MedicationConcepts]:
+        """The drugs the medications name, each once."""
+        return {id(concepts): concepts for concepts in map(self.concepts, self._medications)}
+
     def match(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
         """How the resource's drug is in the value set (by code, ingredient or name), or None;
         shared by the resources naming that drug (readers must not change it)."""
-        concepts = self.concepts(resource)
+        return self._drug_match(vs, self.concepts(resource))
+
+    def _drug_match(self, vs: str, concepts: MedicationConcepts) -> dict[str, Any] | None:
         key = (vs, id(concepts))  # the shared object of its drug, held by _drugs for the request
         try:
             return self._matches[key]
@@ -157,10 +170,13 @@ class ChartFacts:
         (the class is worked out once per request; each order leaves out itself)."""
         if vs not in self._therapies:
             found = []
-            for resource in [*self.chart.for_patient(*MEDICATION_TYPES), *self.chart.drafts]:
-                fact = self._therapy(vs, resource)
-                if fact is not None:
-                    found.append((resource, fact))
+            # A class is asked of each drug the chart names, not of each resource: most classes
+            # hold none of them, and the chart is read only for those that hold some.
+            if any(self._drug_match(vs, drug) is not None for drug in self._chart_drugs.values()):
+                for resource in self._medications:
+                    fact = self._therapy(vs, resource)
+                    if fact is not None:
+                        found.append((resource, fact))
             self._therapies[vs] = found
         # The order being checked is not its own therapy (its chart copy, if any, is its history).
         return [fact for resource, fact in self._therapies[vs] if resource is not self.order]
@@ -303,11 +319,32 @@ class ChartFacts:
     def conditions(self, inputs: list[Any], vs: str, include_inactive: bool = False) -> list[dict[str, Any]]:
         key = (vs, bool(include_inactive))
         if key not in self._conditions:
-            found = [fact for condition in self._counting_conditions(bool(include_inactive))
-                     if (fact := self._condition_fact(condition, vs))]
+            counting = self._counting_conditions(bool(include_inactive))
+            # Asked of each diagnosis the chart names, not of each Condition: the chart is read
+            # only when the value set holds one of them.
+            found = [fact for condition in counting if (fact := self._condition_fact(condition, vs))] \
+                if self._may_hold_a_condition(vs, bool(include_inactive)) else []
             # Confirmed diagnoses first: a card names the firmest ground it stands on.
             self._conditions[key] = sorted(found, key=lambda fact: not fact["confirmed"])
         return self._conditions[key]
+
+    def _may_hold_a_condition(self, vs: str, include_inactive: bool) -> bool:
+        """Whether the value set holds the code of one of the counting conditions (a code that
+        cannot be keyed is taken as "may")."""
+        if include_inactive not in self._condition_codes:
+            keys: dict[Any, dict[str, Any]] | None = {}
+            for condition in self._counting_conditions(include_inactive):
+                concept = condition.get("code")
+                if not isinstance(concept, dict):
+                    continue  # never matched (see _condition_fact)
+                key = self._key(concept)
+                if key is None:
+                    keys = None
+                    break
+                keys.setdefault(key, concept)
+            self._condition_codes[include_inactive] = keys
+        keys = self._condition_codes[include_inactive]
+        return keys is None or any(self.kb.match(vs, concept, key) is not None for key, concept in keys.items())
 
     def _counting_conditions(self, include_inactive: bool) -> list[dict[str, Any]]:
         """The conditions that count, whatever the value set."""

@@ -6,15 +6,19 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fhir_module.engine import Engine
 from fhir_module.engine.chart import Chart
+from fhir_module.engine.clinical.observations import condition_counts
 from fhir_module.engine.facts import ChartFacts
 from fhir_module.engine.knowledgebase import concept_key
 
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 TODAY = date(2026, 11, 26)
+_ENGINE = Engine.default()
 
 
 def _bundle(*resources: dict) -> dict:
@@ -113,3 +117,58 @@ def test_chart_reads_are_answered_once_per_request_and_arguments() -> None:
     # An argument that cannot be a key (an empty collection, as FHIRPath passes one) is answered as before.
     with pytest.raises(TypeError):
         facts.latest_observation([], vs, [])
+
+
+# -- classes and diagnoses asked once per drug or code, not once per resource --------------------
+
+_DRUGS = [("36437", None), ("5640", None), ("11289", None), ("6011", None), ("343047", None), ("588250", None),
+          ("1433239", None), ("0000", None), (None, "Fetzima 40 mg"), (None, "sertraline"), (None, "something else")]
+_DIAGNOSES = [("59621000", None), ("370143000", None), ("57054005", None), ("3424008", None), ("230690007", None),
+              ("0000", None), (None, "Hypertension"), (None, None)]
+SNOMED = "http://snomed.info/sct"
+
+
+@st.composite
+def _charts(draw) -> Chart:
+    resources: list[dict] = []
+    for index in range(draw(st.integers(0, 12))):
+        code, text = draw(st.sampled_from(_DRUGS))
+        concept = {"coding": [{"system": RXNORM, "code": code}]} if code else {"text": text}
+        resource = {"resourceType": draw(st.sampled_from(["MedicationRequest", "MedicationStatement"])), "id": f"m{index}",
+                    "status": draw(st.sampled_from(["active", "stopped", "completed", "on-hold"])),
+                    "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept,
+                    "authoredOn": draw(st.sampled_from(["2026-11-01", "2025-01-01"]))}
+        resources.append(resource)
+    for index in range(draw(st.integers(0, 10))):
+        code, text = draw(st.sampled_from(_DIAGNOSES))
+        condition = {"resourceType": "Condition", "id": f"c{index}", "subject": {"reference": "Patient/p1"},
+                     "onsetDateTime": draw(st.sampled_from(["2026-11-01", "2020-01-01"]))}
+        if code or text:
+            condition["code"] = {"coding": [{"system": SNOMED, "code": code}]} if code else {"text": text}
+        status = draw(st.sampled_from([None, "active", "resolved", "remission"]))
+        if status:
+            condition["clinicalStatus"] = {"coding": [{"code": status}]}
+        if draw(st.booleans()):
+            condition["verificationStatus"] = {"coding": [{"code": draw(st.sampled_from(["confirmed", "provisional", "refuted"]))}]}
+        resources.append(condition)
+    drafts = tuple({**_med(f"d{index}", draw(st.sampled_from(["1433239", "36437", "6011"])), "draft")}
+                   for index in range(draw(st.integers(1, 2))))
+    return _chart(*resources, drafts=drafts)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chart=_charts())
+def test_classes_and_diagnoses_asked_per_drug_and_code_give_what_a_scan_of_every_resource_gives(chart: Chart) -> None:
+    kb = _ENGINE.kb
+    valuesets = [r["url"] for r in kb.resources if r.get("resourceType") == "ValueSet" and "levomilnacipran" in r["url"]]
+    facts, scan = ChartFacts(kb, chart, TODAY), ChartFacts(kb, chart, TODAY)
+    for order in chart.drafts:
+        facts.order = scan.order = order
+        for vs in valuesets:
+            scanned = [fact for resource in [*chart.for_patient("MedicationRequest", "MedicationStatement"), *chart.drafts]
+                       if resource is not order and (fact := scan._therapy(vs, resource)) is not None]
+            assert facts.therapies([], vs) == scanned
+            for include_inactive in (False, True):
+                counting = [c for c in chart.for_patient("Condition") if condition_counts(c, include_inactive=include_inactive)]
+                found = [fact for condition in counting if (fact := scan._condition_fact(condition, vs))]
+                assert facts.conditions([], vs, include_inactive) == sorted(found, key=lambda fact: not fact["confirmed"])

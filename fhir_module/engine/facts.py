@@ -258,9 +258,8 @@ class ChartFacts:
         key = (crcl, mass, molar, weight, egfr)
         if key not in self._renal_assessments:
             sets = [self.kb.codes(vs) for vs in key]
-            observations = self.chart.observations_with(frozenset().union(*sets))
             self._renal_assessments[key] = renal_assessment(
-                observations, self.chart.patient or {}, self.today, RenalCodes(*sets))
+                (), self.chart.patient or {}, self.today, RenalCodes(*sets), coded=self.chart.observations_with)
         return self._renal_assessments[key]
 
     def renal_function(self, inputs: list[Any], crcl: str, mass: str, molar: str, weight: str, egfr: str):

@@ -134,16 +134,21 @@ def renal_assessment(
     codes: RenalCodes,
     *,
     months: int = 12,
+    coded: Callable[[frozenset], Any] | None = None,
 ) -> RenalAssessment:
-    """The patient's renal function by the rules of the module docstring, and what was not used."""
+    """The patient's renal function by the rules of the module docstring, and what was not used.
+    `coded(codes)`, when the caller has the chart indexed by code, gives the observations coded
+    (on `code` or a component) with one of the codes, in chart order; it is read instead of
+    `observations`, and each kind of result is looked for among its own observations only."""
     if not isinstance(today, date) or not isinstance(codes, RenalCodes) or not isinstance(months, int):
         return RenalAssessment(None, ())
     start = months_before(today, months)
     not_used: list[tuple[date, str]] = []
+    with_codes = coded or (lambda _: observations)
     found = [result for result in (
-        _reported(observations, today, start, codes.crcl, "measured", not_used),
-        _cockcroft_gault(observations, patient, today, start, codes, not_used),
-        _reported(observations, today, start, codes.egfr, "egfr", not_used),
+        _reported(with_codes, today, start, codes.crcl, "measured", not_used),
+        _cockcroft_gault(with_codes, patient, today, start, codes, not_used),
+        _reported(with_codes, today, start, codes.egfr, "egfr", not_used),
     ) if result is not None]
     result = max(found, key=lambda r: (r.date, -_PRIORITY[r.method]), default=None)
     # Only what could have changed the answer is worth saying: results as new as the one used.
@@ -163,11 +168,11 @@ def renal_function(
     return renal_assessment(observations, patient, today, codes, months=months).result
 
 
-def _reported(observations: Any, today: date, start: date, codes: frozenset, method: Literal["measured", "egfr"],
-              not_used: list[tuple[date, str]]) -> RenalResult | None:
+def _reported(with_codes: Callable[[frozenset], Any], today: date, start: date, codes: frozenset,
+              method: Literal["measured", "egfr"], not_used: list[tuple[date, str]]) -> RenalResult | None:
     """A clearance as the lab reports it: a measured creatinine clearance, or an eGFR used as a proxy."""
     label = "creatinine clearance" if method == "measured" else "eGFR"
-    reading = _newest(observations, codes, today, start, _clearance, label, not_used)
+    reading = _newest(with_codes(codes), codes, today, start, _clearance, label, not_used)
     if reading is None:
         return None
     ref = reference_of(reading.observation)
@@ -182,17 +187,18 @@ def _reported(observations: Any, today: date, start: date, codes: frozenset, met
 
 
 def _cockcroft_gault(
-    observations: Any, patient: Any, today: date, start: date, codes: RenalCodes, not_used: list[tuple[date, str]]
+    with_codes: Callable[[frozenset], Any], patient: Any, today: date, start: date, codes: RenalCodes,
+    not_used: list[tuple[date, str]],
 ) -> RenalResult | None:
     """Cockcroft-Gault clearance from the newest creatinine and weight; None (with the reason in
     *not_used*) when an input is missing."""
-    mass = _newest(observations, codes.creatinine_mass, today, start, creatinine_mg_dl, "serum creatinine", not_used)
-    molar = _newest(observations, codes.creatinine_molar, today, start, creatinine_mg_dl, "serum creatinine", not_used)
+    mass = _newest(with_codes(codes.creatinine_mass), codes.creatinine_mass, today, start, creatinine_mg_dl, "serum creatinine", not_used)
+    molar = _newest(with_codes(codes.creatinine_molar), codes.creatinine_molar, today, start, creatinine_mg_dl, "serum creatinine", not_used)
     candidates = [c for c in (mass, molar) if c]
     if not candidates:
         return None
     creatinine = max(candidates, key=lambda c: c.day)
-    weight = _newest(observations, codes.weight, today, start, weight_kg, "body weight", not_used)
+    weight = _newest(with_codes(codes.weight), codes.weight, today, start, weight_kg, "body weight", not_used)
     pat = as_dict(patient)
     age = age_years(pat.get("birthDate"), today)
     gender = as_str(pat.get("gender"))

@@ -4,6 +4,8 @@ sex, window edges, status, exact thresholds, what is not used."""
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_module.engine.clinical import RenalCodes, renal_function
 from fhir_module.engine.clinical.renal import renal_assessment
@@ -250,3 +252,33 @@ def test_a_preliminary_result_counts_and_is_said():
     assert result.ml_min == 45 and "preliminary result" in result.evidence
     final = renal_function([obs("x", "2164-2", 45, "mL/min")], patient(), TODAY, CODES)
     assert "preliminary" not in final.evidence
+
+
+_KINDS = ["2164-2", "2160-0", "38483-4", "14682-9", "29463-7", "98979-8", "62238-1", "8867-4"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_KINDS), st.sampled_from([0, 0.9, 2.1, 70, 95, 154]),
+                          st.sampled_from(["mg/dL", "umol/L", "kg", "[lb_av]", "mL/min", "mL/min/{1.73_m2}", "", "mmHg"]),
+                          st.sampled_from(["2026-11-20", "2026-11-20T08:00:00Z", "2026-06-01", "2025-01-01", "2026-12-30"]),
+                          st.sampled_from(["final", "preliminary", "cancelled"]), st.booleans()),
+                max_size=10),
+       st.sampled_from([None, "female", "male"]))
+def test_observations_looked_up_by_code_give_what_reading_them_all_gives(rows, gender):
+    """The engine passes `coded` (the chart's index by code): each kind of result is then looked for
+    among its own observations, and the assessment must be the one reading every observation gives."""
+    observations = []
+    for index, (code, value, unit, when, status, as_component) in enumerate(rows):
+        resource = obs(f"o{index}", code, value, unit, when, status)
+        if as_component:  # a panel holding the value in a component: never read as the result itself
+            resource["component"] = [{"code": resource.pop("code"), "valueQuantity": resource.pop("valueQuantity")}]
+            resource["code"] = {"coding": [{"system": LOINC, "code": "85354-9"}]}
+        observations.append(resource)
+
+    def coded(codes):
+        return [o for o in observations
+                if any((c["system"], c["code"]) in codes for concept in [o["code"], *(x["code"] for x in o.get("component", []))]
+                       for c in concept["coding"])]
+
+    everything = renal_assessment(observations, patient(gender), TODAY, CODES)
+    assert renal_assessment((), patient(gender), TODAY, CODES, coded=coded) == everything

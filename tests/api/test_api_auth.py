@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from fhir_module.config import load_trusted_clients
 from tests.api.helpers import scenario_request
-from tests.support.jwt_clients import JwtClient, write_trusted_clients
+from tests.support.jwt_clients import JwtClient, SigningKey, write_trusted_clients
 
 FEEDBACK = {"feedback": [{"card": "c-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-26T10:00:00Z"}]}
 
@@ -199,6 +199,23 @@ def test_jwks_is_cached_refetched_on_rotation_and_rate_limited(
         assert httpx.get(url, headers=client.authorization(url)).status_code == 200
         assert client.jwks_server.hits == 2
         assert_401(httpx.get(url, headers=client.authorization(url, key=old)), "unknown key id")
+
+
+def test_a_key_replaced_under_the_same_kid_is_read_again(live: Any, jwt_client_factory: Any, tmp_path: Path) -> None:
+    """The service keeps each key it read from a JWK Set; once the set is fetched again, a key
+    published under the same kid is the new one, not the one read from the earlier set."""
+    client = jwt_client_factory()
+    clients = load_trusted_clients(str(write_trusted_clients(tmp_path / "clients.json", [client])))
+    with live(trusted_clients=clients, jwks_cache_seconds=1.0) as base:
+        url = f"{base}/cds-services"
+        assert httpx.get(url, headers=client.authorization(url)).status_code == 200
+        old = client.keys["ES384"]
+        client.keys["ES384"] = SigningKey.generate("ES384", kid=old.kid)
+        client.publish()
+        time.sleep(1.2)  # the cached set is stale: the next call fetches it again
+        assert httpx.get(url, headers=client.authorization(url)).status_code == 200
+        assert client.jwks_server.hits == 2
+        assert_401(httpx.get(url, headers=client.authorization(url, key=old)), "signature does not verify")
 
 
 def test_an_unreachable_jwks_is_401(live: Any, jwt_client_factory: Any, tmp_path: Path) -> None:

@@ -143,6 +143,12 @@ def _ms(text: str) -> float:
     return float(number) * _UNIT_MS[unit]
 
 
+def latency_percentiles(output: str) -> dict[str, float]:
+    """The 50% and 99% lines of wrk's --latency report, in ms. wrk pads a unit to two characters:
+    a time in seconds or minutes ("1.09s ") ends its line with a space."""
+    return {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+) ?$", output, re.MULTILINE)}
+
+
 def wrk(url: str, body_file: str, script: str, *, connections: int, seconds: float, pin: list[str]) -> Load:
     """POST the body for `seconds` with `connections` open connections; every answer must be 2xx."""
     command = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
@@ -151,11 +157,11 @@ def wrk(url: str, body_file: str, script: str, *, connections: int, seconds: flo
                             text=True, timeout=seconds + 60, check=True).stdout
     if "Non-2xx" in output or "Socket errors" in output:
         raise SystemExit(f"wrk saw failed requests against {url}:\n{output}")
-    percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = latency_percentiles(output)
     return Load(
         requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        p50=_ms(percentiles["50"]),
-        p99=_ms(percentiles["99"]),
+        p50=percentiles["50"],
+        p99=percentiles["99"],
         requests=int(re.search(r"(\d+) requests in", output).group(1)),
     )
 

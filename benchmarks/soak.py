@@ -258,13 +258,13 @@ def wrk(url: str, body: dict[str, Any], folder: str, *, connections: int, second
 
 def parse_wrk(output: str) -> Run:
     """wrk's report, with the STATUS lines of WRK_SCRIPT."""
-    percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = harness.latency_percentiles(output)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     return Run(
         requests=int(re.search(r"(\d+) requests in", output).group(1)),
         rate=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        p50=harness._ms(percentiles["50"]) if "50" in percentiles else 0.0,
-        p99=harness._ms(percentiles["99"]) if "99" in percentiles else 0.0,
+        p50=percentiles.get("50", 0.0),
+        p99=percentiles.get("99", 0.0),
         statuses={int(s): int(n) for s, n in re.findall(r"^STATUS (\d+) (\d+)$", output, re.MULTILINE)},
         socket_errors=dict(zip(("connect", "read", "write", "timeout"), map(int, sockets.groups()))) if sockets else {},
     )

@@ -79,3 +79,23 @@ def test_the_r4_model_is_fhirpathpys() -> None:
     from fhirpathpy.models import models
 
     assert R4_MODEL == models["r4"]
+
+
+def test_validating_valid_content_does_not_load_the_error_explainer(tmp_path) -> None:
+    # jsonschema only explains what the compiled validator refused; a refused resource still gets it.
+    valid = tmp_path / "patient.json"
+    valid.write_text(json.dumps({"resourceType": "Patient", "id": "p", "birthDate": "1970-01-01"}))
+    invalid = tmp_path / "invalid.json"
+    invalid.write_text(json.dumps({"resourceType": "Patient", "id": "p", "birthDate": "someday"}))
+    code = """
+import argparse, io
+from fhir_module.validation.cli import validate_command
+def run(path):
+    out = io.StringIO()
+    status = validate_command(argparse.Namespace(files=[path], profile=None, fhir_version=None, verbose=False,
+                                                 format="text", allow_draft=False), out=out)
+    return status, out.getvalue()
+"""
+    assert "jsonschema" not in loaded_after(code + f"assert run({str(valid)!r})[0] == 0")
+    assert "jsonschema" in loaded_after(code + f"status, text = run({str(invalid)!r})\n"
+                                               "assert status == 1 and 'is not a valid date' in text, text")

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from jsonschema import Draft6Validator
-from jsonschema.exceptions import ValidationError
+if TYPE_CHECKING:
+    from jsonschema import Draft6Validator
+    from jsonschema.exceptions import ValidationError
 
 try:  # a compiled (Rust) validator answers "valid?" ~100x faster; jsonschema explains what is wrong
     import jsonschema_rs
@@ -62,6 +63,9 @@ class FhirSchema:
     def _validator(self, resource_type: str) -> Draft6Validator:
         validator = self._validators.get(resource_type)
         if validator is None:
+            # Only for a resource the compiled validator refused (or without it): not imported at start.
+            from jsonschema import Draft6Validator
+
             schema = {"$ref": f"#/definitions/{resource_type}", "definitions": self._definitions}
             validator = self._validators[resource_type] = Draft6Validator(schema)
         return validator

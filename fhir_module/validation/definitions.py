@@ -123,6 +123,13 @@ def _laid_out_objects(data: bytes) -> dict[str, tuple[int, int]] | None:
 
 _OBJECT_START = re.compile(rb"\n  \{\n")
 _OWN_URL = re.compile(rb'\n    "url": ("(?:[^"\\]|\\.)*")')
+_OWN_FIELDS = {name: re.compile(rb'\n    "' + name + rb'": ("(?:[^"\\]|\\.)*")') for name in (b"type", b"derivation")}
+
+
+def _own_field(data: bytes, place: tuple[int, int], name: bytes) -> str | None:
+    """A string property of the laid-out definition at `place` (its own: four spaces in)."""
+    found = _OWN_FIELDS[name].search(data, *place)
+    return json.loads(found.group(1)) if found else None
 
 
 class Definitions:
@@ -180,7 +187,12 @@ class Definitions:
     @cached_property
     def type_names(self) -> frozenset[str]:
         """Every data type and resource name (to recognise choice-type suffixes such as valueQuantity)."""
-        return frozenset(sd["type"] for sd in self._all().values() if sd.get("derivation") != "constraint") | PRIMITIVES
+        # Read from each unparsed definition's own lines: the validator asks for it on most content,
+        # and parsing all 212 for their type would undo the lazy reading.
+        parsed = [(sd["type"], sd.get("derivation")) for sd in self._sources.values()]
+        unparsed = [(_own_field(self._core, place, b"type"), _own_field(self._core, place, b"derivation"))
+                    for place in self._unparsed.values()]
+        return frozenset(name for name, derivation in parsed + unparsed if derivation != "constraint") | PRIMITIVES
 
     @cached_property
     def resource_types(self) -> list[str]:

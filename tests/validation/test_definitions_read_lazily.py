@@ -28,7 +28,14 @@ def test_the_derived_lists_are_those_of_the_whole_file() -> None:
     assert definitions.resource_types == sorted(
         sd["type"] for sd in whole if sd.get("kind") == "resource" and sd.get("derivation") == "specialization"
         and not sd.get("abstract"))
-    assert {sd["type"] for sd in whole if sd.get("derivation") != "constraint"} <= definitions.type_names
+    lazily = Definitions()
+    names = lazily.type_names  # read from the unparsed definitions' own lines
+    assert len(lazily._unparsed) == len(whole)
+    parsed = Definitions()
+    parsed._all()
+    assert not parsed._unparsed
+    assert names == parsed.type_names
+    assert {sd["type"] for sd in whole if sd.get("derivation") != "constraint"} <= names
 
 
 def test_a_file_laid_out_otherwise_is_parsed_whole() -> None:

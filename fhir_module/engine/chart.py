@@ -34,9 +34,13 @@ def _resources(value: Any, depth: int = 0) -> Iterable[tuple[str | None, dict[st
     if value["resourceType"] == "Bundle":
         entries = value.get("entry")
         for entry in entries if isinstance(entries, list) else []:
-            if not isinstance(entry, dict) or not _is_resource(entry.get("resource")):
+            if not isinstance(entry, dict):
                 continue
-            resource = entry["resource"]
+            resource = entry.get("resource")
+            # _is_resource, written out: this runs for every resource of every request.
+            if not (isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)
+                    and isinstance(resource.get("id", ""), str)):
+                continue
             if resource["resourceType"] == "Bundle":
                 yield from _resources(resource, depth + 1)
             else:
@@ -90,7 +94,8 @@ class Chart:
             raise RequestError(400, f"the prefetch holds {others}, not the context's Patient/{patient_id}", ["prefetch"])
         chart = cls(patient_id, patient, by_type, drafts, by_reference)
         # Whose each resource is, read once: for_patient filters on it for every type asked.
-        owners = chart._owners = {id(r): chart._owner(r) for r in chart.of_type(*_PATIENT_DATA)}
+        known: dict[str, str | None] = {}
+        owners = chart._owners = {id(r): chart._owner(r, known) for r in chart.of_type(*_PATIENT_DATA)}
         elsewhere = sorted({owner for owner in owners.values() if owner not in (None, patient_id)})
         if elsewhere:
             ignored = sum(1 for owner in owners.values() if owner in elsewhere)
@@ -101,14 +106,24 @@ class Chart:
         return chart
 
     @staticmethod
-    def _owner(resource: dict[str, Any]) -> str | None:
+    def _owner(resource: dict[str, Any], known: dict[str, str | None] | None = None) -> str | None:
         """The id of the patient a resource belongs to (`subject`/`patient`), None if it names none.
 
-        References may be relative, absolute or versioned (`Patient/1/_history/3`)."""
+        References may be relative, absolute or versioned (`Patient/1/_history/3`). `known` keeps
+        the owners of the references read so far (a chart names its patient many times)."""
         holder = resource.get("subject") or resource.get("patient")
         reference = holder.get("reference") if isinstance(holder, dict) else None
         if not isinstance(reference, str):
             return None
+        if known is None:
+            return Chart._reference_owner(reference)
+        if reference not in known:
+            known[reference] = Chart._reference_owner(reference)
+        return known[reference]
+
+    @staticmethod
+    def _reference_owner(reference: str) -> str | None:
+        """The patient id a `subject`/`patient` reference names ("(not a patient)" for another type)."""
         parts = reference.split("/_history/")[0].rstrip("/").split("/")
         if len(parts) >= 2 and parts[-2] == "Patient":
             return parts[-1]

@@ -172,3 +172,13 @@ def test_classes_and_diagnoses_asked_per_drug_and_code_give_what_a_scan_of_every
                 counting = [c for c in chart.for_patient("Condition") if condition_counts(c, include_inactive=include_inactive)]
                 found = [fact for condition in counting if (fact := scan._condition_fact(condition, vs))]
                 assert facts.conditions([], vs, include_inactive) == sorted(found, key=lambda fact: not fact["confirmed"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["Patient/p1", "Patient/p2", "https://ehr.example/fhir/Patient/p1/_history/3", "Group/g1",
+                                 "p1", "Patient/p1/", "", "Patient/"]), max_size=8))
+def test_whose_a_resource_is_is_the_same_read_once_per_reference(references: list[str]) -> None:
+    known: dict = {}
+    for index, reference in enumerate(references):
+        resource = {"resourceType": "Observation", "id": f"o{index}", "subject": {"reference": reference}}
+        assert Chart._owner(resource, known) == Chart._owner(resource) == Chart._owner(dict(resource), known)

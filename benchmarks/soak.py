@@ -20,15 +20,21 @@ every 2 s; "flat" means it grew less than 20 MiB over the second half of the run
 
 Needs wrk (apt-get install -y wrk). Machines here are shared: compare within one run.
 
-Latest figures (2 cores, under the suite lock, 2026-12-02; normal and validate at 18:41 on 5c073b0+,
-slow server at 19:57 on 842c3e1, after the fix that made its load really reach the slow server):
-- normal: 25,067 order-selects, 417/s, p50 149 ms, p99 215 ms, all 200, 0 errors; memory 113 -> 114 MiB, flat.
-- slow server: 3,369 calls needing it, all 412 (p50 246 ms: a full lane answers at once), 0 errors; 22,508
-  prefetched calls beside them, all 200 (p50 81 ms); healthy-server probe 54 ms before, 970 ms p50 during
-  (all 200), 56 ms after; readiness 200 "degraded" (lane busy, then failing) throughout; no slot left
-  after. Memory NOT flat: 118 -> 210 MiB, +37 MiB over the second half (open: not yet explained).
-- validate: 22,139 order-selects beside 4 $validate clients, all 200 (p50 x1.13, p99 x1.12 of normal),
-  $validate 7 x 200 and 2 x 503; memory 113 -> 120 MiB, flat; $validate workers 147 MiB at most.
+Latest figures (2 cores shared with the other sessions' test suites; main 42c8da5, 2026-12-03 08:13-08:20 UTC,
+load average 1.2 at the start, 4-6 during):
+- normal: 12,132 order-selects, 202/s, p50 274 ms, p99 1,590 ms, all 200, 0 errors; memory 93 -> 94 MiB, flat
+  (a second run at 08:18: 21,029, 350/s, p50 162 ms, p99 395 ms, all 200; 93 -> 94 MiB).
+- slow server: 830 calls needing it, all 412 (p50 1.09 s, p99 12.1 s: a full lane answers at once, the
+  others after their fetch timeout), 0 errors; 5,191 prefetched calls beside them, all 200; healthy-server
+  probe 67 ms before, 4.2 s p50 during (all 200, behind the busy core), 79 ms after; readiness 200
+  "degraded" (lane busy, then failing) throughout; no slot left after. Memory 94 -> 96 MiB, flat (was
+  118 -> 210 MiB: each request's chart was held in a reference cycle until a rare full collection, fixed in
+  f332e9c; 10 min earlier at load 3.6: 2,446 calls, all 412, 16,914 prefetched, all 200, 94 -> 96 MiB).
+- validate, first run (while a full test suite ran beside it, load 6): 6,609 order-selects, all 200;
+  $validate 4 x 200, 3 x 503, 1 x 413: the lower-priority worker, starved of CPU, passed the 30 s limit on a
+  bundle it validates in 1.5 s alone. Re-run at 08:18: 27,322 order-selects, all 200 (p50 x0.84, p99 x0.52
+  of that run's normal), $validate 7 x 200 and 2 x 503 ("no validation worker became free within 30 s");
+  memory 93 -> 97 MiB, flat; $validate workers 118 MiB at most.
 """
 
 from __future__ import annotations
@@ -365,15 +371,19 @@ def validate_in_parallel(folder: str, options: argparse.Namespace, baseline: Run
          "resource": {"resourceType": "Patient", "id": f"p{i}", "name": [{"family": "Soak", "given": ["Test"]}],
                       "birthDate": "1970-01-01"}} for i in range(3000)]}).encode()
     statuses: dict[int, int] = {}
+    said: dict[int, str] = {}  # the first diagnostics of each status other than 200
     with service(folder, server_pin) as (base, pid), watching(pid) as memory:
         stop = threading.Event()
 
         def validator() -> None:
             with httpx.Client(timeout=120) as client:
                 while not stop.is_set():
-                    status = client.post(f"{base}/fhir/$validate", content=bundle,
-                                         headers={"Content-Type": "application/fhir+json"}).status_code
+                    answer = client.post(f"{base}/fhir/$validate", content=bundle,
+                                         headers={"Content-Type": "application/fhir+json"})
+                    status = answer.status_code
                     statuses[status] = statuses.get(status, 0) + 1
+                    if status != 200:
+                        said.setdefault(status, answer.json()["issue"][0].get("diagnostics", ""))
                     if status == 503:
                         stop.wait(0.5)
 
@@ -390,7 +400,8 @@ def validate_in_parallel(folder: str, options: argparse.Namespace, baseline: Run
     if baseline is not None:
         print(f"  order-select vs the normal run: p50 x{run.p50 / baseline.p50:.2f}, p99 x{run.p99 / baseline.p99:.2f}, "
               f"throughput x{run.rate / baseline.rate:.2f}")
-    print(f"  $validate statuses: {dict(sorted(statuses.items()))}")
+    print(f"  $validate statuses: {dict(sorted(statuses.items()))}"
+          + "".join(f"; {status}: {text!r}" for status, text in sorted(said.items())))
     print(f"  memory: {memory.summary()}")
     return run.unexpected({200}) == 0 and set(statuses) <= {200, 503} and "GROWING" not in memory.summary()
 

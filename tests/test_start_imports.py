@@ -9,6 +9,7 @@ writer, nor fhirpathpy's models of FHIR versions it never evaluates.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -17,9 +18,10 @@ import pytest
 from fhir_module.engine.fhirpath.typepaths import R4_MODEL
 
 
-def loaded_after(code: str) -> set[str]:
+def loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
     script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True,
+                            env=env)
     return set(json.loads(result.stdout.splitlines()[-1]))
 
 
@@ -38,11 +40,9 @@ create_app(settings, engine)
 
 @pytest.fixture(scope="module")
 def serve_modules(tmp_path_factory) -> set[str]:
-    import os
-
     folder = tmp_path_factory.mktemp("serve")
-    os.environ.setdefault("FHIR_MODULE_DATABASE_URL", f"sqlite:///{folder}/feedback.sqlite3")
-    return loaded_after(SERVE)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FHIR_MODULE_")}
+    return loaded_after(SERVE, {**env, "FHIR_MODULE_DATABASE_URL": f"sqlite:///{folder}/feedback.sqlite3"})
 
 
 @pytest.mark.parametrize("module", [

@@ -55,13 +55,20 @@ def ref(resource: dict[str, Any]) -> str:
 
 @dataclass
 class Chart:
+    """The request's chart. Its patient and draft orders are read at once (a prefetch naming
+    another patient is refused whatever the orders); the rest is indexed when first asked for:
+    an order no kind of the service applies to is judged on the orders alone, and its request is
+    answered without the chart's resources ever being indexed."""
+
     patient_id: str
     patient: dict[str, Any] | None
-    by_type: dict[str, list[dict[str, Any]]]
     drafts: list[dict[str, Any]]
-    by_reference: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (fullUrl, resource) of the prefetch values, then of the draft orders, as read.
+    _read: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list, repr=False, compare=False)
+    _by_type: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False, compare=False)
+    _by_reference: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
     # What the chart could not use, said in every card's detail so nothing is ignored silently.
-    notes: list[str] = field(default_factory=list)
+    _notes: list[str] = field(default_factory=list, repr=False, compare=False)
     # Indexes built on first use and shared by every rule of the request (read-only lists).
     _for_patient: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
     _observations_by_code: dict[tuple[str, str], list[int]] | None = field(default=None, repr=False, compare=False)
@@ -71,14 +78,29 @@ class Chart:
     def from_request(cls, context: dict[str, Any], prefetch: dict[str, Any]) -> "Chart":
         patient_id = context["patientId"]
         drafts = [resource for _, resource in _resources(context.get("draftOrders"))]
+        read = [*(pair for value in prefetch.values() for pair in _resources(value)),
+                *_resources(context.get("draftOrders"))]
+        # The chart's Patients (the first of each id; a draft order is never one of the chart's).
+        draft_ids = {id(draft) for draft in drafts}
+        patients: dict[str, dict[str, Any]] = {}
+        for _, resource in read:
+            if resource["resourceType"] == "Patient" and id(resource) not in draft_ids:
+                patients.setdefault(ref(resource), resource)
+        patient = next((p for p in patients.values() if p.get("id") == patient_id), None)
+        if patients and patient is None:
+            others = ", ".join(sorted(patients))
+            raise RequestError(400, f"the prefetch holds {others}, not the context's Patient/{patient_id}", ["prefetch"])
+        return cls(patient_id, patient, drafts, read)
+
+    def _index(self) -> None:
+        """Index the resources read, by type and by reference, and say whose they are."""
         by_reference: dict[str, dict[str, Any]] = {}
         by_type: dict[str, list[dict[str, Any]]] = {}
         seen: set[str] = set()
-        draft_ids = {id(draft) for draft in drafts}
+        draft_ids = {id(draft) for draft in self.drafts}
         # The chart holds what the prefetch says; the drafts stay apart. A chart order that a draft
         # of the same id modifies stays in the chart: it is the therapy the patient is on now.
-        for full_url, resource in [*(pair for value in prefetch.values() for pair in _resources(value)),
-                                   *_resources(context.get("draftOrders"))]:
+        for full_url, resource in self._read:
             key = ref(resource)
             if full_url:
                 by_reference.setdefault(full_url, resource)
@@ -87,23 +109,40 @@ class Chart:
                 continue
             seen.add(key)
             by_type.setdefault(resource["resourceType"], []).append(resource)
-        patients = by_type.get("Patient", [])
-        patient = next((p for p in patients if p.get("id") == patient_id), None)
-        if patients and patient is None:
-            others = ", ".join(sorted(ref(p) for p in patients))
-            raise RequestError(400, f"the prefetch holds {others}, not the context's Patient/{patient_id}", ["prefetch"])
-        chart = cls(patient_id, patient, by_type, drafts, by_reference)
+        self._by_type, self._by_reference = by_type, by_reference
         # Whose each resource is, read once: for_patient filters on it for every type asked.
         known: dict[str, str | None] = {}
-        owners = chart._owners = {id(r): chart._owner(r, known) for r in chart.of_type(*_PATIENT_DATA)}
-        elsewhere = sorted({owner for owner in owners.values() if owner not in (None, patient_id)})
+        owners = self._owners = {id(r): self._owner(r, known) for r in self.of_type(*_PATIENT_DATA)}
+        elsewhere = sorted({owner for owner in owners.values() if owner not in (None, self.patient_id)})
         if elsewhere:
             ignored = sum(1 for owner in owners.values() if owner in elsewhere)
-            chart.notes.append(
+            self._notes.append(
                 f"{ignored} resource(s) in the request belong to another patient "
                 f"({', '.join('Patient/' + o for o in elsewhere)}) and were ignored."
             )
-        return chart
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the resources were indexed (something asked for them)."""
+        return self._by_type is not None
+
+    @property
+    def by_type(self) -> dict[str, list[dict[str, Any]]]:
+        if self._by_type is None:
+            self._index()
+        return self._by_type  # type: ignore[return-value]
+
+    @property
+    def by_reference(self) -> dict[str, dict[str, Any]]:
+        if self._by_type is None:
+            self._index()
+        return self._by_reference
+
+    @property
+    def notes(self) -> list[str]:
+        if self._by_type is None:
+            self._index()
+        return self._notes
 
     @staticmethod
     def _owner(resource: dict[str, Any], known: dict[str, str | None] | None = None) -> str | None:
@@ -141,10 +180,10 @@ class Chart:
         found = self._for_patient.get(types)
         if found is None:
             mine = (None, self.patient_id)
+            resources = self.of_type(*types)  # indexes the chart first, its owners with it
             owners = self._owners
             found = self._for_patient[types] = [
-                r for r in self.of_type(*types)
-                if (owners[id(r)] if id(r) in owners else self._owner(r)) in mine]
+                r for r in resources if (owners[id(r)] if id(r) in owners else self._owner(r)) in mine]
         return found
 
     def observations_with(self, codes: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:

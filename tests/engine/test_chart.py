@@ -58,3 +58,39 @@ def test_a_selection_may_name_the_draft_by_its_full_url() -> None:
     assert chart.draft("https://ehr.example/fhir/MedicationRequest/d1")["id"] == "d1"
     with pytest.raises(RequestError):
         chart.draft("MedicationRequest/other")
+
+
+def test_the_patient_is_checked_at_once_and_the_resources_indexed_when_first_asked_for() -> None:
+    prefetch = {"patient": {"resourceType": "Patient", "id": "p1"},
+                "meds": _bundle(_med("a", "Patient/p1"), _med("x", "Patient/p2"))}
+    chart = Chart.from_request(CONTEXT, prefetch)
+    assert chart.patient is prefetch["patient"] and not chart.indexed
+    assert [r["id"] for r in chart.for_patient("MedicationRequest")] == ["a"] and chart.indexed
+    assert chart.notes == ["1 resource(s) in the request belong to another patient (Patient/p2) and were ignored."]
+    # Whatever is asked first, the same index: notes, references, types.
+    for first in ("notes", "by_reference", "by_type"):
+        again = Chart.from_request(CONTEXT, prefetch)
+        getattr(again, first)
+        assert again.notes == chart.notes and again.by_reference == chart.by_reference
+        assert again.by_type == chart.by_type
+
+
+def test_an_order_no_kind_applies_to_is_judged_without_indexing_the_chart() -> None:
+    """The unrelated order-select is answered on its orders alone (issue 10: indexing every
+    prefetched resource was most of the engine's cost for it); a wrong patient is still a 400."""
+    import sys
+    from pathlib import Path
+
+    from fhir_module.engine import Engine
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import workloads
+
+    engine = Engine.default()
+    prepared = engine.prepare(workloads.SERVICE, workloads.unrelated())
+    assert engine.kinds_that_may_apply(workloads.SERVICE, prepared) == []
+    assert not prepared.chart.indexed
+    wrong = workloads.unrelated()
+    wrong["prefetch"]["patient"] = {**wrong["prefetch"]["patient"], "id": "someone-else"}
+    with pytest.raises(RequestError, match="not the context's Patient/"):
+        engine.prepare(workloads.SERVICE, wrong)

@@ -14,6 +14,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fhir_module.engine.clinical._json import json_copy
+
 from .cases import Scenario, ScenarioError, shift_date
 
 USER_ID = "Practitioner/example"
@@ -23,19 +25,6 @@ _TODAY_TOKEN = re.compile(r"^today(?:\(\))?(?:\s*([+-])\s*(\d+)\s*(d|days?|w|wee
 
 
 # -- requests ---------------------------------------------------------------------------------------
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy of a chart's JSON (dicts, lists, tuples and immutable values): each request gets
-    its own, so nothing the engine does to a request reaches the case. copy.deepcopy also tracks
-    shared references, which JSON cannot have: a third of a module's self-test went there."""
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_copy(item) for item in value)
-    return value
 
 
 def service_for_hook(discovery: dict[str, Any], hook: str, module: str | None = None) -> dict[str, Any]:
@@ -56,7 +45,7 @@ def build_context(scenario: Scenario) -> dict[str, Any]:
         "draftOrders": {
             "resourceType": "Bundle",
             "type": "collection",
-            "entry": [{"resource": _copy(order)} for order in scenario.draft_orders],
+            "entry": [{"resource": json_copy(order)} for order in scenario.draft_orders],
         },
     }
     if scenario.hook == "order-select":
@@ -170,13 +159,13 @@ def answer_query(query: str, record: Iterable[dict[str, Any]], base_url: str = D
     if len(parts) == 2 and not query_string:
         for resource in record:
             if resource.get("resourceType") == resource_type and resource.get("id") == parts[1]:
-                return _copy(resource)
+                return json_copy(resource)
         return None
     if len(parts) != 1:
         raise ScenarioError(f"prefetch query {query!r} is neither a read (Type/id) nor a type search (Type?...)")
     params = _search_parameters(query_string)
     found = [
-        _copy(r)
+        json_copy(r)
         for r in record
         if r.get("resourceType") == resource_type and _matches(r, params, resource_type)
     ]
@@ -189,7 +178,7 @@ def answer_query(query: str, record: Iterable[dict[str, Any]], base_url: str = D
         wanted = {r.get("medicationReference", {}).get("reference") for r in found if isinstance(r.get("medicationReference"), dict)}
         for r in record:
             if r.get("resourceType") == "Medication" and f"Medication/{r.get('id')}" in wanted:
-                entries.append({"fullUrl": f"{base_url}/Medication/{r['id']}", "resource": _copy(r),
+                entries.append({"fullUrl": f"{base_url}/Medication/{r['id']}", "resource": json_copy(r),
                                 "search": {"mode": "include"}})
     return {"resourceType": "Bundle", "type": "searchset", "total": len(found), "entry": entries}
 

@@ -20,21 +20,20 @@ every 2 s; "flat" means it grew less than 20 MiB over the second half of the run
 
 Needs wrk (apt-get install -y wrk). Machines here are shared: compare within one run.
 
-Latest figures (2 cores shared with the other sessions' test suites; main 42c8da5, 2026-12-03 08:13-08:20 UTC,
-load average 1.2 at the start, 4-6 during):
-- normal: 12,132 order-selects, 202/s, p50 274 ms, p99 1,590 ms, all 200, 0 errors; memory 93 -> 94 MiB, flat
-  (a second run at 08:18: 21,029, 350/s, p50 162 ms, p99 395 ms, all 200; 93 -> 94 MiB).
-- slow server: 830 calls needing it, all 412 (p50 1.09 s, p99 12.1 s: a full lane answers at once, the
-  others after their fetch timeout), 0 errors; 5,191 prefetched calls beside them, all 200; healthy-server
-  probe 67 ms before, 4.2 s p50 during (all 200, behind the busy core), 79 ms after; readiness 200
-  "degraded" (lane busy, then failing) throughout; no slot left after. Memory 94 -> 96 MiB, flat (was
-  118 -> 210 MiB: each request's chart was held in a reference cycle until a rare full collection, fixed in
-  f332e9c; 10 min earlier at load 3.6: 2,446 calls, all 412, 16,914 prefetched, all 200, 94 -> 96 MiB).
-- validate, first run (while a full test suite ran beside it, load 6): 6,609 order-selects, all 200;
-  $validate 4 x 200, 3 x 503, 1 x 413: the lower-priority worker, starved of CPU, passed the 30 s limit on a
-  bundle it validates in 1.5 s alone. Re-run at 08:18: 27,322 order-selects, all 200 (p50 x0.84, p99 x0.52
-  of that run's normal), $validate 7 x 200 and 2 x 503 ("no validation worker became free within 30 s");
-  memory 93 -> 97 MiB, flat; $validate workers 118 MiB at most.
+Latest figures (2 cores shared with the other sessions; main 832a13f, 2026-12-03 08:31-08:35 UTC, load
+average 0.9 at the start, 2.8 at the end): result normal ok, slow server ok, validate ok.
+- normal: 25,782 order-selects, 429/s, p50 137 ms, p99 275 ms, all 200, 0 errors; memory 93 -> 94 MiB, flat.
+- slow server: 3,997 calls needing it, all 412 (p50 192 ms: a full lane answers at once; p99 10.2 s, the
+  fetch timeout), 0 errors; 27,942 prefetched calls beside them, all 200 (p50 65 ms); healthy-server probe
+  56 ms before, 764 ms p50 during (all 200, behind the busy core), 55 ms after; readiness 200 "degraded"
+  (lane busy, then failing) throughout; no slot left after. Memory 94 -> 96 MiB, flat (was 118 -> 210 MiB:
+  each request's chart was held in a reference cycle until a rare full collection, fixed in f332e9c).
+- validate: 27,126 order-selects beside 4 $validate clients, all 200 (p50 x0.98, p99 x0.80 of normal);
+  $validate 7 x 200 and 2 x 503 ("no validation worker became free within 30 s"); memory 93 -> 97 MiB,
+  flat; $validate workers 119 MiB at most.
+- An earlier run on 42c8da5 with a full test suite beside it (load 6) had one $validate 413: the
+  lower-priority worker, starved of CPU, passed the 30 s wall-clock limit on a bundle it validates in
+  1.5 s alone (the limit cannot tell a costly content from a starved worker).
 """
 
 from __future__ import annotations

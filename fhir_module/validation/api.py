@@ -66,7 +66,7 @@ _DOCUMENTED = dict(
             413: "Larger than the body limit, more resources than FHIR_MODULE_VALIDATE_MAX_RESOURCES, or "
                  "validation longer than FHIR_MODULE_VALIDATE_TIMEOUT (too-costly; the work is stopped)",
             415: "A body that is not declared as FHIR JSON (application/fhir+json or application/json)",
-            503: "Every validation worker busy and others waiting (Retry-After), or the service's database "
+            503: "Every validation worker busy and others waiting, or a validation starved of CPU past its time limit on a busy machine (both with Retry-After), or the service's database "
                  "unavailable for the client token check"}),
     },
     openapi_extra={

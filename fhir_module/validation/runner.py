@@ -10,7 +10,9 @@ client had gone. So each validation here
 - is bounded in size (the service's body limit), nesting (64, strict JSON), resources (a bundle's
   entries, contained resources, all counted: `max_resources`) and wall time (`timeout`, from the
   moment a ready worker has the content): past it the worker is killed and the answer is 413
-  too-costly. A worker's own start (a new process importing the validator, up to
+  too-costly when the worker had the CPU for it; a worker that got less than half that time of CPU
+  (a busy machine starves it: it runs at a lower priority) is killed too, but the answer is 503
+  with Retry-After, since the content was never shown to be too costly. A worker's own start (a new process importing the validator, up to
   `STARTUP_SECONDS`) is not the content's cost: counted in, a small bundle on a busy machine was
   once a 413 "takes longer than" while its worker was still starting;
 - waits for one of `concurrency` workers, at most `timeout` s; when `max_waiting` requests already
@@ -43,6 +45,21 @@ WARM_UP = (b'{"resourceType": "Bundle", "type": "collection", "entry": ['
            b'{"resource": {"resourceType": "MedicationRequest", "id": "warm-up", "status": "draft", "intent": "order",'
            b' "subject": {"reference": "Patient/warm-up"}, "medicationCodeableConcept": {"text": "warm-up"}}}]}')
 STARTUP_SECONDS = 120.0  # a worker that is not ready by then (imports, warm-up) is given up: 503
+
+
+# Past the time limit, a worker that had less than this share of it on the CPU was starved, not
+# given content too costly to validate.
+STARVED_SHARE = 0.5
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User and system CPU time of a process so far, from /proc (Linux); None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -186,7 +203,7 @@ class ValidationRunner:
     timeout: float = 30.0
     max_waiting: int = 4
     max_resources: int = MAX_RESOURCES
-    counts: Counter[str] = field(default_factory=Counter)  # ok, refused, timeout, gone, busy, error
+    counts: Counter[str] = field(default_factory=Counter)  # ok, refused, timeout, starved, gone, busy, error
 
     def __post_init__(self) -> None:
         self._idle: list[_Worker] = []
@@ -273,6 +290,7 @@ class ValidationRunner:
     async def _run_on_worker(self, worker: _Worker, job: ValidationJob, deadline: float,
                              client_gone: Callable[[], Awaitable[Any]] | None) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
+        cpu_before = process_cpu_seconds(worker.process.pid)
         work = loop.run_in_executor(None, worker.roundtrip, job)
         # A killed worker's roundtrip ends in EOFError nobody awaits: retrieved here, so asyncio
         # does not log "Future exception was never retrieved" at ERROR for each timeout or client gone.
@@ -288,11 +306,19 @@ class ValidationRunner:
             if watch is not None:
                 watch.cancel()
         if work not in done:
+            cpu_after = process_cpu_seconds(worker.process.pid)
             worker.kill()  # the thread's recv ends with the process
             if watch is not None and watch in done:
                 self.counts["gone"] += 1
                 log.info("validation stopped: the client disconnected")
                 raise ClientGone
+            if cpu_before is not None and cpu_after is not None and cpu_after - cpu_before < self.timeout * STARVED_SHARE:
+                self.counts["starved"] += 1
+                log.warning("validation stopped after %g s with %.1f s of CPU: the machine is too busy",
+                            self.timeout, cpu_after - cpu_before)
+                raise Refused(503, f"the validation got {cpu_after - cpu_before:.1f} s of CPU in {self.timeout:g} s: "
+                                   "the service is too busy; try again later", "transient",
+                              {"Retry-After": str(max(1, int(self.timeout / 2)))})
             self.counts["timeout"] += 1
             raise Refused(413, f"validating this content takes longer than {self.timeout:g} s; validate it in parts",
                           "too-costly")

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import os
+import signal
 import socket
 import statistics
 import time
@@ -60,6 +63,31 @@ def test_validation_past_its_time_is_413_and_the_worker_is_stopped(live: Any, en
         assert "takes longer than 1.5 s" in response.text
         assert elapsed < 5, elapsed
         # The next call gets a fresh worker and an answer.
+        assert httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60).status_code == 200
+
+
+def test_a_worker_starved_of_cpu_is_503_not_413(live: Any) -> None:
+    """Past the time limit, a worker that was not given the CPU (a busy machine starves it: it runs
+    at a lower priority) says nothing about the content: 503 with Retry-After, not 413 too-costly.
+    Here the worker is stopped outright (SIGSTOP) while it has the bundle."""
+    before = {child.pid for child in multiprocessing.active_children()}
+    # Runners are shared by their settings: a time limit no other test uses gives this test its own worker.
+    with live(validate_timeout=1.75) as base:
+        assert httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60).status_code == 200
+        workers = [child for child in multiprocessing.active_children() if child.pid not in before]
+        assert len(workers) == 1
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            response = httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60)
+        finally:
+            for worker in workers:
+                if worker.is_alive():
+                    os.kill(worker.pid, signal.SIGCONT)
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] and "too busy" in response.text
+        assert response.json()["issue"][0]["code"] == "transient"
+        # The stopped worker was replaced: the next call is answered.
         assert httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60).status_code == 200
 
 

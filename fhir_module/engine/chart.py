@@ -77,9 +77,9 @@ class Chart:
     @classmethod
     def from_request(cls, context: dict[str, Any], prefetch: dict[str, Any]) -> "Chart":
         patient_id = context["patientId"]
-        drafts = [resource for _, resource in _resources(context.get("draftOrders"))]
-        read = [*(pair for value in prefetch.values() for pair in _resources(value)),
-                *_resources(context.get("draftOrders"))]
+        draft_pairs = list(_resources(context.get("draftOrders")))
+        drafts = [resource for _, resource in draft_pairs]
+        read = [*(pair for value in prefetch.values() for pair in _resources(value)), *draft_pairs]
         # The chart's Patients (the first of each id; a draft order is never one of the chart's).
         draft_ids = {id(draft) for draft in drafts}
         patients: dict[str, dict[str, Any]] = {}

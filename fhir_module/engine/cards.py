@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,17 @@ ENGINE_NOTICE_SYSTEM = "http://fhir-module.org/fhir/CodeSystem/engine-notice"
 NOT_EVALUATED = "not-evaluated"
 CARD_NAMESPACE = uuid.UUID("6f1c4f8e-6a43-4a58-9a8e-3e0d3c1d9b57")
 SUMMARY_LIMIT = 140
+_NAMESPACE_BYTES = CARD_NAMESPACE.bytes
+
+
+def card_uuid(name: str) -> str:
+    """`str(uuid.uuid5(CARD_NAMESPACE, name))`, without building a UUID object: a card's and its
+    suggestions' ids are worked out for every card of every request."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def truncate(text: str) -> str:
@@ -126,7 +138,7 @@ class CardWriter:
         source["topic"] = {key: card.topic_coding[key] for key in ("system", "code", "display") if card.topic_coding.get(key)}
         source["topic"].setdefault("code", card.topic)
         result: dict[str, Any] = {
-            "uuid": str(uuid.uuid5(CARD_NAMESPACE, identity)),
+            "uuid": card_uuid(identity),
             "summary": card.summary,
             "detail": card.detail + _evidence(card.sources),
             "indicator": card.indicator,
@@ -142,7 +154,7 @@ class CardWriter:
             result["links"] = links
         if card.suggestions:
             for index, suggestion in enumerate(card.suggestions):
-                suggestion["uuid"] = str(uuid.uuid5(CARD_NAMESPACE, f"{identity}|{index}"))
+                suggestion["uuid"] = card_uuid(f"{identity}|{index}")
             result["suggestions"] = card.suggestions
             result["selectionBehavior"] = "at-most-one"
         if card.indicator in ("warning", "critical") and module.override_reasons:

@@ -114,8 +114,9 @@ class SuggestionMaker:
         original = (order.get("dosageInstruction") or [{}])[0]
         kept = {k: v for k, v in original.items() if k not in _REPLACED_DOSAGE_ELEMENTS}
         dosages = [{**kept, **phase, "text": _dosage_text(phase)} for phase in template["dosageInstruction"]]
-        resource = json_copy(order)
-        resource["dosageInstruction"] = dosages
+        # The draft's own parts are shared, not copied: the suggestion replaces whole elements of
+        # its copy (dosages, the product, `contained`) and never changes one in place.
+        resource = {**order, "dosageInstruction": dosages}
         doses = [number(_dose_quantity(dosage).get("value")) for dosage in dosages]
         defaults = [number(_dose_quantity(dosage).get("value")) for dosage in definition["dosage"]]
         product = definition.get("productCodeableConcept")

@@ -56,12 +56,18 @@ def test_validation_past_its_time_is_413_and_the_worker_is_stopped(live: Any, en
     with live(validate_timeout=1.5) as base:
         warm = httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60)
         assert warm.status_code == 200
-        started = time.monotonic()
-        response = httpx.post(f"{base}/fhir/$validate", content=bundle(8000), headers=FHIR_JSON, timeout=60)
-        elapsed = time.monotonic() - started
+        # On a machine busy enough to starve the (lower-priority) worker, the true answer is 503 "too
+        # busy" (test_a_worker_starved_of_cpu_is_503_not_413); a few tries give it the CPU to be judged.
+        for _ in range(5):
+            started = time.monotonic()
+            response = httpx.post(f"{base}/fhir/$validate", content=bundle(8000), headers=FHIR_JSON, timeout=60)
+            elapsed = time.monotonic() - started
+            assert elapsed < 5, elapsed
+            if response.status_code != 503:
+                break
+            assert "too busy" in response.text and response.headers["Retry-After"]
         assert response.status_code == 413, response.text
         assert "takes longer than 1.5 s" in response.text
-        assert elapsed < 5, elapsed
         # The next call gets a fresh worker and an answer.
         assert httpx.post(f"{base}/fhir/$validate", content=bundle(1), headers=FHIR_JSON, timeout=60).status_code == 200
 

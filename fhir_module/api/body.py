@@ -133,7 +133,7 @@ async def read_body(request: Request) -> bytes:
 async def read_json_body(request: Request) -> Any:
     """The body as a JSON value; 400 for an empty body or anything `strictjson` refuses."""
     raw = await read_body(request)
-    if not raw.strip():
+    if not raw or raw.isspace():  # not `raw.strip()`: a copy of the whole body to test it
         raise ApiError(400, "the request body is empty; a JSON object is expected", code="required")
     try:
         return strictjson.loads(raw)

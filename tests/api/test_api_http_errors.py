@@ -74,6 +74,7 @@ def test_malformed_json_is_400(base_url: str, discovery: dict[str, Any]) -> None
     assert_outcome(httpx.post(url, content=b'{"hook": "order-select",', headers=headers), 400,
                    text="not valid JSON")
     assert_outcome(httpx.post(url, content=b"", headers=headers), 400, text="empty")
+    assert_outcome(httpx.post(url, content=b" \r\n\t ", headers=headers), 400, text="empty")
     assert_outcome(httpx.post(url, content=b"[1, 2]", headers=headers), 400, text="JSON object")
     assert_outcome(httpx.post(url, content=b"\xff\xfe{}", headers=headers), 400)
     assert_outcome(httpx.post(url, content=b"[" * 100000, headers=headers), 400)

@@ -74,3 +74,19 @@ def test_wrk_failures_stop_the_benchmark(monkeypatch):
     monkeypatch.setattr(harness.subprocess, "run", lambda *args, **kwargs: Failed())
     with pytest.raises(SystemExit, match="failed requests"):
         harness.wrk("http://127.0.0.1:1/x", "body.json", "post.lua", connections=16, seconds=5, pin=[])
+
+
+def test_the_bare_endpoint_runs_under_the_services_uvicorn_settings():
+    # The floor the service is compared to pays what uvicorn pays for the service: an access line
+    # per request, no proxy headers, no Server header, the same keep-alive. It once ran with
+    # --log-level warning and uvicorn's defaults, so the service alone paid for its access line.
+    from uvicorn.main import main as uvicorn_command
+
+    from fhir_module.api import server
+
+    command = harness.bare_command()
+    assert command[:3] == [sys.executable, "-m", "uvicorn"]
+    options = uvicorn_command.make_context("uvicorn", command[3:]).params
+    assert options["log_level"] == "info" and options["access_log"]
+    assert options["proxy_headers"] is False and options["server_header"] is False
+    assert options["timeout_keep_alive"] == server.KEEP_ALIVE_SECONDS

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from fhir_module.api.routing import DirectRoute
@@ -61,6 +62,30 @@ def test_a_direct_route_checks_its_path_parameters_after_its_first_check() -> No
     # Documented like any route: the parameter's limit is in the OpenAPI document.
     parameter = app.openapi()["paths"]["/a/{x}"]["post"]["parameters"][0]
     assert parameter["name"] == "x" and parameter["schema"]["maxLength"] == 3
+
+
+async def _plain(request: Request, x: str = Path(max_length=3), n: int = Path(ge=1)) -> Response:
+    return Response(f"{x} {n!r}".encode(), media_type="text/plain")
+
+
+async def _aliased(request: Request, x: str = Path(max_length=3), tag: str = Path(alias="t", min_length=2)) -> Response:
+    return Response(f"{x} {tag}".encode(), media_type="text/plain")
+
+
+def test_a_direct_route_reads_its_path_parameters_as_fastapi_does() -> None:
+    # Plain parameters are validated by their field alone (routing.py), a route with others (an
+    # alias) by FastAPI's reading: values and every 422 are those of an ordinary FastAPI route.
+    paths = ("/a/abc/5", "/a/abcd/5", "/a/abc/0", "/a/abcd/zz", "/a/ab/07", "/b/abc/tt", "/b/abcd/t", "/b/ab/tt")
+    answers = {}
+    for route_class in (DirectRoute, APIRoute):
+        app = FastAPI()
+        app.router.add_api_route("/a/{x}/{n}", _plain, methods=["POST"], route_class_override=route_class)
+        app.router.add_api_route("/b/{x}/{t}", _aliased, methods=["POST"], route_class_override=route_class)
+        client = TestClient(app)
+        answers[route_class] = [(r.status_code, r.text) for r in (client.post(path) for path in paths)]
+    assert answers[DirectRoute] == answers[APIRoute]
+    assert [status for status, _ in answers[DirectRoute]] == [200, 422, 422, 422, 200, 200, 422, 200]
+    assert answers[DirectRoute][4][1] == "ab 7"
 
 
 def test_the_service_call_keeps_its_documented_path_limit(base_url: str, discovery: dict[str, Any]) -> None:

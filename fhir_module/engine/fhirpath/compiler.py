@@ -1,8 +1,9 @@
-"""FHIRPath compiled to Python closures, from the strict syntax tree, once per expression.
+"""FHIRPath compiled to Python source, from the strict syntax tree, once per expression.
 
 fhirpathpy walks its parse tree on every evaluation, wrapping each value it touches; for the
-knowledge's expressions that walk was most of a request's time. Here each node of the tree
-becomes a closure once, and evaluation runs plain Python over the JSON values.
+knowledge's expressions that walk was most of a request's time. Here each expression becomes the
+source of one Python function, compiled once: an evaluation is one call running plain Python over
+the JSON values, with the evaluation's state ($this, $index, $total) in local variables.
 
 fhirpathpy is the reference: for every expression this compiles, the result must be exactly what
 fhirpathpy returns (tests/engine/fhirpath/test_compiler_differential.py runs both on every
@@ -10,7 +11,9 @@ expression of the knowledge over every scenario and over generated resources). T
 places where fhirpathpy departs from the specification, kept on purpose so that compiling changes
 nothing: a union of navigated values with other values does not de-duplicate the navigated ones,
 `=` compares only the first items of equal-sized collections, `iif` treats `1` as true,
-`toString()` of a boolean is `True`, a float read from the data is a Decimal in the result.
+`toString()` of a boolean is `True`, a float read from the data is a Decimal in the result, and
+`$this` leaks as fhirpathpy's context dict lets it (an operand, a per-item argument or a function
+argument sets it, and it stays set for what is evaluated after).
 
 The subset: literals (null, boolean, string, number), `%variables`, member navigation (choice
 elements only on a value read from a variable, a function or the root), `$this`/`$index`/
@@ -27,11 +30,10 @@ from typing import Any, Callable, Mapping
 
 from . import ast
 from .runtime import (
-    CHECKS, COMPARE, DEFAULT_VARIABLES, EMPTY, LOGIC, MIXED, NODE, RAW, Compiled, Deferred, Env, Unsupported,
-    arraify,
-    data, drop_extension, is_number, result, singleton_boolean, uniq_flagged,
+    CHECKS, DEFAULT_VARIABLES, EMPTY, MIXED, NODE, RAW, Code, Compiled, Deferred, Unsupported, arraify, data,
+    drop_extension, is_number, result, singleton_boolean, uniq_flagged,
 )
-from .stdlib import FUNCTIONS
+from .stdlib import FUNCTIONS, NAMES
 from .typepaths import (
     ARITHMETIC_CONVERTED, CHOICE_KEYS, EQUALITY_CONVERTED, UNTYPED_ONLY, child_paths, choice, deep_choice,
 )
@@ -47,6 +49,100 @@ def _no_nested_lists(values: list) -> None:
             raise Deferred("an array inside an array")
 
 
+def _typed_by_fhirpathpy(value: dict) -> bool:
+    """Whether fhirpathpy's `=` reads a navigated object by its resourceType: as a Quantity, or
+    failing on one that is not text."""
+    kind = value["resourceType"]
+    return not isinstance(kind, str) or kind in ("Quantity", "System.Quantity")
+
+
+def _undefined(name: str) -> list:
+    raise ValueError(f"undefined variable %{name}")
+
+
+def _equality_deferred(a: Any, b: Any, check_a: bool, check_b: bool) -> None:
+    for check, value in ((check_a, a), (check_b, b)):
+        if check and isinstance(value, dict) and "resourceType" in value and _typed_by_fhirpathpy(value):
+            raise Deferred
+
+
+def _compare_operands(a: list, b: list, a_kind: str, b_kind: str) -> tuple[Any, Any]:
+    """The single values `<`, `+` and `-` work on, as fhirpathpy reads them."""
+    a, b = drop_extension(a, a_kind), drop_extension(b, b_kind)
+    if len(a) > 1 or len(b) > 1:
+        raise ValueError("a comparison needs single values")
+    x, y = data(a[0]), data(b[0])
+    if type(x) is not type(y) and not (is_number(x) and is_number(y)):
+        raise ValueError(f"cannot compare {type(x).__name__} with {type(y).__name__}")
+    return x, y
+
+
+def _add(a: list, b: list, a_kind: str, b_kind: str, plus: bool, op: str) -> list:
+    a, b = drop_extension(a, a_kind), drop_extension(b, b_kind)
+    if len(a) != 1 or len(b) != 1:
+        raise ValueError(f"'{op}' needs single values")
+    x, y = data(a[0]), data(b[0])
+    if plus and isinstance(x, str) and isinstance(y, str):
+        return [x + y]
+    if is_number(x) and is_number(y):
+        return [x + y if plus else x - y]
+    raise ValueError(f"cannot compute {x!r} {op} {y!r}")
+
+
+def _unary_value(values: list, op: str, negate: bool) -> list:
+    values = list(values)
+    if len(values) != 1 or not is_number(data(values[0])):
+        raise ValueError(f"unary {op} needs one number")
+    if negate:
+        values[0] = -data(values[0])
+    return values
+
+
+def _and(a: Any, b: Any) -> Any:
+    if isinstance(b, list):
+        return [False] if a is False else []
+    if isinstance(a, list):
+        return [] if b is True else [False]
+    return [a and b]
+
+
+def _or(a: Any, b: Any) -> Any:
+    if isinstance(b, list):
+        return [True] if a is True else []
+    if isinstance(a, list):
+        return [True] if b is True else []
+    return [a or b]
+
+
+def _xor(a: Any, b: Any) -> Any:
+    if isinstance(a, list) or isinstance(b, list):
+        return []
+    return [(a and not b) or (not a and b)]
+
+
+def _implies(a: Any, b: Any) -> Any:
+    if isinstance(b, list):
+        return [True] if a is False else []
+    if isinstance(a, list):
+        return [True] if b is True else []
+    return [True if a is False else (a and b)]
+
+
+_LOGIC = {"and": "_and", "or": "_or", "xor": "_xor", "implies": "_implies"}
+
+# What the generated source refers to by name.
+_GLOBALS: dict[str, Any] = {
+    "Deferred": Deferred, "ValueError": ValueError, "isinstance": isinstance, "len": len, "list": list,
+    "dict": dict, "int": int, "bool": bool, "str": str, "type": type, "enumerate": enumerate,
+    "arraify": arraify, "data": data, "result": result, "choice": choice, "singleton_boolean": singleton_boolean,
+    "uniq_flagged": uniq_flagged, "DEFAULT_VARIABLES": DEFAULT_VARIABLES, "CHECKS": CHECKS,
+    "_no_nested_lists": _no_nested_lists, "_undefined": _undefined, "_equality_deferred": _equality_deferred,
+    "_compare_operands": _compare_operands, "_add": _add, "_unary_value": _unary_value,
+    "_and": _and, "_or": _or, "_xor": _xor, "_implies": _implies,
+    **NAMES,
+}
+
+
 class Compiler:
     """Compiles syntax trees; `user_functions` maps a function name to fn(inputs, *args)."""
 
@@ -59,16 +155,23 @@ class Compiler:
         self._focus: list[frozenset[str] | None] = [UNTYPED_ONLY]
 
     def compile(self, tree: ast.Node) -> Callable[[Any, Mapping[str, Any]], list]:
+        return self.compile_with_source(tree)[0]
+
+    def compile_with_source(self, tree: ast.Node) -> tuple[Callable[[Any, Mapping[str, Any]], list], str]:
+        """The function `evaluate(resource, variables)` and its Python source."""
         compiled = self._node(tree)
-        run, navigated = compiled.run, compiled.kind == NODE
+        code = Code(_GLOBALS)
+        code.add("root = resource if isinstance(resource, list) else ([] if resource is None else [resource])",
+                 "this = index = total = None")
+        values = compiled.emit(code, "root")
+        if compiled.scalar:  # made here, of strings, numbers and booleans: nothing to convert or copy
+            code.add(f"return {values}")
+        else:
+            code.add(f"return result({values}, navigated={compiled.kind == NODE})")
+        return code.function("evaluate", "resource, variables"), code.source
 
-        def evaluate(resource: Any, variables: Mapping[str, Any]) -> list:
-            root = arraify(resource)
-            return result(run(Env(variables, root), root), navigated=navigated)
-
-        return evaluate
-
-    # Each method returns a Compiled whose run(env, focus) gives the node's collection.
+    # Each method returns a Compiled whose emit(code, focus) writes the statements that compute
+    # the node's collection (with `focus` the name of the focus) and returns the name holding it.
 
     def _node(self, node: ast.Node) -> Compiled:
         method = getattr(self, "_" + type(node).__name__.lower(), None)
@@ -78,7 +181,7 @@ class Compiler:
 
     def _literal(self, node: ast.Literal) -> Compiled:
         if node.kind == ast.NULL:
-            return Compiled(lambda env, focus: [], EMPTY)
+            return Compiled(lambda code, focus: code.assign("[]"), EMPTY, scalar=True)
         if node.kind in (ast.BOOLEAN_LITERAL, ast.STRING):
             value = node.value
         elif node.kind == ast.NUMBER:
@@ -86,37 +189,39 @@ class Compiler:
             value = int(number) if number == int(number) else number
         else:
             raise Unsupported(node, f"a {node.kind} literal")
-        return Compiled(lambda env, focus: [value], RAW)
+        return Compiled(lambda code, focus: code.assign(f"[{code.constant(value)}]"), RAW, scalar=True)
 
     def _variable(self, node: ast.Variable) -> Compiled:
         name = node.name
 
-        def run(env: Env, focus: list) -> list:
-            if name in env.variables:
-                value = env.variables[name]
-            elif name in DEFAULT_VARIABLES:  # fhirpathpy's own %context (the resource) and %ucum
-                value = env.root[0] if name == "context" and env.root else DEFAULT_VARIABLES[name]
+        def emit(code: Code, focus: str) -> str:
+            value, key = code.temp(), repr(name)
+            code.add(f"if {key} in variables:", f"    {value} = variables[{key}]")
+            if name in DEFAULT_VARIABLES:  # fhirpathpy's own %context (the resource) and %ucum
+                code.add("else:",
+                         f"    {value} = (root[0] if root else None) if {key} == 'context' else DEFAULT_VARIABLES[{key}]")
             else:
-                raise ValueError(f"undefined variable %{name}")
-            return value if isinstance(value, list) else arraify(value)
+                code.add("else:", f"    {value} = _undefined({key})")
+            return code.assign(f"{value} if isinstance({value}, list) else arraify({value})")
 
-        return Compiled(run, RAW)
+        return Compiled(emit, RAW)
 
     def _special(self, node: ast.Special) -> Compiled:
         if node.source is not None:
             raise Unsupported(node, f"{node.name} after a path")
         if node.name == "$this":
-            return Compiled(lambda env, focus: arraify(env.this), MIXED, self._focus[-1] if len(self._focus) > 1 else None)
+            return Compiled(lambda code, focus: code.assign("arraify(this)"), MIXED,
+                            self._focus[-1] if len(self._focus) > 1 else None)
         if node.name == "$index":
-            return Compiled(lambda env, focus: arraify(env.index), RAW)
+            return Compiled(lambda code, focus: code.assign("arraify(index)"), RAW)
         if node.name == "$total":
-            return Compiled(lambda env, focus: arraify(env.total), MIXED, None)
+            return Compiled(lambda code, focus: code.assign("arraify(total)"), MIXED, None)
         raise Unsupported(node, node.name)
 
     def _source(self, node: ast.Node | None) -> Compiled:
         """What an invocation applies to: its source, else the focus."""
         if node is None:
-            return Compiled(lambda env, focus: focus, MIXED, self._focus[-1])
+            return Compiled(lambda code, focus: focus, MIXED, self._focus[-1])
         return self._node(node)
 
     def _member(self, node: ast.Member) -> Compiled:
@@ -126,51 +231,54 @@ class Compiler:
         source = self._source(node.source)
         if deep_choice(source.paths, key):
             raise Unsupported(node, f"the element {key!r}, which may be a choice element of what it is read from")
-        run_source, extension_key = source.run, "_" + key
         is_choice = key in CHOICE_KEYS  # resolved at run time on resources, by their resourceType
         paths = child_paths(source.paths, key) if source.paths is not None else None
 
-        def run(env: Env, focus: list) -> list:
-            found: list = []
-            for item in run_source(env, focus):
-                if isinstance(item, dict):
-                    if is_choice and "resourceType" in item:
-                        value, extension = choice(item, key)
+        def emit(code: Code, focus: str) -> str:
+            items = source.emit(code, focus)
+            found, item, value, extension = code.temp(), code.temp(), code.temp(), code.temp()
+            code.add(f"{found} = []")
+            with code.block(f"for {item} in {items}:"):
+                with code.block(f"if isinstance({item}, dict):"):
+                    if is_choice:
+                        code.add(f"if 'resourceType' in {item}:",
+                                 f"    {value}, {extension} = choice({item}, {key!r})",
+                                 "else:",
+                                 f"    {value}, {extension} = {item}.get({key!r}), {item}.get({'_' + key!r})")
                     else:
-                        value, extension = item.get(key), item.get(extension_key)
-                elif key == "length":
-                    value, extension = len(item), None
+                        code.add(f"{value}, {extension} = {item}.get({key!r}), {item}.get({'_' + key!r})")
+                if key == "length":
+                    code.add("else:", f"    {value}, {extension} = len({item}), None")
                 else:
-                    continue
-                if value is not None:
-                    if isinstance(value, list):
-                        _no_nested_lists(value)
-                        found.extend(value)
-                    else:
-                        found.append(value)
-                if extension is not None:
-                    if isinstance(extension, list):
-                        _no_nested_lists(extension)
-                        found.extend(extension)
-                    else:
-                        found.append(extension)
+                    code.add("else:", "    continue")
+                for part in (value, extension):
+                    code.add(f"if {part} is not None:",
+                             f"    if isinstance({part}, list):",
+                             f"        _no_nested_lists({part})",
+                             f"        {found}.extend({part})",
+                             "    else:",
+                             f"        {found}.append({part})")
             return found
 
-        return Compiled(run, NODE, paths)
+        return Compiled(emit, NODE, paths)
 
     def _indexer(self, node: ast.Indexer) -> Compiled:
         source, index = self._node(node.source), self._node(node.index)
         if index.kind != RAW:
             raise Unsupported(node.index, "an index that is not a number literal or variable")
 
-        def run(env: Env, focus: list) -> list:
-            collection, position = source.run(env, focus), index.run(env, focus)
-            if not position:
-                return []
-            at = int(data(position[0]))
-            return [collection[at]] if 0 <= at < len(collection) else []
+        def emit(code: Code, focus: str) -> str:
+            collection = source.emit(code, focus)
+            position = index.emit(code, focus)
+            at, found = code.temp(), code.temp()
+            code.add(f"if not {position}:",
+                     f"    {found} = []",
+                     "else:",
+                     f"    {at} = int(data({position}[0]))",
+                     f"    {found} = [{collection}[{at}]] if 0 <= {at} < len({collection}) else []")
+            return found
 
-        return Compiled(run, source.kind, source.paths)
+        return Compiled(emit, source.kind, source.paths)
 
     def _unary(self, node: ast.Unary) -> Compiled:
         operand = self._node(node.operand)
@@ -178,15 +286,11 @@ class Compiler:
         if operand.kind != RAW:
             raise Unsupported(node, f"unary {node.op} on a path")
 
-        def run(env: Env, focus: list) -> list:
-            values = list(operand.run(env, focus))
-            if len(values) != 1 or not is_number(data(values[0])):
-                raise ValueError(f"unary {node.op} needs one number")
-            if negate:
-                values[0] = -data(values[0])
-            return values
+        def emit(code: Code, focus: str) -> str:
+            values = operand.emit(code, focus)
+            return code.assign(f"_unary_value({values}, {node.op!r}, {negate})")
 
-        return Compiled(run, RAW if negate else operand.kind)
+        return Compiled(emit, RAW if negate else operand.kind, scalar=negate or operand.scalar)
 
     def _typeoperation(self, node: ast.TypeOperation) -> Compiled:
         raise Unsupported(node, f"'{node.op} {node.type_name}'")
@@ -220,77 +324,59 @@ class Compiler:
                 raise Unsupported(side, f"'{node.op}' on values that fhirpathpy may convert by their FHIR type")
 
     @staticmethod
-    def _operands(left: Compiled, right: Compiled, env: Env, focus: list) -> tuple[list, list]:
+    def _operands(code: Code, left: Compiled, right: Compiled, focus: str) -> tuple[str, str]:
         # fhirpathpy evaluates both operands, each with $this set to the focus.
-        env.this = focus
-        a = left.run(env, focus)
-        env.this = focus
-        return a, right.run(env, focus)
+        code.add(f"this = {focus}")
+        a = left.emit(code, focus)
+        code.add(f"this = {focus}")
+        return a, right.emit(code, focus)
 
     def _logic(self, op: str, left: Compiled, right: Compiled) -> Compiled:
-        operands = self._operands
+        def emit(code: Code, focus: str) -> str:
+            a, b = self._operands(code, left, right, focus)
+            return code.assign(f"{_LOGIC[op]}(singleton_boolean({a}, None), singleton_boolean({b}, None))")
 
-        def run(env: Env, focus: list) -> list:
-            a, b = operands(left, right, env, focus)
-            a, b = singleton_boolean(a, left.kind), singleton_boolean(b, right.kind)
-            return arraify(LOGIC[op](a, b))
-
-        return Compiled(run, RAW)
+        return Compiled(emit, RAW, scalar=True)
 
     def _equality(self, op: str, left: Compiled, right: Compiled) -> Compiled:
-        operands, negate = self._operands, op == "!="
+        negate = op == "!="
+        check_a, check_b = left.kind != RAW, right.kind != RAW
 
-        checked = [side.kind != RAW for side in (left, right)]
+        def emit(code: Code, focus: str) -> str:
+            a, b = self._operands(code, left, right, focus)
+            found = code.temp()
+            code.add(f"if not {a} or not {b}:",
+                     f"    {found} = []",
+                     f"elif len({a}) != len({b}):",
+                     f"    {found} = [{negate}]",
+                     "else:")
+            if check_a or check_b:
+                code.add(f"    _equality_deferred({a}[0], {b}[0], {check_a}, {check_b})")
+            code.add(f"    {found} = [{'not ' if negate else ''}({a}[0] == {b}[0])]")
+            return found
 
-        def run(env: Env, focus: list) -> list:
-            a, b = operands(left, right, env, focus)
-            if not a or not b:
-                return []
-            if len(a) != len(b):
-                return [negate]
-            for check, value in zip(checked, (a[0], b[0])):
-                if check and isinstance(value, dict) and "resourceType" in value and _typed_by_fhirpathpy(value):
-                    raise Deferred
-            same = a[0] == b[0]
-            return [not same if negate else same]
-
-        return Compiled(run, RAW)
+        return Compiled(emit, RAW, scalar=True)
 
     def _comparison(self, op: str, left: Compiled, right: Compiled) -> Compiled:
-        operands, compare = self._operands, COMPARE[op]
+        def emit(code: Code, focus: str) -> str:
+            a, b = self._operands(code, left, right, focus)
+            found, x, y = code.temp(), code.temp(), code.temp()
+            code.add(f"if not {a} or not {b} or {a}[0] is None or {b}[0] is None:",
+                     f"    {found} = []",
+                     "else:",
+                     f"    {x}, {y} = _compare_operands({a}, {b}, {left.kind!r}, {right.kind!r})",
+                     f"    {found} = [{x} {op} {y}]")
+            return found
 
-        def run(env: Env, focus: list) -> list:
-            a, b = operands(left, right, env, focus)
-            if not a or not b or a[0] is None or b[0] is None:
-                return []
-            a, b = drop_extension(a, left.kind), drop_extension(b, right.kind)
-            if len(a) > 1 or len(b) > 1:
-                raise ValueError("a comparison needs single values")
-            x, y = data(a[0]), data(b[0])
-            if type(x) is not type(y) and not (is_number(x) and is_number(y)):
-                raise ValueError(f"cannot compare {type(x).__name__} with {type(y).__name__}")
-            return [compare(x, y)]
-
-        return Compiled(run, RAW)
+        return Compiled(emit, RAW, scalar=True)
 
     def _additive(self, op: str, left: Compiled, right: Compiled) -> Compiled:
-        operands, plus = self._operands, op == "+"
+        def emit(code: Code, focus: str) -> str:
+            a, b = self._operands(code, left, right, focus)
+            return code.assign(f"_add({a}, {b}, {left.kind!r}, {right.kind!r}, {op == '+'}, {op!r}) "
+                               f"if {a} and {b} else []")
 
-        def run(env: Env, focus: list) -> list:
-            a, b = operands(left, right, env, focus)
-            if not a or not b:
-                return []
-            a, b = drop_extension(a, left.kind), drop_extension(b, right.kind)
-            if len(a) != 1 or len(b) != 1:
-                raise ValueError(f"'{op}' needs single values")
-            x, y = data(a[0]), data(b[0])
-            if plus and isinstance(x, str) and isinstance(y, str):
-                return [x + y]
-            if is_number(x) and is_number(y):
-                return [x + y if plus else x - y]
-            raise ValueError(f"cannot compute {x!r} {op} {y!r}")
-
-        return Compiled(run, RAW)
+        return Compiled(emit, RAW, scalar=True)
 
     def _union(self, node: ast.Binary) -> Compiled:
         flagged = self._flagged(node)
@@ -300,29 +386,36 @@ class Compiler:
         # De-duplicated values are wrapped anew (untyped); kept ones keep their paths.
         paths = None if any(o.paths is None for o in operands) else UNTYPED_ONLY.union(*(o.paths for o in operands))
 
-        def run(env: Env, focus: list) -> list:
-            return flagged(env, focus)[0]
+        def emit(code: Code, focus: str) -> str:
+            return flagged(code, focus)[0]
 
-        return Compiled(run, kind, paths)
+        return Compiled(emit, kind, paths)
 
-    def _flagged(self, node: ast.Node) -> Callable[[Env, list], tuple[list, list[bool]]]:
+    def _flagged(self, node: ast.Node) -> Callable[[Code, str], tuple[str, str]]:
         """A union's operands with, for each value, whether fhirpathpy holds it navigated."""
         if isinstance(node, ast.Binary) and node.op == "|":
             left, right = self._flagged(node.left), self._flagged(node.right)
 
-            def run(env: Env, focus: list) -> tuple[list, list[bool]]:
-                env.this = focus
-                a, a_nodes = left(env, focus)
-                env.this = focus
-                b, b_nodes = right(env, focus)
-                return uniq_flagged(a + b, a_nodes + b_nodes)
+            def emit(code: Code, focus: str) -> tuple[str, str]:
+                code.add(f"this = {focus}")
+                a, a_nodes = left(code, focus)
+                code.add(f"this = {focus}")
+                b, b_nodes = right(code, focus)
+                values, nodes = code.temp(), code.temp()
+                code.add(f"{values}, {nodes} = uniq_flagged({a} + {b}, {a_nodes} + {b_nodes})")
+                return values, nodes
 
-            return run
+            return emit
         compiled = self._node(node)
         if compiled.kind == MIXED:
             raise Unsupported(node, "a union operand whose values may be navigated or not")
         is_node = compiled.kind == NODE
-        return lambda env, focus: (values := compiled.run(env, focus), [is_node] * len(values))
+
+        def operand(code: Code, focus: str) -> tuple[str, str]:
+            values = compiled.emit(code, focus)
+            return values, code.assign(f"[{is_node}] * len({values})")
+
+        return operand
 
     # -- functions ----------------------------------------------------------------------------
 
@@ -342,14 +435,16 @@ class Compiler:
         arguments = [self._argument(arg, kind) for arg, kind in zip(node.args, kinds)]
         function = self.user_functions[node.name]
 
-        def run(env: Env, focus: list) -> list:
-            inputs = [data(item) for item in source.run(env, focus)]
-            values = [argument(env) for argument in arguments]
-            return arraify(function(inputs, *values))
+        def emit(code: Code, focus: str) -> str:
+            items = source.emit(code, focus)
+            item, inputs = code.temp(), code.temp()
+            code.add(f"{inputs} = [data({item}) for {item} in {items}]")
+            values = [argument(code) for argument in arguments]
+            return code.assign(f"arraify({code.constant(function)}({', '.join([inputs, *values])}))")
 
-        return Compiled(run, RAW)
+        return Compiled(emit, RAW)
 
-    def _argument(self, node: ast.Node, kind: str) -> Callable[[Env], Any]:
+    def _argument(self, node: ast.Node, kind: str) -> Callable[[Code], str]:
         """A typed argument, evaluated as fhirpathpy does: on the current $this (or the root),
         empty as [], more than one value an error, the value checked against its kind."""
         self._focus.append(None)
@@ -357,16 +452,16 @@ class Compiler:
             compiled = self._node(node)
         finally:
             self._focus.pop()
-        check = CHECKS[kind]
 
-        def run(env: Env) -> Any:
-            focus = env.focus_for_arguments()
-            values = compiled.run(env, focus)
-            if len(values) > 1:
-                raise ValueError(f"expected a single {kind}, got {len(values)} values")
-            return check(data(values[0])) if values else []
+        def emit(code: Code) -> str:
+            code.add("if this is None:", "    this = root")
+            focus = code.assign("this")
+            values = compiled.emit(code, focus)
+            code.add(f"if len({values}) > 1:",
+                     f"    raise ValueError(f'expected a single {kind}, got {{len({values})}} values')")
+            return code.assign(f"CHECKS[{kind!r}](data({values}[0])) if {values} else []")
 
-        return run
+        return emit
 
     def _nested(self, node: ast.Node, items: Compiled) -> Compiled:
         """A per-item argument compiled with the items' type paths as its focus."""
@@ -376,24 +471,19 @@ class Compiler:
         finally:
             self._focus.pop()
 
-    def _macro(self, node: ast.Node, items: Compiled) -> tuple[Callable[[Env, Any], list], Compiled]:
+    def _macro(self, node: ast.Node, items: Compiled) -> tuple[Callable[[Code, str], str], Compiled]:
         """An argument evaluated per item (where, select, exists, aggregate, iif): $this is the
-        item. Returns the per-item evaluator and the compiled argument (its kind and paths)."""
+        item. Returns the emitter of its per-item evaluation, given the name of the item, and the
+        compiled argument (its kind and paths)."""
         compiled = self._nested(node, items)
-        evaluate = compiled.run
 
-        def run(env: Env, item: Any) -> list:
-            env.this = arraify(item)
-            return evaluate(env, env.this)
+        def emit(code: Code, item: str) -> str:
+            # The focus is its own name: `this` may be set again inside the argument.
+            focus = code.assign(f"arraify({item})")
+            code.add(f"this = {focus}")
+            return compiled.emit(code, focus)
 
-        return run, compiled
-
-
-def _typed_by_fhirpathpy(value: dict) -> bool:
-    """Whether fhirpathpy's `=` reads a navigated object by its resourceType: as a Quantity, or
-    failing on one that is not text."""
-    kind = value["resourceType"]
-    return not isinstance(kind, str) or kind in ("Quantity", "System.Quantity")
+        return emit, compiled
 
 
 def _union_operands(node: ast.Node, compiler: Compiler) -> list[Compiled]:

@@ -1,16 +1,16 @@
-"""What compiled FHIRPath runs on: the evaluation state, the compiled node, and fhirpathpy's value
-rules (a float from the data is a Decimal, how collections de-duplicate, what counts as true).
+"""What compiled FHIRPath is made of and runs on: the compiled node, the source being written, and
+fhirpathpy's value rules (a float from the data is a Decimal, how collections de-duplicate, what counts as true).
 """
 
 from __future__ import annotations
 
 import copy
-
 import json
 import numbers
 from collections import OrderedDict
+from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from . import ast
 from .typepaths import UNTYPED_ONLY
@@ -19,8 +19,6 @@ from .typepaths import UNTYPED_ONLY
 # ResourceNode wrappers), values it made or was given (raw), nothing, or both kinds.
 NODE, RAW, EMPTY, MIXED = "node", "raw", "empty", "mixed"
 DEFAULT_VARIABLES = {"context": None, "ucum": "http://unitsofmeasure.org"}
-
-Evaluator = Callable[["Env", list], list]
 
 
 class Deferred(Exception):
@@ -36,33 +34,72 @@ class Unsupported(ValueError):
         self.offset = node.start
 
 
-class Env:
-    """One evaluation's state, as fhirpathpy's context dict holds it (`$this` leaks the same way)."""
-
-    __slots__ = ("variables", "root", "this", "index", "total")
-
-    def __init__(self, variables: Mapping[str, Any], root: list) -> None:
-        self.variables = variables
-        self.root = root
-        self.this: list | None = None
-        self.index: int | None = None
-        self.total: Any = None
-
-    def focus_for_arguments(self) -> list:
-        self.this = self.this if self.this is not None else self.root
-        return self.this
-
-
 class Compiled:
-    """A node's closure, the kind of values it yields and, for values that name no resourceType,
-    the FHIR type paths fhirpathpy may give them (None: not known at compile time)."""
+    """A compiled node: `emit(code, focus)` writes the statements computing its collection (the
+    focus given by the name that holds it) and returns the name that holds the collection; the kind
+    of values it yields; for values that name no resourceType, the FHIR type paths fhirpathpy may
+    give them (None: not known at compile time); and whether it is `scalar`: a new list of strings,
+    numbers and booleans made by the expression, which fhirpathpy's result would give unchanged."""
 
-    __slots__ = ("run", "kind", "paths")
+    __slots__ = ("emit", "kind", "paths", "scalar")
 
-    def __init__(self, run: Evaluator, kind: str, paths: frozenset[str] | None = UNTYPED_ONLY) -> None:
-        self.run = run
+    def __init__(self, emit: Callable[["Code", str], str], kind: str, paths: frozenset[str] | None = UNTYPED_ONLY,
+                 scalar: bool = False) -> None:
+        self.emit = emit
         self.kind = kind
         self.paths = paths
+        self.scalar = scalar
+
+
+class Code:
+    """The Python source of one compiled expression, written statement by statement, and the
+    objects it refers to by name."""
+
+    def __init__(self, names: Mapping[str, Any]) -> None:
+        self.lines: list[str] = []
+        self.names = dict(names)
+        self._depth = 1
+        self._count = 0
+
+    def temp(self) -> str:
+        self._count += 1
+        return f"_{self._count}"
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend("    " * self._depth + line for line in lines)
+
+    def assign(self, expression: str) -> str:
+        """A new name holding the value of the Python `expression`."""
+        name = self.temp()
+        self.add(f"{name} = {expression}")
+        return name
+
+    def constant(self, value: Any) -> str:
+        """How the source names a value: its literal for text, integers and booleans."""
+        if type(value) in (str, int, bool):
+            return repr(value)
+        name = f"_k{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    @contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        self.add(header)
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
+    @property
+    def source(self) -> str:
+        return "\n".join(self.lines)
+
+    def function(self, name: str, parameters: str) -> Callable[..., Any]:
+        text = f"def {name}({parameters}):\n{self.source}\n"
+        namespace = dict(self.names)
+        exec(compile(text, f"<fhirpath {name}>", "exec"), namespace)  # noqa: S102 - source generated here
+        return namespace[name]
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -155,40 +192,6 @@ def singleton_boolean(values: list, kind: str) -> Any:
 def is_true(values: list) -> bool:
     """fhirpathpy's is_true (1 and Decimal 1 count, as `==` says)."""
     return len(values) == 1 and data(values[0]) == True  # noqa: E712
-
-
-def _or(a: Any, b: Any) -> Any:
-    if isinstance(b, list):
-        return True if a is True else []
-    if isinstance(a, list):
-        return True if b is True else []
-    return a or b
-
-
-def _and(a: Any, b: Any) -> Any:
-    if isinstance(b, list):
-        return False if a is False else []
-    if isinstance(a, list):
-        return [] if b is True else False
-    return a and b
-
-
-def _xor(a: Any, b: Any) -> Any:
-    if isinstance(a, list) or isinstance(b, list):
-        return []
-    return (a and not b) or (not a and b)
-
-
-def _implies(a: Any, b: Any) -> Any:
-    if isinstance(b, list):
-        return True if a is False else []
-    if isinstance(a, list):
-        return True if b is True else []
-    return True if a is False else (a and b)
-
-
-LOGIC = {"and": _and, "or": _or, "xor": _xor, "implies": _implies}
-COMPARE = {"<": lambda x, y: x < y, "<=": lambda x, y: x <= y, ">": lambda x, y: x > y, ">=": lambda x, y: x >= y}
 
 
 def _check_string(value: Any) -> str:

@@ -1,13 +1,13 @@
-"""FHIRPath's standard functions in the compiled subset: each makes the closure of one call, with
+"""FHIRPath's standard functions in the compiled subset: each writes the source of one call, with
 fhirpathpy's behaviour (when arguments are evaluated, what an empty input gives).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import ast
-from .runtime import EMPTY, MIXED, NODE, RAW, Compiled, Env, Unsupported, arraify, data, is_true, uniq
+from .runtime import EMPTY, MIXED, NODE, RAW, Code, Compiled, Unsupported, arraify, data, is_true, uniq
 from .typepaths import UNTYPED_ONLY
 
 if TYPE_CHECKING:
@@ -25,26 +25,25 @@ def _exists(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 0, 1)
     if node.args:
         where = _where(compiler, node, source)
-        return Compiled(lambda env, focus: [bool(where.run(env, focus))], RAW)
-    return Compiled(lambda env, focus: [bool(source.run(env, focus))], RAW)
+        return Compiled(lambda code, focus: code.assign(f"[bool({where.emit(code, focus)})]"), RAW, scalar=True)
+    return Compiled(lambda code, focus: code.assign(f"[bool({source.emit(code, focus)})]"), RAW, scalar=True)
 
 
 def _empty(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 0)
-    return Compiled(lambda env, focus: [not source.run(env, focus)], RAW)
+    return Compiled(lambda code, focus: code.assign(f"[not {source.emit(code, focus)}]"), RAW, scalar=True)
 
 
 def _not(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 0)
+    return Compiled(lambda code, focus: code.assign(f"_not({source.emit(code, focus)})"), RAW, scalar=True)
 
-    def run(env: Env, focus: list) -> list:
-        values = source.run(env, focus)
-        if len(values) != 1:
-            return []
-        value = data(values[0])
-        return [not value] if isinstance(value, bool) else [False]
 
-    return Compiled(run, RAW)
+def _not_of(values: list) -> list:
+    if len(values) != 1:
+        return []
+    value = data(values[0])
+    return [not value] if isinstance(value, bool) else [False]
 
 
 def _where(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
@@ -53,49 +52,51 @@ def _where(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     criterion_kind = compiled.kind
     navigated = criterion_kind != RAW  # fhirpathpy's wrapper of a navigated value is truthy whatever it holds
 
-    def run(env: Env, focus: list) -> list:
-        kept = []
-        for index, item in enumerate(source.run(env, focus)):
-            env.index = index
-            values = criterion(env, item)
-            if values and (navigated or values[0]):
-                kept.append(item)
+    def emit(code: Code, focus: str) -> str:
+        items = source.emit(code, focus)
+        kept, item = code.temp(), code.temp()
+        code.add(f"{kept} = []")
+        with code.block(f"for index, {item} in enumerate({items}):"):
+            values = criterion(code, item)
+            code.add(f"if {values}{'' if navigated else f' and {values}[0]'}:", f"    {kept}.append({item})")
         return kept
 
     if navigated and criterion_kind != NODE:
         raise Unsupported(node.args[0], "a where() criterion that may give values of both kinds")
-    return Compiled(run, source.kind, source.paths)
+    return Compiled(emit, source.kind, source.paths)
 
 
 def _select(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 1)
     projection, compiled = compiler._macro(node.args[0], source)
 
-    def run(env: Env, focus: list) -> list:
-        found: list = []
-        for index, item in enumerate(source.run(env, focus)):
-            env.index = index
-            found.extend(projection(env, item))
+    def emit(code: Code, focus: str) -> str:
+        items = source.emit(code, focus)
+        found, item = code.temp(), code.temp()
+        code.add(f"{found} = []")
+        with code.block(f"for index, {item} in enumerate({items}):"):
+            code.add(f"{found}.extend({projection(code, item)})")
         return found
 
-    return Compiled(run, compiled.kind, compiled.paths)
+    return Compiled(emit, compiled.kind, compiled.paths)
 
 
 def _first(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 0)
-    return Compiled(lambda env, focus: source.run(env, focus)[:1], source.kind, source.paths)
+    return Compiled(lambda code, focus: code.assign(f"{source.emit(code, focus)}[:1]"), source.kind, source.paths,
+                    source.scalar)
 
 
 def _take(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 1)
     count = compiler._argument(node.args[0], "Integer")
 
-    def run(env: Env, focus: list) -> list:
-        values = source.run(env, focus)
-        n = count(env)  # arguments are evaluated before the function looks at its input
-        return values[: int(n)] if values else []
+    def emit(code: Code, focus: str) -> str:
+        values = source.emit(code, focus)
+        n = count(code)  # arguments are evaluated before the function looks at its input
+        return code.assign(f"{values}[: int({n})] if {values} else []")
 
-    return Compiled(run, source.kind, source.paths)
+    return Compiled(emit, source.kind, source.paths, source.scalar)
 
 
 def _distinct(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
@@ -103,7 +104,7 @@ def _distinct(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     if source.kind == MIXED:
         raise Unsupported(node, "distinct() of values that may be navigated or not")
     # fhirpathpy wraps de-duplicated navigated values anew, untyped.
-    return Compiled(lambda env, focus: uniq(source.run(env, focus)), source.kind, UNTYPED_ONLY)
+    return Compiled(lambda code, focus: code.assign(f"uniq({source.emit(code, focus)})"), source.kind, UNTYPED_ONLY)
 
 
 def _iif(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
@@ -111,16 +112,19 @@ def _iif(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     (condition, _), (then, then_compiled) = compiler._macro(node.args[0], source), compiler._macro(node.args[1], source)
     otherwise, otherwise_compiled = compiler._macro(node.args[2], source) if len(node.args) == 3 else (None, None)
 
-    def run(env: Env, focus: list) -> list:
-        subject = source.run(env, focus)
-        if is_true(condition(env, subject)):
-            return then(env, subject)
-        return otherwise(env, subject) if otherwise else []
+    def emit(code: Code, focus: str) -> str:
+        subject = source.emit(code, focus)
+        found = code.temp()
+        with code.block(f"if is_true({condition(code, subject)}):"):
+            code.add(f"{found} = {then(code, subject)}")
+        with code.block("else:"):
+            code.add(f"{found} = {otherwise(code, subject)}" if otherwise else f"{found} = []")
+        return found
 
     branches = [then_compiled] + ([otherwise_compiled] if otherwise_compiled else [])
     kinds = {branch.kind for branch in branches} - {EMPTY}
     paths = None if any(b.paths is None for b in branches) else frozenset().union(*(b.paths for b in branches))
-    return Compiled(run, kinds.pop() if len(kinds) == 1 else (EMPTY if not kinds else MIXED), paths)
+    return Compiled(emit, kinds.pop() if len(kinds) == 1 else (EMPTY if not kinds else MIXED), paths)
 
 
 def _aggregate(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
@@ -128,29 +132,30 @@ def _aggregate(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled
     step, _ = compiler._macro(node.args[0], source)
     initial = compiler._nested(node.args[1], Compiled(None, MIXED, None)) if len(node.args) == 2 else None
 
-    def run(env: Env, focus: list) -> list:
-        items = source.run(env, focus)
+    def emit(code: Code, focus: str) -> str:
+        items = source.emit(code, focus)
         if initial is not None:
-            start = env.focus_for_arguments()
-            env.total = initial.run(env, start)
+            code.add("if this is None:", "    this = root")
+            start = code.assign("this")
+            code.add(f"total = {initial.emit(code, start)}")
         else:
-            env.total = None
-        for index, item in enumerate(items):
-            env.index = index
-            env.total = step(env, item)
-        return arraify(env.total)
+            code.add("total = None")
+        item = code.temp()
+        with code.block(f"for index, {item} in enumerate({items}):"):
+            code.add(f"total = {step(code, item)}")
+        return code.assign("arraify(total)")
 
-    return Compiled(run, MIXED, None)
+    return Compiled(emit, MIXED, None)
 
 
 def _to_string(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 0)
 
-    def run(env: Env, focus: list) -> list:
-        values = source.run(env, focus)
-        return [str(data(values[0]))] if len(values) == 1 else []
+    def emit(code: Code, focus: str) -> str:
+        values = source.emit(code, focus)
+        return code.assign(f"[str(data({values}[0]))] if len({values}) == 1 else []")
 
-    return Compiled(run, RAW)
+    return Compiled(emit, RAW, scalar=True)
 
 
 def _string_of(values: list) -> str:
@@ -162,47 +167,54 @@ def _string_of(values: list) -> str:
 def _lower(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 0)
 
-    def run(env: Env, focus: list) -> list:
-        values = source.run(env, focus)
-        return [_string_of(values).lower()] if values else []
+    def emit(code: Code, focus: str) -> str:
+        values = source.emit(code, focus)
+        return code.assign(f"[_string_of({values}).lower()] if {values} else []")
 
-    return Compiled(run, RAW)
+    return Compiled(emit, RAW, scalar=True)
 
 
 def _contains(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 1)
     part = compiler._argument(node.args[0], "String")
 
-    def run(env: Env, focus: list) -> list:
-        values = source.run(env, focus)
-        if not values:
-            return []
-        needle = part(env)
-        return [needle in _string_of(values)]
+    def emit(code: Code, focus: str) -> str:
+        values = source.emit(code, focus)
+        found = code.temp()
+        with code.block(f"if not {values}:"):
+            code.add(f"{found} = []")
+        with code.block("else:"):
+            needle = part(code)
+            code.add(f"{found} = [{needle} in _string_of({values})]")
+        return found
 
-    return Compiled(run, RAW)
+    return Compiled(emit, RAW, scalar=True)
 
 
 def _join(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 0, 1)
-    separator = compiler._argument(node.args[0], "String") if node.args else (lambda env: "")
+    separator = compiler._argument(node.args[0], "String") if node.args else (lambda code: "''")
 
-    def run(env: Env, focus: list) -> list:
-        values = source.run(env, focus)
-        gap = separator(env)
-        if not values:
-            return []
-        texts = [data(v) for v in values]
-        if not all(isinstance(t, str) for t in texts):
-            raise TypeError("join() needs strings")
-        return [gap.join(texts)]
+    def emit(code: Code, focus: str) -> str:
+        values = source.emit(code, focus)
+        gap = separator(code)
+        return code.assign(f"_join({values}, {gap})")
 
-    return Compiled(run, RAW)
+    return Compiled(emit, RAW, scalar=True)
+
+
+def _join_of(values: list, gap: str) -> list:
+    if not values:
+        return []
+    texts = [data(v) for v in values]
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("join() needs strings")
+    return [gap.join(texts)]
 
 
 def _count(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled:
     _arity(node, 0)
-    return Compiled(lambda env, focus: [len(source.run(env, focus))], RAW)
+    return Compiled(lambda code, focus: code.assign(f"[len({source.emit(code, focus)})]"), RAW, scalar=True)
 
 
 FUNCTIONS: dict[str, Callable[[Compiler, ast.Call, Compiled], Compiled]] = {
@@ -210,3 +222,7 @@ FUNCTIONS: dict[str, Callable[[Compiler, ast.Call, Compiled], Compiled]] = {
     "take": _take, "distinct": _distinct, "iif": _iif, "aggregate": _aggregate, "toString": _to_string,
     "lower": _lower, "contains": _contains, "join": _join, "count": _count,
 }
+
+# What the source these functions write refers to by name.
+NAMES: dict[str, Any] = {"uniq": uniq, "is_true": is_true, "arraify": arraify, "data": data,
+                         "_not": _not_of, "_string_of": _string_of, "_join": _join_of}

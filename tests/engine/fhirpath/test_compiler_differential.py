@@ -189,6 +189,23 @@ def test_compiled_agrees_with_fhirpathpy_on_generated_data(engine, all_expressio
     ("%x.a.select($this)", {}, {"x": [{"a": [[1.5], 2.5]}]}),
     ("%x.a.first().b", {}, {"x": [{"a": [{"b": [[1.5]]}]}]}),
     ("a", {"a": [[1.5]], "_a": [[{"extension": []}]]}, {}),
+    # The generated source keeps $this, $index and $total as fhirpathpy's context holds them: set
+    # by each operand, per-item argument and function argument, and still set after them.
+    ("%x.where(a > 1).select(b).take(%n)", {"b": 9}, {"x": [{"a": 1, "b": 2}, {"a": 2.5, "b": 3}], "n": [1]}),
+    ("%x.select(a.where($this > $index))", {}, {"x": [{"a": [0, 2, 1]}, {"a": [5]}]}),
+    ("%x.aggregate(iif($this > $total, $this, $total), 2)", {}, {"x": [1, 2.5, 3]}),
+    ("%x.select(b).take(n)", {"n": 0}, {"x": [{"b": 1, "n": 1}, {"b": 2, "n": 2}]}),  # n of the last item
+    ("%x.where(b.where(c).exists() and d)", {}, {"x": [{"b": [{"c": True}], "d": True}]}),  # d of the x item
+    ("%x.where(a).exists() and $this.b.exists()", {"b": 1}, {"x": [{"a": True, "b": 2}]}),
+    ("%x.where(a).select($this.b) | $this.b", {"b": 1}, {"x": [{"a": True, "b": 2}]}),
+    ("%x.a.join(%sep) + %x.first().s.lower()", {}, {"x": [{"a": "A", "s": "S"}, {"a": "b"}], "sep": [", "]}),
+    ("%x.s.contains(%x.where(a).s)", {}, {"x": [{"a": True, "s": "bc"}]}),
+    ("%x.exists(a = 2) and %x.all.empty()", {}, {"x": [{"a": 1}, {"a": 2}]}),
+    ("(%x.a)[%i] - -2", {}, {"x": [{"a": [4, 5.5]}], "i": [1]}),  # (fhirpathpy negates a variable in place)
+    ("iif(%x.a.count() > 1, %x.a.distinct(), %x.b.toString())", {}, {"x": [{"a": [1, 1.0]}, {"b": True}]}),
+    ("%x.a != %y and (%x.b xor %y.empty()) implies %x.a.not()", {}, {"x": [{"a": True, "b": False}], "y": [False]}),
+    ("%x.a.where($this < 3).first() + 'x'", {}, {"x": [{"a": ["y", 4]}]}),
+    ("%x.a.length + %context.id.length", {"id": "abc"}, {"x": [{"a": "text"}]}),
 ])
 def test_known_fhirpathpy_behaviours_are_kept(text, resource, variables):
     expression = Expression(text)

@@ -86,6 +86,14 @@ class ActionReading:
         # this action is not one to reuse.
         self.reads_fired_topics = any("firedTopics" in e.variables for e in self.definitions.values())
 
+    def holds(self, scope: Scope) -> bool:
+        """Whether every applicability condition is true (a single true: see expressions.truthy)."""
+        for expression in self.conditions:
+            values = scope.evaluate(expression)
+            if len(values) != 1 or values[0] is not True:
+                return False
+        return True
+
 
 class CompiledActions:
     """What the evaluator reads of each action (its variables and its applicability conditions,
@@ -111,10 +119,7 @@ class CompiledActions:
         return parent.child(self.of(action).definitions)
 
     def holds(self, action: dict[str, Any], scope: Scope) -> bool:
-        for expression in self.of(action).conditions:
-            if not truthy(scope.evaluate(expression)):
-                return False
-        return True
+        return self.of(action).holds(scope)
 
 
 def action_type(action: dict[str, Any]) -> str | None:

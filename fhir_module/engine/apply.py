@@ -150,9 +150,6 @@ class PlanApplier:
         finally:
             current_facts.reset(token)
 
-    def _name(self, action: dict[str, Any]) -> str:
-        return self.actions.of(action).name
-
     def _scope(self, action: dict[str, Any], parent: Scope) -> Scope:
         """The scope of the action's variables under `parent`, the same one each time it is asked
         for in this request (unless its variables read the topics fired so far)."""
@@ -160,27 +157,31 @@ class PlanApplier:
         found = self._scopes.get(key)
         if found is not None:
             return found[1]
-        scope = self.actions.scope(action, parent)
-        if not self.actions.of(action).reads_fired_topics:
+        reading = self.actions.of(action)
+        scope = parent.child(reading.definitions)
+        if not reading.reads_fired_topics:
             self._scopes[key] = (parent, scope)
         return scope
 
     def _kind(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], fired: list[str]) -> list[Card]:
         scope = self._scope(action, parent)
-        kind = self._name(action)
-        if not self._attempt(f"{kind}: whether the order is one", lambda: self.actions.holds(action, scope), False):
+        reading = self.actions.of(action)
+        kind = reading.name
+        if not self._attempt(f"{kind}: whether the order is one", lambda: reading.holds(scope), False):
             return []
         cards = []
-        for child in action.get("action") or []:
-            card = self._attempt(f"{kind}: {self._name(child)}", lambda child=child: self._rule(child, scope, order, kind), None)
+        children = [(child, self.actions.of(child)) for child in action.get("action") or []]
+        for child, child_reading in children:
+            card = self._attempt(f"{kind}: {child_reading.name}",
+                                 lambda child=child: self._rule(child, scope, order, kind), None)
             if card is not None:
                 fired.append(card.topic)
                 cards.append(card)
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
             every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
-            about_data = [note for child in action.get("action") or [] if not self.actions.of(child).type
+            about_data = [note for child, child_reading in children if not child_reading.type
                           for note in self._notes(child, self._scope(child, scope), kind, rules=True,
-                                                  rule=self._name(child))]
+                                                  rule=child_reading.name)]
             for card in cards:
                 notes = every_card + [text for text, needs in about_data if needs <= card.reads]
                 notes = list(dict.fromkeys(notes))
@@ -202,15 +203,17 @@ class PlanApplier:
                 found.append((scope.render(note_parts.get("text")), scope.reads([when])))
         if rules:
             for child in action.get("action") or []:
-                if not self.actions.of(child).type:  # causes of a merged card, not suggestions
-                    found += self._notes(child, self._scope(child, scope), kind, rules=True, rule=self._name(child))
+                child_reading = self.actions.of(child)
+                if not child_reading.type:  # causes of a merged card, not suggestions
+                    found += self._notes(child, self._scope(child, scope), kind, rules=True, rule=child_reading.name)
         return found
 
     def _rule(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], kind: str) -> Card | None:
         scope = self._scope(action, parent)
-        if not self.actions.holds(action, scope):
+        reading = self.actions.of(action)
+        if not reading.holds(scope):
             return None
-        template = self.actions.of(action).template
+        template = reading.template
         if template.get("merge"):
             return self._merged(action, scope, order, template, kind)
         coding = topic_coding(action)
@@ -229,7 +232,7 @@ class PlanApplier:
             suggestions=self.suggester.suggestions(action, scope, order),
             orders={ref(order)},
             involves=self._involves(scope, template.get("involves")),
-            reads=scope.reads(self.actions.of(action).conditions),
+            reads=scope.reads(reading.conditions),
             topic_coding=coding,
             module=self.module,
         )
@@ -252,10 +255,11 @@ class PlanApplier:
         causes = []
         reads: frozenset[tuple[int, str]] = frozenset()
         for child in action.get("action") or []:
-            if self.actions.of(child).type:
+            child_reading = self.actions.of(child)
+            if child_reading.type:
                 continue  # a suggestion, not a cause
-            reads |= self._scope(child, scope).reads(self.actions.of(child).conditions)  # every limit the card stands for
-            cause = self._attempt(f"{kind}: {self._name(child)}", lambda child=child: self._cause(child, scope, variable), None)
+            reads |= self._scope(child, scope).reads(child_reading.conditions)  # every limit the card stands for
+            cause = self._attempt(f"{kind}: {child_reading.name}", lambda child=child: self._cause(child, scope, variable), None)
             if cause is not None:
                 causes.append(cause)
         if not causes:
@@ -288,12 +292,13 @@ class PlanApplier:
 
     def _cause(self, action: dict[str, Any], scope: Scope, variable: str) -> dict[str, Any] | None:
         cause_scope = self._scope(action, scope)
-        if not self.actions.holds(action, cause_scope):
+        reading = self.actions.of(action)
+        if not reading.holds(cause_scope):
             return None
         limit = [n for v in cause_scope.value(variable) if (n := number(v)) is not None]
         if not limit:
             return None
-        cause_template = self.actions.of(action).template
+        cause_template = reading.template
         return {
             variable: limit[0],
             "reason": cause_scope.render(cause_template.get("reason")),

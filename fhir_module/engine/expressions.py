@@ -23,7 +23,7 @@ from .failures import EvaluationFailure
 from .fhirpath import FHIRPathSyntaxError, call_problems, parse, parse_for_fhirpathpy, variables_used
 from .fhirpath.ast import Literal
 from .fhirpath.compiler import Compiler, Unsupported
-from .fhirpath.runtime import Deferred
+from .fhirpath.runtime import MISSING, Deferred, lookup_in
 from .fhirpath.typepaths import R4_MODEL
 from .functions import CHART_READS, FUNCTIONS, MODULE_FUNCTIONS, fhirpathpy_kinds
 
@@ -128,37 +128,59 @@ class Expression:
             self.native, self.not_compiled = True, None
         except Unsupported as outside:
             log.info("FHIRPath %r is evaluated by fhirpathpy: %s", text, outside)
-            self._compiled = self.reference
+            self._compiled = self._by_reference
             self.native, self.not_compiled = False, str(outside)
         # A literal (`120`, `'dose-limit'`; most of the knowledge's parameters) has one value
-        # whatever the data: worked out now, by the same closures, not on every evaluation.
+        # whatever the data: worked out now, by the same code, not on every evaluation.
         self.constant: tuple[Any, ...] | None = None
         if self.native and isinstance(self.tree, Literal):
-            self.constant = tuple(self._compiled({}, {}))
+            self.constant = tuple(self._compiled({}, lookup_in({})))
 
     def reference(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
-        """fhirpathpy's value of the expression: what the compiled closures must agree with."""
+        """fhirpathpy's value of the expression: what the compiled code must agree with."""
         # fhirpathpy's own tree, built the first time the reference is needed (rarely: most
         # expressions never defer), not for every expression at start.
         return apply_parsed_path(resource, parse_for_fhirpathpy(self.text)[1], variables, _MODEL, _OPTIONS)
 
+    def _by_reference(self, resource: Any, lookup: Callable[[str], Any]) -> list[Any]:
+        """fhirpathpy's value, as a new list, with the variables `lookup` gives."""
+        variables = {name: value for name in self.variables if (value := lookup(name)) is not MISSING}
+        return list(self.reference(resource, variables))
+
     def value(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
-        """The expression's value, by the compiled closures; the rare data they leave to the
-        reference (runtime.Deferred) is evaluated by fhirpathpy. Errors are raised."""
+        """The expression's value, by the compiled code; the rare data it leaves to the reference
+        (runtime.Deferred) is evaluated by fhirpathpy. Errors are raised."""
+        lookup = lookup_in(variables)
         try:
-            # The closures of a compiled expression give a new list (runtime.result); fhirpathpy's may not.
-            return self._compiled(resource, variables) if self.native else list(self._compiled(resource, variables))
+            return self._compiled(resource, lookup)
         except Deferred:
-            log.debug("FHIRPath %r: this evaluation is fhirpathpy's (data typed by its resourceType)", self.text)
-            return list(self.reference(resource, variables))
+            return self._deferred(resource, lookup)
+
+    def _deferred(self, resource: Any, lookup: Callable[[str], Any]) -> list[Any]:
+        log.debug("FHIRPath %r: this evaluation is fhirpathpy's (data typed by its resourceType)", self.text)
+        return self._by_reference(resource, lookup)
 
     def evaluate(self, resource: Any, variables: dict[str, Any]) -> list[Any]:
-        """The expression's value; EvaluationFailure when it cannot be evaluated on this data
-        (never an empty result that would read as "nothing found")."""
+        """The expression's value with the variables of a mapping (see `run`)."""
+        return self.run(resource, lookup_in(variables))
+
+    def run(self, resource: Any, lookup: Callable[[str], Any]) -> list[Any]:
+        """The expression's value, with `lookup(name)` giving each variable it reads (in the order
+        of `variables`, before anything else is evaluated). EvaluationFailure when it cannot be
+        evaluated on this data (never an empty result that would read as "nothing found"); a
+        variable that cannot be is its own failure, raised as it is."""
         if self.constant is not None:
             return list(self.constant)
+        if resource is None:
+            resource = {}
         try:
-            return self.value(resource if resource is not None else {}, variables)
+            try:
+                # The compiled code gives a new list (runtime.result); fhirpathpy's may not.
+                return self._compiled(resource, lookup)
+            except Deferred:
+                return self._deferred(resource, lookup)
+        except EvaluationFailure:
+            raise
         except FunctionFailure as error:  # a function of ours met data it did not foresee: a bug to fix
             log.error("FHIRPath %r: %s", self.text, error, exc_info=True)
             raise EvaluationFailure(self.text, error) from error

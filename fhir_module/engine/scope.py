@@ -43,7 +43,7 @@ class Scope:
         report: Callable[[EvaluationFailure], None] | None = None,
     ) -> None:
         self.parent = parent
-        if not isinstance(definitions, Definitions):
+        if type(definitions) is not Definitions:
             definitions = Definitions(definitions) if definitions else _NO_DEFINITIONS
         self.definitions: Definitions = definitions
         self.values: dict[str, list[Any]] = dict(values) if values else {}
@@ -51,9 +51,13 @@ class Scope:
             if name not in self.values:
                 self.values[name] = list(constant)
         self.report = report or (parent.report if parent is not None else None)
-        self._evaluating: set[str] = set()
-        self._failed: dict[str, EvaluationFailure] = {}
-        self._root: list[Any] | None = None  # %order, once looked up
+        # Made when first needed: most scopes define nothing that reads itself or fails.
+        self._evaluating: set[str] | None = None
+        self._failed: dict[str, EvaluationFailure] | None = None
+        # %order, once looked up; a scope that does not name it has its parent's.
+        self._root: list[Any] | None = None
+        if parent is not None and "order" not in self.values and "order" not in definitions:
+            self._root = parent._root
 
     def child(self, definitions: "dict[str, str] | dict[str, Expression] | None" = None,
               values: dict[str, list[Any]] | None = None) -> "Scope":
@@ -95,10 +99,12 @@ class Scope:
         return frozenset(found)
 
     def _define(self, name: str) -> list[Any]:
-        if name in self._failed:  # every check that reads it could not be evaluated either
+        if self._failed is not None and name in self._failed:  # every check that reads it could not be evaluated either
             failed = self._failed[name]
             raise EvaluationFailure(failed.expression, failed.cause_name)
-        if name in self._evaluating:  # a definition that reads itself is empty, not a hang
+        if self._evaluating is None:
+            self._evaluating = set()
+        elif name in self._evaluating:  # a definition that reads itself is empty, not a hang
             return []
         self._evaluating.add(name)
         try:
@@ -107,6 +113,8 @@ class Scope:
             # Kept, and raised again, as copies: a failure once raised carries a traceback whose
             # frames hold this scope, a reference cycle that would keep the whole request in
             # memory until a full garbage collection.
+            if self._failed is None:
+                self._failed = {}
             self._failed[name] = EvaluationFailure(failure.expression, failure.cause_name)
             raise
         finally:
@@ -116,9 +124,14 @@ class Scope:
     def evaluate(self, expression: Expression | str) -> list[Any]:
         if isinstance(expression, str):
             expression = compiled(expression)
-        variables = {name: self.value(name) for name in expression.variables}
-        root = self._root if self._root is not None else self._order()
-        return expression.evaluate(root[0] if root else {}, variables)
+        root = self._root
+        if root is None:
+            # The variables first, then %order (which a scope might define), as they always were;
+            # the expression then looks its variables up again, each already a value (or failed).
+            for name in expression.variables:
+                self.value(name)
+            root = self._order()
+        return expression.run(root[0] if root else {}, self.value)
 
     def _order(self) -> list[Any]:
         """`value("order")`, the root of every expression, kept once it is a value (the order

@@ -29,8 +29,9 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from . import ast
+from .analysis import variables_used
 from .runtime import (
-    CHECKS, DEFAULT_VARIABLES, EMPTY, MIXED, NODE, RAW, Code, Compiled, Deferred, Unsupported, arraify, data,
+    CHECKS, DEFAULT_VARIABLES, EMPTY, MISSING, MIXED, NODE, RAW, Code, Compiled, Deferred, Unsupported, arraify, data,
     drop_extension, is_number, result, singleton_boolean, uniq_flagged,
 )
 from .stdlib import FUNCTIONS, NAMES
@@ -56,7 +57,13 @@ def _typed_by_fhirpathpy(value: dict) -> bool:
     return not isinstance(kind, str) or kind in ("Quantity", "System.Quantity")
 
 
-def _undefined(name: str) -> list:
+def _variable(value: Any, name: str, root: list) -> list:
+    """A variable's collection where the value given is not a list."""
+    if value is not MISSING:
+        return arraify(value)
+    if name in DEFAULT_VARIABLES:  # fhirpathpy's own %context (the resource) and %ucum
+        value = (root[0] if root else None) if name == "context" else DEFAULT_VARIABLES[name]
+        return arraify(value)
     raise ValueError(f"undefined variable %{name}")
 
 
@@ -136,7 +143,7 @@ _GLOBALS: dict[str, Any] = {
     "dict": dict, "int": int, "bool": bool, "str": str, "type": type, "enumerate": enumerate,
     "arraify": arraify, "data": data, "result": result, "choice": choice, "singleton_boolean": singleton_boolean,
     "uniq_flagged": uniq_flagged, "DEFAULT_VARIABLES": DEFAULT_VARIABLES, "CHECKS": CHECKS,
-    "_no_nested_lists": _no_nested_lists, "_undefined": _undefined, "_equality_deferred": _equality_deferred,
+    "_no_nested_lists": _no_nested_lists, "_variable": _variable, "_equality_deferred": _equality_deferred,
     "_compare_operands": _compare_operands, "_add": _add, "_unary_value": _unary_value,
     "_and": _and, "_or": _or, "_xor": _xor, "_implies": _implies,
     **NAMES,
@@ -154,21 +161,26 @@ class Compiler:
         # inside it, None where fhirpathpy's leaking $this makes the focus unknown (arguments).
         self._focus: list[frozenset[str] | None] = [UNTYPED_ONLY]
 
-    def compile(self, tree: ast.Node) -> Callable[[Any, Mapping[str, Any]], list]:
+    def compile(self, tree: ast.Node) -> Callable[[Any, Callable[[str], Any]], list]:
         return self.compile_with_source(tree)[0]
 
-    def compile_with_source(self, tree: ast.Node) -> tuple[Callable[[Any, Mapping[str, Any]], list], str]:
-        """The function `evaluate(resource, variables)` and its Python source."""
+    def compile_with_source(self, tree: ast.Node) -> tuple[Callable[[Any, Callable[[str], Any]], list], str]:
+        """The function `evaluate(resource, lookup)` and its Python source. `lookup(name)` gives the
+        value of `%name`, or MISSING; each variable is looked up once, before anything is evaluated,
+        in the order the expression first names them (as a scope hands them over, failures and all)."""
         compiled = self._node(tree)
         code = Code(_GLOBALS)
         code.add("root = resource if isinstance(resource, list) else ([] if resource is None else [resource])",
                  "this = index = total = None")
+        for position, name in enumerate(dict.fromkeys(node.name for node in variables_used(tree))):
+            code.variables[name] = f"v{position}"
+            code.add(f"v{position} = lookup({name!r})")
         values = compiled.emit(code, "root")
         if compiled.scalar:  # made here, of strings, numbers and booleans: nothing to convert or copy
             code.add(f"return {values}")
         else:
             code.add(f"return result({values}, navigated={compiled.kind == NODE})")
-        return code.function("evaluate", "resource, variables"), code.source
+        return code.function("evaluate", "resource, lookup"), code.source
 
     # Each method returns a Compiled whose emit(code, focus) writes the statements that compute
     # the node's collection (with `focus` the name of the focus) and returns the name holding it.
@@ -195,14 +207,8 @@ class Compiler:
         name = node.name
 
         def emit(code: Code, focus: str) -> str:
-            value, key = code.temp(), repr(name)
-            code.add(f"if {key} in variables:", f"    {value} = variables[{key}]")
-            if name in DEFAULT_VARIABLES:  # fhirpathpy's own %context (the resource) and %ucum
-                code.add("else:",
-                         f"    {value} = (root[0] if root else None) if {key} == 'context' else DEFAULT_VARIABLES[{key}]")
-            else:
-                code.add("else:", f"    {value} = _undefined({key})")
-            return code.assign(f"{value} if isinstance({value}, list) else arraify({value})")
+            value = code.variables[name]
+            return code.assign(f"{value} if isinstance({value}, list) else _variable({value}, {name!r}, root)")
 
         return Compiled(emit, RAW)
 

@@ -19,6 +19,12 @@ from .typepaths import UNTYPED_ONLY
 # ResourceNode wrappers), values it made or was given (raw), nothing, or both kinds.
 NODE, RAW, EMPTY, MIXED = "node", "raw", "empty", "mixed"
 DEFAULT_VARIABLES = {"context": None, "ucum": "http://unitsofmeasure.org"}
+MISSING = object()  # what a compiled expression's `lookup` gives for a variable it does not define
+
+
+def lookup_in(variables: Mapping[str, Any]) -> Callable[[str], Any]:
+    """The `lookup` of a compiled expression that reads its variables from a mapping."""
+    return lambda name: variables[name] if name in variables else MISSING
 
 
 class Deferred(Exception):
@@ -58,6 +64,7 @@ class Code:
     def __init__(self, names: Mapping[str, Any]) -> None:
         self.lines: list[str] = []
         self.names = dict(names)
+        self.variables: dict[str, str] = {}  # the local name holding each %variable's value
         self._depth = 1
         self._count = 0
 

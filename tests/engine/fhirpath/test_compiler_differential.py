@@ -13,7 +13,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -92,15 +92,17 @@ def test_every_knowledge_expression_compiles_natively(engine):
 
 def test_compiled_agrees_with_fhirpathpy_on_every_scenario(engine, monkeypatch):
     checked: list[tuple[str, Any, Any]] = []
-    original = Expression.evaluate
+    original = Expression.run
 
-    def evaluate_both(self: Expression, resource: Any, variables: dict[str, Any]) -> list[Any]:
-        # Real charts never need the reference: the closures alone must agree.
-        mine, reference = outcome(self._compiled, resource, variables), outcome(self.reference, resource, variables)
-        checked.append((self.text, mine, reference))
-        return original(self, resource, variables)
+    def run_both(self: Expression, resource: Any, lookup: Callable[[str], Any]) -> list[Any]:
+        # As the engine runs it: with the scope's lookup. (A variable that fails, fails here.)
+        variables = {name: lookup(name) for name in self.variables}
+        # Real charts never need the reference: the generated code alone must agree.
+        mine = outcome(lambda resource, _: self._compiled(resource, lookup), resource, variables)
+        checked.append((self.text, mine, outcome(self.reference, resource, variables)))
+        return original(self, resource, lookup)
 
-    monkeypatch.setattr(Expression, "evaluate", evaluate_both)
+    monkeypatch.setattr(Expression, "run", run_both)
     discovery = {"services": engine.services()}
     scenarios = [s for folder in _scenario_folders() for s in load_scenarios(folder, TODAY)]
     assert len(scenarios) > 200

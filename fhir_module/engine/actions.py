@@ -104,11 +104,21 @@ class CompiledActions:
 
     def __init__(self) -> None:
         self._readings: dict[int, ActionReading] = {}
+        self._has_notes: dict[int, bool] = {}
 
     def of(self, action: dict[str, Any]) -> ActionReading:
         found = self._readings.get(id(action))
         if found is None:
             found = self._readings[id(action)] = ActionReading(action)
+        return found
+
+    def has_notes(self, action: dict[str, Any]) -> bool:
+        """Whether the action, or a cause below it (a sub-action that is not a suggestion), has
+        card notes: where there are none, the applier has no note to look for."""
+        found = self._has_notes.get(id(action))
+        if found is None:
+            found = self._has_notes[id(action)] = bool(self.of(action).notes) or any(
+                self.has_notes(child) for child in action.get("action") or [] if not self.of(child).type)
         return found
 
     def definitions(self, action: dict[str, Any]) -> Definitions:

@@ -179,7 +179,8 @@ class PlanApplier:
                 cards.append(card)
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
             every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
-            about_data = [note for child, child_reading in children if not child_reading.type
+            about_data = [note for child, child_reading in children
+                          if not child_reading.type and self.actions.has_notes(child)
                           for note in self._notes(child, self._scope(child, scope), kind, rules=True,
                                                   rule=child_reading.name)]
             for card in cards:
@@ -204,7 +205,8 @@ class PlanApplier:
         if rules:
             for child in action.get("action") or []:
                 child_reading = self.actions.of(child)
-                if not child_reading.type:  # causes of a merged card, not suggestions
+                # Causes of a merged card, not suggestions (and only those with notes to look at).
+                if not child_reading.type and self.actions.has_notes(child):
                     found += self._notes(child, self._scope(child, scope), kind, rules=True, rule=child_reading.name)
         return found
 

@@ -222,14 +222,57 @@ class Template:
     whose parts all come out empty (a fact the patient does not have) is left out. Elsewhere several
     values are joined with "; "."""
 
-    __slots__ = ("text", "parts", "variables")
+    __slots__ = ("text", "parts", "variables", "_lines")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.parts = [compiled(part) for part in template_parts(text)[0]]
         self.variables = tuple(dict.fromkeys(name for part in self.parts for name in part.variables))
+        self._lines = self._read_lines()
+
+    def _read_lines(self) -> list[tuple[bool, bool, bool, list[str | Expression]]] | None:
+        """Each line, worked out once: whether it is a list item, whether its part is the whole item,
+        whether it has parts, and its pieces (text and parts in turn). None where the lines match
+        more parts than the text holds (a `{{ }}` across lines), which `render` then meets as it goes."""
+        lines = []
+        parts = iter(self.parts)
+        for line in self.text.split("\n"):
+            pieces: list[str | Expression] = []
+            for position, piece in enumerate(_TEMPLATE_PART.split(line)):
+                if position % 2:
+                    part = next(parts, None)
+                    if part is None:
+                        return None
+                    pieces.append(part)
+                elif piece:
+                    pieces.append(piece)
+            listed = line.lstrip().startswith("- ")
+            alone = _LISTED_PART_ALONE.fullmatch(line) is not None  # "- {{...}}": its values are the list
+            lines.append((listed, alone, any(type(piece) is not str for piece in pieces), pieces))
+        return lines
 
     def render(self, values_of: Callable[[Expression], list[Any]]) -> str:
+        if self._lines is None:
+            return self._render_matching(values_of)
+        lines = []
+        for listed, alone, has_parts, pieces in self._lines:
+            rendered, filled = [], False
+            for piece in pieces:
+                if type(piece) is str:
+                    rendered.append(piece)
+                    continue
+                texts = [text for text in (format_value(v) for v in values_of(piece)) if text]
+                filled = filled or bool(texts)
+                if listed and len(texts) > 1:
+                    rendered.append("\n- ".join(texts) if alone else "".join(f"\n  - {text}" for text in texts))
+                else:
+                    rendered.append("; ".join(texts))
+            if listed and has_parts and not filled:
+                continue  # a listed fact the patient does not have
+            lines.append("\n".join(part.rstrip() for part in "".join(rendered).split("\n")))  # "- Stroke:" before its list
+        return "\n".join(lines)
+
+    def _render_matching(self, values_of: Callable[[Expression], list[Any]]) -> str:
         parts = iter(self.parts)
         lines = []
         for line in self.text.split("\n"):

@@ -135,6 +135,8 @@ def _implies(a: Any, b: Any) -> Any:
     return [True if a is False else (a and b)]
 
 
+_SAME_TYPE = frozenset({int, str, Decimal, bool})
+_NUMBERS = frozenset({int, Decimal})
 _LOGIC = {"and": "_and", "or": "_or", "xor": "_xor", "implies": "_implies"}
 
 # What the generated source refers to by name.
@@ -145,7 +147,7 @@ _GLOBALS: dict[str, Any] = {
     "uniq_flagged": uniq_flagged, "DEFAULT_VARIABLES": DEFAULT_VARIABLES, "CHECKS": CHECKS,
     "_no_nested_lists": _no_nested_lists, "_variable": _variable, "_equality_deferred": _equality_deferred,
     "_compare_operands": _compare_operands, "_add": _add, "_unary_value": _unary_value,
-    "_and": _and, "_or": _or, "_xor": _xor, "_implies": _implies,
+    "_and": _and, "_or": _or, "_xor": _xor, "_implies": _implies, "_SAME_TYPE": _SAME_TYPE, "_NUMBERS": _NUMBERS,
     **NAMES,
 }
 
@@ -340,7 +342,12 @@ class Compiler:
     def _logic(self, op: str, left: Compiled, right: Compiled) -> Compiled:
         def emit(code: Code, focus: str) -> str:
             a, b = self._operands(code, left, right, focus)
-            return code.assign(f"{_LOGIC[op]}(singleton_boolean({a}, None), singleton_boolean({b}, None))")
+            x, y = (code.assign(f"{side}[0] if len({side}) == 1 and ({side}[0] is True or {side}[0] is False) "
+                                f"else singleton_boolean({side}, None)") for side in (a, b))
+            if op in ("and", "or"):  # two booleans, the common case, without a call
+                return code.assign(f"[{x} {op} {y}] if type({x}) is bool and type({y}) is bool "
+                                   f"else {_LOGIC[op]}({x}, {y})")
+            return code.assign(f"{_LOGIC[op]}({x}, {y})")
 
         return Compiled(emit, RAW, scalar=True)
 
@@ -367,8 +374,13 @@ class Compiler:
         def emit(code: Code, focus: str) -> str:
             a, b = self._operands(code, left, right, focus)
             found, x, y = code.temp(), code.temp(), code.temp()
+            # Two single values of one plain type, or two numbers, compare as they are (the
+            # helper's checks and conversions change nothing for them).
             code.add(f"if not {a} or not {b} or {a}[0] is None or {b}[0] is None:",
                      f"    {found} = []",
+                     f"elif len({a}) == 1 == len({b}) and ((type({a}[0]) is type({b}[0]) and type({a}[0]) in _SAME_TYPE)"
+                     f" or (type({a}[0]) in _NUMBERS and type({b}[0]) in _NUMBERS)):",
+                     f"    {found} = [{a}[0] {op} {b}[0]]",
                      "else:",
                      f"    {x}, {y} = _compare_operands({a}, {b}, {left.kind!r}, {right.kind!r})",
                      f"    {found} = [{x} {op} {y}]")

@@ -160,6 +160,9 @@ def result(values: list, *, navigated: bool = False) -> list:
     converts floats only in the values and objects it visits, not inside such a list."""
     out = []
     for value in values:
+        if type(value) in _KEPT:
+            out.append(value)
+            continue
         value = copy.deepcopy(value) if navigated and isinstance(value, list) else _visit(value)
         if isinstance(value, dict) and len(value) == 1 and "extension" in value:
             continue
@@ -167,11 +170,17 @@ def result(values: list, *, navigated: bool = False) -> list:
     return out
 
 
+# Values a result holds as they are (checked by exact type: a subclass takes the long way).
+_KEPT = frozenset({str, int, bool, Decimal, type(None)})
+
+
 def _visit(value: Any) -> Any:
+    if type(value) in _KEPT:
+        return value
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, dict):
-        return {key: _visit(item) for key, item in value.items()}
+        return {key: item if type(item) in _KEPT else _visit(item) for key, item in value.items()}
     if isinstance(value, list):
         return result(value)
     return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from functools import cached_property
 from typing import Any, Callable, TypeVar
 
 from .actions import SEVERITY, policies, topic, topic_coding
@@ -76,8 +77,6 @@ class PlanApplier:
         self.hook_instance = hook_instance
         self.not_evaluated = NotEvaluated(hook_instance, failures)
         self.facts = ChartFacts(kb, chart, today)
-        self.suggester = SuggestionMaker(kb, self.facts)
-        self.writer = CardWriter(hook_instance)
         self.module = ModuleInfo.unknown()  # of the PlanDefinition being applied
         self.request_scope = Scope(values={
             "patient": [chart.patient] if chart.patient else [],
@@ -89,6 +88,15 @@ class PlanApplier:
         # read the variables its rule already evaluated. Keyed by identities, the parent held so
         # that its id is not reused.
         self._scopes: dict[tuple[int, int], tuple[Scope, Scope]] = {}
+
+    # Made on first use: a request whose orders no rule applies to (most) writes no card.
+    @cached_property
+    def suggester(self) -> SuggestionMaker:
+        return SuggestionMaker(self.kb, self.facts)
+
+    @cached_property
+    def writer(self) -> CardWriter:
+        return CardWriter(self.hook_instance)
 
     def apply(self, plan: dict[str, Any], hook: str, orders: list[dict[str, Any]]) -> list[Card]:
         cards: list[Card] = []

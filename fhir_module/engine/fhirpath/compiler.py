@@ -142,7 +142,7 @@ _LOGIC = {"and": "_and", "or": "_or", "xor": "_xor", "implies": "_implies"}
 # What the generated source refers to by name.
 _GLOBALS: dict[str, Any] = {
     "Deferred": Deferred, "ValueError": ValueError, "isinstance": isinstance, "len": len, "list": list,
-    "dict": dict, "int": int, "bool": bool, "str": str, "type": type, "enumerate": enumerate,
+    "dict": dict, "int": int, "bool": bool, "str": str, "type": type, "enumerate": enumerate, "map": map,
     "arraify": arraify, "data": data, "result": result, "choice": choice, "singleton_boolean": singleton_boolean,
     "uniq_flagged": uniq_flagged, "DEFAULT_VARIABLES": DEFAULT_VARIABLES, "CHECKS": CHECKS,
     "_no_nested_lists": _no_nested_lists, "_variable": _variable, "_equality_deferred": _equality_deferred,
@@ -196,13 +196,9 @@ class Compiler:
     def _literal(self, node: ast.Literal) -> Compiled:
         if node.kind == ast.NULL:
             return Compiled(lambda code, focus: code.assign("[]"), EMPTY, scalar=True)
-        if node.kind in (ast.BOOLEAN_LITERAL, ast.STRING):
-            value = node.value
-        elif node.kind == ast.NUMBER:
-            number = Decimal(str(node.value))
-            value = int(number) if number == int(number) else number
-        else:
+        if node.kind not in _VALUE_LITERALS:
             raise Unsupported(node, f"a {node.kind} literal")
+        value = _literal_value(node)
         return Compiled(lambda code, focus: code.assign(f"[{code.constant(value)}]"), RAW, scalar=True)
 
     def _variable(self, node: ast.Variable) -> Compiled:
@@ -455,10 +451,10 @@ class Compiler:
 
         def emit(code: Code, focus: str) -> str:
             items = source.emit(code, focus)
-            item, inputs = code.temp(), code.temp()
-            code.add(f"{inputs} = [data({item}) for {item} in {items}]")
+            inputs = code.assign(f"list(map(data, {items}))")
             values = [argument(code) for argument in arguments]
-            return code.assign(f"arraify({code.constant(function)}({', '.join([inputs, *values])}))")
+            found = code.assign(f"{code.constant(function)}({', '.join([inputs, *values])})")
+            return code.assign(f"{found} if isinstance({found}, list) else arraify({found})")
 
         return Compiled(emit, RAW)
 
@@ -470,9 +466,12 @@ class Compiler:
             compiled = self._node(node)
         finally:
             self._focus.pop()
+        folded = _folded_argument(node, kind)
 
         def emit(code: Code) -> str:
             code.add("if this is None:", "    this = root")
+            if folded is not _NOT_FOLDED:
+                return code.constant(folded)
             focus = code.assign("this")
             values = compiled.emit(code, focus)
             code.add(f"if len({values}) > 1:",
@@ -502,6 +501,29 @@ class Compiler:
             return compiled.emit(code, focus)
 
         return emit, compiled
+
+
+_VALUE_LITERALS = (ast.BOOLEAN_LITERAL, ast.STRING, ast.NUMBER)
+_NOT_FOLDED = object()
+
+
+def _literal_value(node: ast.Literal) -> Any:
+    """The value of a boolean, string or number literal (a whole number as an int)."""
+    if node.kind != ast.NUMBER:
+        return node.value
+    number = Decimal(str(node.value))
+    return int(number) if number == int(number) else number
+
+
+def _folded_argument(node: ast.Node, kind: str) -> Any:
+    """A literal argument's checked value, worked out once; _NOT_FOLDED for any other argument, or
+    a literal that fails its check (which then fails as it is evaluated, as fhirpathpy's does)."""
+    if not isinstance(node, ast.Literal) or node.kind not in _VALUE_LITERALS:
+        return _NOT_FOLDED
+    try:
+        return CHECKS[kind](data(_literal_value(node)))
+    except Exception:  # noqa: BLE001 - said when evaluated
+        return _NOT_FOLDED
 
 
 def _union_operands(node: ast.Node, compiler: Compiler) -> list[Compiled]:

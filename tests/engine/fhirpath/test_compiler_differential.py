@@ -196,6 +196,7 @@ def test_compiled_agrees_with_fhirpathpy_on_generated_data(engine, all_expressio
     ("%x.where(a > 1).select(b).take(%n)", {"b": 9}, {"x": [{"a": 1, "b": 2}, {"a": 2.5, "b": 3}], "n": [1]}),
     ("%x.select(a.where($this > $index))", {}, {"x": [{"a": [0, 2, 1]}, {"a": [5]}]}),
     ("%x.aggregate(iif($this > $total, $this, $total), 2)", {}, {"x": [1, 2.5, 3]}),
+    ("%x.take(2).join('; ')", {}, {"x": ["a", "b", "c"]}),  # literal arguments, checked once
     ("%x.select(b).take(n)", {"n": 0}, {"x": [{"b": 1, "n": 1}, {"b": 2, "n": 2}]}),  # n of the last item
     ("%x.where(b.where(c).exists() and d)", {}, {"x": [{"b": [{"c": True}], "d": True}]}),  # d of the x item
     ("%x.where(a).exists() and $this.b.exists()", {"b": 1}, {"x": [{"a": True, "b": 2}]}),

@@ -48,6 +48,7 @@ class Walker:
         resource: dict[str, Any],
         location: str,
         full_urls: dict[str, str],
+        answers: invariants.Answers | None = None,
     ) -> None:
         self.defs = defs
         self.terminology = terminology
@@ -57,6 +58,7 @@ class Walker:
         self.issues: list[Issue] = []
         self._evaluated: set[tuple[str, int]] = set()
         self._source: str | None = None
+        self._answers = answers  # invariant answers shared by the walkers of one validation
 
     def check(self, index: StructureIndex) -> list[Issue]:
         self._source = index.url if index.is_profile else None
@@ -208,7 +210,7 @@ class Walker:
             if not expression or key in invariants.NATIVE or (key, id(value)) in self._evaluated:
                 continue
             self._evaluated.add((key, id(value)))
-            ok = invariants.evaluate(expression, value, type_path, self.resource)
+            ok = invariants.evaluate(expression, value, type_path, self.resource, self._answers)
             if isinstance(ok, Exception):
                 self._add("information", "informational", f"Invariant {key} not checked: fhirpathpy cannot evaluate {expression!r} ({type(ok).__name__})", where, INVARIANT, key)
             elif not ok:

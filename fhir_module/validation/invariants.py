@@ -11,6 +11,7 @@ from typing import Any, Callable
 from xml.etree import ElementTree
 
 import fhirpathpy
+import orjson
 from fhirpathpy.engine.nodes import ResourceNode
 
 from fhir_module.engine.fhirpath.typepaths import R4_MODEL
@@ -75,11 +76,39 @@ def _compile(expression: str) -> Callable[..., Any] | Exception:
     return fn
 
 
-def evaluate(expression: str, node: Any, type_path: str, resource: dict[str, Any]) -> bool | Exception:
+# Beyond the value: the resource (%resource, %rootResource, %context) and the clock.
+_READS_MORE = ("now()", "today()", "timeOfDay()")
+
+
+def _depends_on_value_only(expression: str) -> bool:
+    return "%" not in expression.replace("%ucum", "") and not any(call in expression for call in _READS_MORE)
+
+
+Answers = dict[tuple[str, str, bytes], "bool | Exception"]
+
+
+def evaluate(expression: str, node: Any, type_path: str, resource: dict[str, Any],
+             answers: Answers | None = None) -> bool | Exception:
     """Whether `node` (at model path `type_path`) satisfies the invariant; the exception if it cannot be told.
 
     Only an explicit `false` is a violation: an empty result means the invariant does not apply.
+    `answers` remembers, by expression, type path and the value's JSON text, what the invariants
+    that read nothing but the value said: half of a bundle's evaluations repeat one already made
+    (the same extension, coding or action in several resources).
     """
+    if answers is None or not _depends_on_value_only(expression):
+        return _evaluate(expression, node, type_path, resource)
+    try:
+        key = (expression, type_path, orjson.dumps(node))  # keys in their order: the same JSON text
+    except TypeError:  # not JSON (a dict given to validate() with other values): not remembered
+        return _evaluate(expression, node, type_path, resource)
+    answer = answers.get(key)
+    if answer is None:
+        answer = answers[key] = _evaluate(expression, node, type_path, resource)
+    return answer
+
+
+def _evaluate(expression: str, node: Any, type_path: str, resource: dict[str, Any]) -> bool | Exception:
     fn = _compile(expression)
     if isinstance(fn, Exception):
         return fn

@@ -9,11 +9,12 @@ bundle, a `contained` list or a Parameters on its own, against its own type and 
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 from fhir_module.validation import model, wellformed
 from fhir_module.validation.conformance import Walker
 from fhir_module.validation.definitions import definitions
+from fhir_module.validation.invariants import Answers
 from fhir_module.validation.knowledge import is_knowledge, knowledge_issues
 from fhir_module.validation.outcome import MODEL, PROFILE, Issue, fhirpath_location, to_outcome
 from fhir_module.validation.schema import fhir_schema
@@ -40,12 +41,12 @@ def validate(
     if resource is None:
         return to_outcome(issues)
     issues += wellformed.representation_issues(resource)
-    version = VERSIONS.get((fhir_version or "").upper() or _detect_version(resource))
+    nested = _resources(resource)
+    version = VERSIONS.get((fhir_version or "").upper() or _detect_version(nested))
     if version is None:
         issues.append(Issue("fatal", "not-supported", f"Unsupported FHIR version {fhir_version!r} (use R4 or R5)", None, "json"))
         return to_outcome(issues)
 
-    nested = list(_resources(resource))
     schema = fhir_schema(version)
     for location, res in nested:
         issues += schema.check(res, location)
@@ -53,7 +54,7 @@ def validate(
         issues.append(Issue("information", "informational", "Model checks not run: fix the schema errors first", None, MODEL))
     else:
         issues += model.check(resource, version)
-    issues += _profile_layer(nested, version, profiles or [])
+    issues += _profile_layer(nested, version, profiles or [], answers={})
     issues += _knowledge_layer(resource, allow_draft)
     return to_outcome(issues)
 
@@ -69,34 +70,45 @@ def _knowledge_layer(resource: dict[str, Any], allow_draft: bool) -> list[Issue]
     return [issue for _, issue in knowledge_issues(located, allow_draft=allow_draft)]
 
 
-def _detect_version(resource: dict[str, Any]) -> str:
+def _detect_version(nested: list[tuple[str, dict[str, Any]]]) -> str:
     r4, r5 = fhir_schema("R4").resource_types, fhir_schema("R5").resource_types
-    for _, res in _resources(resource):
+    for _, res in nested:
         rtype = res.get("resourceType")
         if rtype not in r4 and rtype in r5:
             return "R5"
     return "R4"
 
 
-def _resources(resource: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The resource and every resource nested in it, with their FHIRPath locations."""
+def _resources(resource: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The resource and every resource nested in it (depth first, in document order), with their
+    FHIRPath locations."""
     root = resource["resourceType"]
-    yield root, resource
+    found = [(root, resource)]
+    path: list[str | int] = []  # of the value being walked, extended and cut back as the walk goes
 
-    def walk(value: Any, path: list) -> Iterator[tuple[str, dict[str, Any]]]:
+    def walk(value: Any) -> None:
         if isinstance(value, dict):
             if path and isinstance(value.get("resourceType"), str):
-                yield fhirpath_location(root, path), value
+                found.append((fhirpath_location(root, path), value))
             for key, item in value.items():
-                yield from walk(item, path + [key])
+                if isinstance(item, (dict, list)):
+                    path.append(key)
+                    walk(item)
+                    path.pop()
         elif isinstance(value, list):
             for i, item in enumerate(value):
-                yield from walk(item, path + [i])
+                if isinstance(item, (dict, list)):
+                    path.append(i)
+                    walk(item)
+                    path.pop()
 
-    yield from walk(resource, [])
+    walk(resource)
+    return found
 
 
-def _profile_layer(nested: list[tuple[str, dict[str, Any]]], version: str, explicit: list[str]) -> list[Issue]:
+def _profile_layer(nested: list[tuple[str, dict[str, Any]]], version: str, explicit: list[str],
+                   answers: Answers | None) -> list[Issue]:
+    """`answers`: the invariant answers the walkers share (invariants.evaluate); None for none."""
     defs = definitions()
     issues: list[Issue] = []
     for url in explicit:
@@ -132,7 +144,7 @@ def _profile_layer(nested: list[tuple[str, dict[str, Any]]], version: str, expli
             indexes = [base] if base is not None else []
         for index in dict.fromkeys(indexes):
             try:
-                issues += Walker(defs, terminology, res, location, full_urls).check(index)
+                issues += Walker(defs, terminology, res, location, full_urls, answers).check(index)
             except Exception as exc:  # noqa: BLE001 - a validator bug must be reported, not crash the caller
                 issues.append(Issue("error", "exception", f"Profile check against {index.url} failed: {type(exc).__name__}: {exc}", location, PROFILE))
     for url in explicit:

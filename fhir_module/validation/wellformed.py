@@ -54,10 +54,11 @@ def parse(data: dict | str | bytes) -> tuple[dict | None, list[Issue]]:
             return None, [_json_issue(exc)]
     if not isinstance(doc, dict):
         return None, [Issue("fatal", "invalid", f"A FHIR resource is a JSON object, not {_json_type(doc)}", None, JSON)]
-    try:
-        strictjson.check_tree(doc, MAX_DEPTH)  # a dict given directly was not parsed here
-    except strictjson.JsonError as exc:
-        return None, [_json_issue(exc)]
+    if isinstance(data, dict):  # not parsed here (`strictjson.loads` checks the depth of what it reads)
+        try:
+            strictjson.check_tree(doc, MAX_DEPTH)
+        except strictjson.JsonError as exc:
+            return None, [_json_issue(exc)]
     rtype = doc.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
         return None, [Issue("fatal", "required", "The JSON object has no resourceType", None, JSON)]
@@ -82,27 +83,32 @@ def representation_issues(resource: dict[str, Any]) -> list[Issue]:
 
 
 def _walk(value: Any, base: str, path: list, issues: list[Issue], in_primitive_array: bool) -> None:
-    where = fhirpath_location(base, path)
+    """`path` is the value's, extended and cut back as the walk goes; a location is written only
+    for an issue (most values have none)."""
     if value is None:
         if not in_primitive_array:
-            issues.append(Issue("error", "invalid", "null is not allowed here in FHIR JSON", where, JSON))
+            issues.append(Issue("error", "invalid", "null is not allowed here in FHIR JSON", fhirpath_location(base, path), JSON))
     elif isinstance(value, str):
         if value == "":
-            issues.append(Issue("error", "invalid", "Empty strings are not allowed in FHIR JSON", where, JSON))
+            issues.append(Issue("error", "invalid", "Empty strings are not allowed in FHIR JSON", fhirpath_location(base, path), JSON))
     elif isinstance(value, list):
         if not value:
-            issues.append(Issue("error", "invalid", "Empty arrays are not allowed in FHIR JSON", where, JSON))
+            issues.append(Issue("error", "invalid", "Empty arrays are not allowed in FHIR JSON", fhirpath_location(base, path), JSON))
         # null is how FHIR JSON aligns a primitive array with its `_name` extension array.
-        primitive = any(not isinstance(v, (dict, list)) for v in value) or (path and str(path[-1]).startswith("_"))
+        primitive = bool(any(not isinstance(v, (dict, list)) for v in value) or (path and str(path[-1]).startswith("_")))
         for i, item in enumerate(value):
-            _walk(item, base, path + [i], issues, in_primitive_array=bool(primitive))
+            path.append(i)
+            _walk(item, base, path, issues, in_primitive_array=primitive)
+            path.pop()
     elif isinstance(value, dict):
         if not value:
-            issues.append(Issue("error", "invalid", "Empty objects are not allowed in FHIR JSON", where, JSON))
+            issues.append(Issue("error", "invalid", "Empty objects are not allowed in FHIR JSON", fhirpath_location(base, path), JSON))
         for key, item in value.items():
             if key == "resourceType" and path:
                 continue
-            _walk(item, base, path + [key], issues, in_primitive_array=False)
+            path.append(key)
+            _walk(item, base, path, issues, in_primitive_array=False)
+            path.pop()
 
 
 def _json_type(value: Any) -> str:

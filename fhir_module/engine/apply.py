@@ -12,7 +12,7 @@ from datetime import date
 from functools import cached_property
 from typing import Any, Callable, TypeVar
 
-from .actions import SEVERITY, policies, topic, topic_coding
+from .actions import SEVERITY, ActionReading, policies, topic, topic_coding
 from .cards import SEVERITY_RANK, Card, CardWriter, not_evaluated_card, truncate
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
@@ -88,6 +88,9 @@ class PlanApplier:
         # read the variables its rule already evaluated. Keyed by identities, the parent held so
         # that its id is not reused.
         self._scopes: dict[tuple[int, int], tuple[Scope, Scope]] = {}
+        # What `kind_applies` worked out of each kind's variables for an order (the order held so
+        # that its id is not reused): the kind's scope in `apply` starts from those values.
+        self._judged: dict[tuple[int, int], tuple[dict[str, Any], Scope]] = {}
 
     # Made on first use: a request whose orders no rule applies to (most) writes no card.
     @cached_property
@@ -151,29 +154,32 @@ class PlanApplier:
         token = current_facts.set(self.facts)
         try:
             self.facts.order = order
-            scope = self.request_scope.child(values={"order": [order], "firedTopics": []})
-            return self.actions.holds(action, self.actions.scope(action, scope))
+            scope = self.actions.scope(action, self.request_scope.child(values={"order": [order], "firedTopics": []}))
+            self._judged[(id(action), id(order))] = (order, scope)
+            return self.actions.holds(action, scope)
         except EvaluationFailure:
             return True  # cannot tell: ask for its data, and the evaluation will say what failed
         finally:
             current_facts.reset(token)
 
-    def _scope(self, action: dict[str, Any], parent: Scope) -> Scope:
-        """The scope of the action's variables under `parent`, the same one each time it is asked
-        for in this request (unless its variables read the topics fired so far)."""
+    def _scope(self, action: dict[str, Any], parent: Scope, reading: ActionReading | None = None,
+               values: dict[str, list[Any]] | None = None) -> Scope:
+        """The scope of the action's variables under `parent` (starting with `values`), the same one
+        each time it is asked for in this request (unless its variables read the topics fired so far)."""
         key = (id(action), id(parent))
         found = self._scopes.get(key)
         if found is not None:
             return found[1]
-        reading = self.actions.of(action)
-        scope = parent.child(reading.definitions)
+        if reading is None:
+            reading = self.actions.of(action)
+        scope = parent.child(reading.definitions, values)
         if not reading.reads_fired_topics:
             self._scopes[key] = (parent, scope)
         return scope
 
     def _kind(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], fired: list[str]) -> list[Card]:
-        scope = self._scope(action, parent)
         reading = self.actions.of(action)
+        scope = self._scope(action, parent, reading, self._judged_values(action, reading, order))
         kind = reading.name
         if not self._attempt(f"{kind}: whether the order is one", lambda: reading.holds(scope), False):
             return []
@@ -181,7 +187,8 @@ class PlanApplier:
         children = [(child, self.actions.of(child)) for child in action.get("action") or []]
         for child, child_reading in children:
             card = self._attempt(f"{kind}: {child_reading.name}",
-                                 lambda child=child: self._rule(child, scope, order, kind), None)
+                                 lambda child=child, reading=child_reading: self._rule(child, reading, scope, order, kind),
+                                 None)
             if card is not None:
                 fired.append(card.topic)
                 cards.append(card)
@@ -189,7 +196,7 @@ class PlanApplier:
             every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
             about_data = [note for child, child_reading in children
                           if not child_reading.type and self.actions.has_notes(child)
-                          for note in self._notes(child, self._scope(child, scope), kind, rules=True,
+                          for note in self._notes(child, self._scope(child, scope, child_reading), kind, rules=True,
                                                   rule=child_reading.name)]
             for card in cards:
                 notes = every_card + [text for text, needs in about_data if needs <= card.reads]
@@ -215,12 +222,23 @@ class PlanApplier:
                 child_reading = self.actions.of(child)
                 # Causes of a merged card, not suggestions (and only those with notes to look at).
                 if not child_reading.type and self.actions.has_notes(child):
-                    found += self._notes(child, self._scope(child, scope), kind, rules=True, rule=child_reading.name)
+                    found += self._notes(child, self._scope(child, scope, child_reading), kind, rules=True,
+                                         rule=child_reading.name)
         return found
 
-    def _rule(self, action: dict[str, Any], parent: Scope, order: dict[str, Any], kind: str) -> Card | None:
-        scope = self._scope(action, parent)
-        reading = self.actions.of(action)
+    def _judged_values(self, action: dict[str, Any], reading: ActionReading,
+                       order: dict[str, Any]) -> dict[str, list[Any]] | None:
+        """The values of the kind's variables that `kind_applies` worked out for the order: the
+        same request, chart, order and day give the same values (a kind whose variables read the
+        topics fired so far is worked out again; one that failed is evaluated again, and says so)."""
+        judged = self._judged.get((id(action), id(order)))
+        if judged is None or reading.reads_fired_topics:
+            return None
+        return judged[1].values
+
+    def _rule(self, action: dict[str, Any], reading: ActionReading, parent: Scope, order: dict[str, Any],
+              kind: str) -> Card | None:
+        scope = self._scope(action, parent, reading)
         if not reading.holds(scope):
             return None
         template = reading.template
@@ -268,8 +286,10 @@ class PlanApplier:
             child_reading = self.actions.of(child)
             if child_reading.type:
                 continue  # a suggestion, not a cause
-            reads |= self._scope(child, scope).reads(child_reading.conditions)  # every limit the card stands for
-            cause = self._attempt(f"{kind}: {child_reading.name}", lambda child=child: self._cause(child, scope, variable), None)
+            reads |= self._scope(child, scope, child_reading).reads(child_reading.conditions)  # every limit the card stands for
+            cause = self._attempt(f"{kind}: {child_reading.name}",
+                                  lambda child=child, reading=child_reading: self._cause(child, reading, scope, variable),
+                                  None)
             if cause is not None:
                 causes.append(cause)
         if not causes:
@@ -300,9 +320,9 @@ class PlanApplier:
             reads=reads,
         )
 
-    def _cause(self, action: dict[str, Any], scope: Scope, variable: str) -> dict[str, Any] | None:
-        cause_scope = self._scope(action, scope)
-        reading = self.actions.of(action)
+    def _cause(self, action: dict[str, Any], reading: ActionReading, scope: Scope,
+               variable: str) -> dict[str, Any] | None:
+        cause_scope = self._scope(action, scope, reading)
         if not reading.holds(cause_scope):
             return None
         limit = [n for v in cause_scope.value(variable) if (n := number(v)) is not None]

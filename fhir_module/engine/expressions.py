@@ -261,7 +261,7 @@ class Template:
                 if type(piece) is str:
                     rendered.append(piece)
                     continue
-                texts = [text for text in (format_value(v) for v in values_of(piece)) if text]
+                texts = [text for value in values_of(piece) if (text := format_value(value))]
                 filled = filled or bool(texts)
                 if listed and len(texts) > 1:
                     rendered.append("\n- ".join(texts) if alone else "".join(f"\n  - {text}" for text in texts))

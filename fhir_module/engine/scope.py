@@ -94,8 +94,9 @@ class Scope:
             if owner is None or (id(owner), name) in found:
                 continue
             found.add((id(owner), name))
-            if name in owner.definitions:
-                pending.extend((owner, used) for used in owner.definitions[name].variables)
+            definition = owner.definitions.get(name)
+            if definition is not None:
+                pending += [(owner, used) for used in definition.variables]
         return frozenset(found)
 
     def _define(self, name: str) -> list[Any]:

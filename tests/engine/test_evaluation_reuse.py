@@ -4,6 +4,7 @@ request."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -13,9 +14,12 @@ from fhir_module.engine import Engine
 from fhir_module.engine.actions import EXT_VARIABLE, ActionReading, action_type, applicability, ext, parts, variables
 from fhir_module.engine.apply import PlanApplier
 from fhir_module.engine.chart import Chart
+from fhir_module.engine.errors import RequestError
 from fhir_module.engine.expressions import Expression, compiled
 from fhir_module.engine.scope import Scope
+from fhir_module.knowledge import builtin_module_dirs, case_files
 from tests.engine.fhirpath.test_compiler_differential import knowledge_expressions
+from tests.support.scenarios import build_request, load_scenario
 
 TODAY = date(2026, 11, 26)
 
@@ -104,3 +108,84 @@ def test_a_rule_whose_variables_read_the_fired_topics_gets_a_new_scope_each_time
     order_scope.values["firedTopics"].append("dose-limit")
     again = applier._scope(action, order_scope)
     assert again is not first and again.value("fired") == [1]
+
+
+def _module_cases(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:
+    """(case, service id, request) for every built-in module case and every service of its hook."""
+    found = []
+    for module in builtin_module_dirs():
+        for path in case_files(module):
+            scenario = load_scenario(path, TODAY)
+            for service in engine.services():
+                if service["hook"] == scenario.hook:
+                    request = build_request(scenario, service, fhir_server=None, prefetch=True, today=TODAY)
+                    found.append((scenario.id, service["id"], request))
+    return found
+
+
+def _judged_then_evaluated(engine: Engine, service_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    """As the service answers a request whose prefetch is complete: the orders judged, then evaluated."""
+    prepared = engine.prepare(service_id, request, today=TODAY)
+    engine.kinds_that_may_apply(service_id, prepared)
+    return engine.evaluate(service_id, request, today=TODAY, prepared=prepared)
+
+
+def test_what_judging_the_orders_worked_out_gives_the_cards_working_it_out_anew_gives(engine: Engine) -> None:
+    cases = _module_cases(engine)
+    assert len(cases) > 100
+    for case, service_id, request in cases:
+        try:
+            anew = engine.evaluate(service_id, request, today=TODAY)
+        except RequestError as refused:
+            with pytest.raises(RequestError, match=re.escape(refused.message)):
+                _judged_then_evaluated(engine, service_id, request)
+            continue
+        assert _judged_then_evaluated(engine, service_id, request) == anew, case
+
+
+def test_a_kinds_variables_worked_out_to_judge_an_order_are_not_worked_out_again(engine: Engine, monkeypatch) -> None:
+    kinds = [action for plan in engine.kb.plan_definitions for action in plan.get("action") or []]
+    kind_variables = {id(e) for kind in kinds for e in engine.kb.actions.of(kind).definitions.values()}
+    evaluated: list[tuple[str, int]] = []  # each kind variable evaluated, with the order it was on
+    run = Expression.run
+
+    def counting(self: Expression, resource: Any, lookup: Any) -> list[Any]:
+        if id(self) in kind_variables:
+            evaluated.append((self.text, id(resource)))
+        return run(self, resource, lookup)
+
+    monkeypatch.setattr(Expression, "run", counting)
+    judged_cases = 0
+    for case, service_id, request in _module_cases(engine):
+        evaluated.clear()
+        try:
+            prepared = engine.prepare(service_id, request, today=TODAY)
+        except RequestError:
+            continue
+        engine.kinds_that_may_apply(service_id, prepared)
+        judging = list(evaluated)
+        engine.evaluate(service_id, request, today=TODAY, prepared=prepared)
+        # A kind variable evaluated again is one that failed when judged (and must say so again).
+        assert not set(evaluated[len(judging):]) & set(judging) or prepared.applier.not_evaluated.checks, case
+        judged_cases += bool(judging)
+    assert judged_cases > 50
+
+
+# Kinds made for the test, kept for the whole run: the engine knows an action by its identity.
+_KIND_READING_FIRED = {"id": "kind-reads-fired", "extension": [
+    {"url": EXT_VARIABLE, "valueExpression": {"language": "text/fhirpath", "name": "fired",
+                                              "expression": "%firedTopics.count()"}}],
+    "condition": [{"kind": "applicability", "expression": {"language": "text/fhirpath", "expression": "%fired = 0"}}]}
+_KIND = {"id": "kind", "extension": [
+    {"url": EXT_VARIABLE, "valueExpression": {"language": "text/fhirpath", "name": "ordered",
+                                              "expression": "%order.id"}}],
+    "condition": [{"kind": "applicability", "expression": {"language": "text/fhirpath", "expression": "%ordered = 'o1'"}}]}
+
+
+def test_a_kind_whose_variables_read_the_fired_topics_is_worked_out_again(engine: Engine) -> None:
+    applier, _ = _applier(engine)
+    order = {"resourceType": "MedicationRequest", "id": "o1"}
+    assert applier.kind_applies(_KIND, order) and applier.kind_applies(_KIND_READING_FIRED, order)
+    assert applier._judged_values(_KIND, engine.kb.actions.of(_KIND), order)["ordered"] == ["o1"]
+    assert applier._judged_values(_KIND_READING_FIRED, engine.kb.actions.of(_KIND_READING_FIRED), order) is None
+    assert applier._judged_values(_KIND, engine.kb.actions.of(_KIND), {"id": "o1"}) is None  # another order

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from functools import cached_property
 from typing import Any, Callable, TypeVar
 
 from .actions import SEVERITY, ActionReading, policies, topic, topic_coding
@@ -77,6 +76,8 @@ class PlanApplier:
         self.hook_instance = hook_instance
         self.not_evaluated = NotEvaluated(hook_instance, failures)
         self.facts = ChartFacts(kb, chart, today)
+        self.suggester = SuggestionMaker(kb, self.facts)
+        self.writer = CardWriter(hook_instance)
         self.module = ModuleInfo.unknown()  # of the PlanDefinition being applied
         self.request_scope = Scope(values={
             "patient": [chart.patient] if chart.patient else [],
@@ -91,15 +92,6 @@ class PlanApplier:
         # What `kind_applies` worked out of each kind's variables for an order (the order held so
         # that its id is not reused): the kind's scope in `apply` starts from those values.
         self._judged: dict[tuple[int, int], tuple[dict[str, Any], Scope]] = {}
-
-    # Made on first use: a request whose orders no rule applies to (most) writes no card.
-    @cached_property
-    def suggester(self) -> SuggestionMaker:
-        return SuggestionMaker(self.kb, self.facts)
-
-    @cached_property
-    def writer(self) -> CardWriter:
-        return CardWriter(self.hook_instance)
 
     def apply(self, plan: dict[str, Any], hook: str, orders: list[dict[str, Any]]) -> list[Card]:
         cards: list[Card] = []

@@ -73,15 +73,6 @@ class Scope:
             scope = scope.parent
         return []  # an unknown variable is empty, as FHIRPath treats missing data
 
-    def _owner(self, name: str) -> "Scope | None":
-        """The scope that defines *name* (as a value or an expression), seen from this one."""
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.values or name in scope.definitions:
-                return scope
-            scope = scope.parent
-        return None
-
     def reads(self, expressions: "list[Expression | str]") -> frozenset[tuple[int, str]]:
         """Every variable the expressions read, directly or through the definitions they use, each
         named with the scope that defines it (two rules' own `%limit`s are different variables).
@@ -89,8 +80,10 @@ class Scope:
         found: set[tuple[int, str]] = set()
         pending = [(self, name) for e in expressions for name in (compiled(e) if isinstance(e, str) else e).variables]
         while pending:
-            scope, name = pending.pop()
-            owner = scope._owner(name)
+            owner: Scope | None
+            owner, name = pending.pop()
+            while owner is not None and name not in owner.values and name not in owner.definitions:
+                owner = owner.parent
             if owner is None or (id(owner), name) in found:
                 continue
             found.add((id(owner), name))

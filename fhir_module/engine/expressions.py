@@ -105,8 +105,8 @@ class Expression:
 
     Parsing is strict (engine/fhirpath): an expression with a syntax error, trailing input or a
     call the function table does not allow is refused here, never evaluated as something else.
-    The tree is compiled to closures (engine/fhirpath/compiler.py) that give what fhirpathpy
-    gives; an expression outside the compiled subset is evaluated by fhirpathpy instead, and says
+    The tree is compiled to one Python function (engine/fhirpath/compiler.py) that gives what
+    fhirpathpy gives; an expression outside the compiled subset is evaluated by fhirpathpy instead, and says
     so: `native` is False and `not_compiled` holds the reason.
     """
 

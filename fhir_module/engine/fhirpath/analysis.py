@@ -118,7 +118,7 @@ def _member_path(node: ast.Node) -> str | None:
 
 def presence_traps(tree: ast.Node) -> list[Problem]:
     """`where(flag)` and `exists(flag)` keep every item whose `flag` is present, false ones too, in
-    fhirpathpy (and so in the compiled closures that agree with it): the criterion must compare."""
+    fhirpathpy (and so in the compiled code that agrees with it): the criterion must compare."""
     found = []
     for node in tree.walk():
         if isinstance(node, ast.Call) and node.name in _PRESENCE_TRAPS and len(node.args) == 1:

@@ -1,5 +1,6 @@
 """What compiled FHIRPath is made of and runs on: the compiled node, the source being written, and
-fhirpathpy's value rules (a float from the data is a Decimal, how collections de-duplicate, what counts as true).
+fhirpathpy's value rules (a float from the data is a Decimal, how collections de-duplicate, what
+counts as true).
 """
 
 from __future__ import annotations

@@ -27,26 +27,31 @@ def _is_resource(value: Any) -> bool:
     )
 
 
-def _resources(value: Any, depth: int = 0) -> Iterable[tuple[str | None, dict[str, Any]]]:
-    """(fullUrl, resource) pairs from a resource or a Bundle, depth first; anything else is skipped."""
+def _read_into(read: list[tuple[str | None, dict[str, Any]]], value: Any, depth: int = 0) -> None:
+    """Append the (fullUrl, resource) pairs of a resource or a Bundle to `read`, depth first;
+    anything else is skipped. (A loop appending to one list, not generators: it runs for every
+    resource of every request, an unrelated order's among them.)"""
     if not _is_resource(value) or depth > 3:
         return
-    if value["resourceType"] == "Bundle":
-        entries = value.get("entry")
-        for entry in entries if isinstance(entries, list) else []:
-            if not isinstance(entry, dict):
-                continue
-            resource = entry.get("resource")
-            # _is_resource, written out: this runs for every resource of every request.
-            if not (isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)
-                    and isinstance(resource.get("id", ""), str)):
-                continue
-            if resource["resourceType"] == "Bundle":
-                yield from _resources(resource, depth + 1)
-            else:
-                yield (entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None), resource
+    if value["resourceType"] != "Bundle":
+        read.append((None, value))
         return
-    yield None, value
+    entries = value.get("entry")
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        resource = entry.get("resource")
+        # _is_resource, written out.
+        if not (isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)
+                and isinstance(resource.get("id", ""), str)):
+            continue
+        if resource["resourceType"] == "Bundle":
+            _read_into(read, resource, depth + 1)
+        else:
+            full_url = entry.get("fullUrl")
+            read.append((full_url if isinstance(full_url, str) else None, resource))
 
 
 def ref(resource: dict[str, Any]) -> str:
@@ -77,15 +82,19 @@ class Chart:
     @classmethod
     def from_request(cls, context: dict[str, Any], prefetch: dict[str, Any]) -> "Chart":
         patient_id = context["patientId"]
-        draft_pairs = list(_resources(context.get("draftOrders")))
+        draft_pairs: list[tuple[str | None, dict[str, Any]]] = []
+        _read_into(draft_pairs, context.get("draftOrders"))
         drafts = [resource for _, resource in draft_pairs]
-        read = [*(pair for value in prefetch.values() for pair in _resources(value)), *draft_pairs]
+        read: list[tuple[str | None, dict[str, Any]]] = []
+        for value in prefetch.values():
+            _read_into(read, value)
         # The chart's Patients (the first of each id; a draft order is never one of the chart's).
         draft_ids = {id(draft) for draft in drafts}
         patients: dict[str, dict[str, Any]] = {}
         for _, resource in read:
             if resource["resourceType"] == "Patient" and id(resource) not in draft_ids:
                 patients.setdefault(ref(resource), resource)
+        read += draft_pairs
         patient = next((p for p in patients.values() if p.get("id") == patient_id), None)
         if patients and patient is None:
             others = ", ".join(sorted(patients))

@@ -17,7 +17,6 @@ from typing import Any, AsyncIterator
 
 import httpx
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from fhir_module.config import Settings, load_settings
 from fhir_module.feedback import FeedbackStore, store_from_url
@@ -25,6 +24,7 @@ from fhir_module.validation.runner import shared_runner
 
 from .auth import Authenticator, LoopbackOnly, require_client
 from .body import BodyLimits
+from .cors import CORS
 from .cardids import SECRET_NAME as CARD_IDS_SECRET, CardIds
 from .errors import install_error_handlers
 from .fetch import FhirServers
@@ -168,7 +168,7 @@ def create_app(
     # Added last = outermost: CORS headers also go on 413 answers from the size limit.
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
     app.add_middleware(
-        CORSMiddleware,
+        CORS,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "Accept"],

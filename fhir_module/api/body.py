@@ -64,17 +64,14 @@ class BodyLimits:
         received = 0
         complete = False
         started = False
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
 
         async def limited_receive() -> Message:
             nonlocal received, complete
             if complete:  # the body is in: later calls wait for a disconnect, without deadline
                 return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise _TooSlow from None
+            message = await _receive_by(deadline, loop, receive)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
@@ -109,6 +106,35 @@ class BodyLimits:
             return {"type": "http.disconnect"}
 
         await response(scope, no_body, send)
+
+
+async def _receive_by(deadline: float, loop: asyncio.AbstractEventLoop, receive: Receive) -> Message:
+    """`await receive()`, or _TooSlow once the loop's clock passes `deadline`: what
+    `asyncio.timeout_at` does (a timer that cancels the task, the cancellation withdrawn once
+    handled), without its context manager and state machine on every request (20k instructions
+    of an order-select)."""
+    task = asyncio.current_task()
+    assert task is not None, "a request is served by a task"
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = loop.call_at(deadline, expire)
+    try:
+        return await receive()
+    except asyncio.CancelledError:
+        if expired:
+            expired = False  # withdrawn here
+            if task.uncancel() == 0:  # ours alone: the body was too slow
+                raise _TooSlow from None
+        raise  # cancelled by someone else (a shutdown, a disconnect): theirs to handle
+    finally:
+        timer.cancel()
+        if expired:  # the deadline passed as the message came in: the cancellation is withdrawn
+            task.uncancel()
 
 
 def require_json_content_type(request: Request) -> None:

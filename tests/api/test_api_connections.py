@@ -177,3 +177,50 @@ def test_credential_named_query_values_are_redacted(line: str, expected: str) ->
     from fhir_module.api.redaction import redact
 
     assert redact(line) == expected
+
+
+def test_the_body_deadline_cancels_only_its_own_wait() -> None:
+    # body.py's deadline (asyncio.timeout_at's way, by hand): past it the wait is _TooSlow and the
+    # task goes on uncancelled; a message in time is returned; someone else's cancel stays theirs.
+    import asyncio
+
+    from fhir_module.api.body import _receive_by, _TooSlow
+
+    message = {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def never() -> dict:
+        await asyncio.Event().wait()
+        return message
+
+    async def at_once() -> dict:
+        return message
+
+    async def late_then_on() -> str:
+        loop = asyncio.get_running_loop()
+        try:
+            await _receive_by(loop.time() + 0.05, loop, never)
+        except _TooSlow:
+            await asyncio.sleep(0.01)  # not cancelled afterwards
+            return "too slow, then on"
+        return "no deadline"
+
+    async def in_time() -> dict:
+        loop = asyncio.get_running_loop()
+        got = await _receive_by(loop.time() + 0.05, loop, at_once)
+        await asyncio.sleep(0.1)  # past the deadline: its timer was cancelled
+        return got
+
+    async def cancelled_by_another() -> str:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(_receive_by(loop.time() + 5, loop, never))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "not cancelled"
+
+    assert asyncio.run(late_then_on()) == "too slow, then on"
+    assert asyncio.run(in_time()) == message
+    assert asyncio.run(cancelled_by_another()) == "cancelled"

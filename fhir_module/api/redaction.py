@@ -33,14 +33,19 @@ _QUERY_VALUE = re.compile(r"([?&;][^=&#\s]*=)[^&#\s]*")
 def redact(text: str) -> str:
     """`text` with bearer tokens, access tokens, JWTs and credential-named query values replaced
     by [REDACTED]."""
-    # Every pattern needs one of these words or a '=' (casefold matches as the patterns' (?i) does,
-    # 'ſ' for 's' included): most log lines, every access line among them, have none.
-    folded = text.casefold()
-    if "bearer" not in folded and "access_token" not in folded and "eyJ" not in text and "=" not in text:
+    if not _may_hold_secrets(text):
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _may_hold_secrets(text: str) -> bool:
+    """Whether any pattern could match: every one needs one of these words or a '=' (casefold
+    matches as the patterns' (?i) does, 'ſ' for 's' included). Most log lines, every access line
+    without a query among them, have none."""
+    folded = text.casefold()
+    return "bearer" in folded or "access_token" in folded or "eyJ" in text or "=" in text
 
 
 def redact_query(target: str) -> str:
@@ -62,14 +67,19 @@ class RedactingFilter(logging.Filter):
     """A handler filter that redacts secrets from the message and any exception text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        # Redact the template and each argument in place, keeping `args` as they came: some
-        # formatters (uvicorn's access log) unpack them and break when they are gone.
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
         if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
             # (client, method, path with query, http version, status)
             client, method, target, version, status = record.args
             record.args = (client, method, redact_query(str(target)), version, status)
+            # An access line's template and arguments looked at once: when none of them could hold
+            # a secret, the steps below would change nothing (one access line in every request).
+            if (isinstance(record.msg, str) and not record.exc_info and not record.exc_text
+                    and not _may_hold_secrets(" ".join([record.msg, *map(str, record.args)]))):
+                return True
+        # Redact the template and each argument in place, keeping `args` as they came: some
+        # formatters (uvicorn's access log) unpack them and break when they are gone.
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(_redacted_arg(arg) for arg in record.args)
         elif isinstance(record.args, dict):

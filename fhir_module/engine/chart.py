@@ -54,6 +54,28 @@ def _read_into(read: list[tuple[str | None, dict[str, Any]]], value: Any, depth:
             read.append((full_url if isinstance(full_url, str) else None, resource))
 
 
+def _patients_into(found: list[dict[str, Any]], value: Any, depth: int = 0) -> None:
+    """Append the Patients `_read_into` would read from a resource or a Bundle (by the same rules,
+    in the same order), without reading the other resources into pairs: a chart that is never
+    indexed (an unrelated order's) needs its Patients only."""
+    if not _is_resource(value) or depth > 3:
+        return
+    if value["resourceType"] == "Patient":
+        found.append(value)
+    if value["resourceType"] != "Bundle" or not isinstance(value.get("entry"), list):
+        return
+    for entry in value["entry"]:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            continue
+        kind = resource.get("resourceType")
+        if (kind == "Patient" or kind == "Bundle") and isinstance(kind, str) and isinstance(resource.get("id", ""), str):
+            if kind == "Bundle":
+                _patients_into(found, resource, depth + 1)
+            else:
+                found.append(resource)
+
+
 def ref(resource: dict[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{resource.get('id')}"
 
@@ -68,8 +90,9 @@ class Chart:
     patient_id: str
     patient: dict[str, Any] | None
     drafts: list[dict[str, Any]]
-    # (fullUrl, resource) of the prefetch values, then of the draft orders, as read.
-    _read: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list, repr=False, compare=False)
+    # The prefetch values, and the draft orders' (fullUrl, resource) pairs: see `_read`.
+    _sources: tuple[list[Any], list[tuple[str | None, dict[str, Any]]]] = field(
+        default=([], []), repr=False, compare=False)
     _by_type: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False, compare=False)
     _by_reference: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
     # What the chart could not use, said in every card's detail so nothing is ignored silently.
@@ -85,21 +108,29 @@ class Chart:
         draft_pairs: list[tuple[str | None, dict[str, Any]]] = []
         _read_into(draft_pairs, context.get("draftOrders"))
         drafts = [resource for _, resource in draft_pairs]
-        read: list[tuple[str | None, dict[str, Any]]] = []
-        for value in prefetch.values():
-            _read_into(read, value)
+        values = list(prefetch.values())
+        found: list[dict[str, Any]] = []
+        for value in values:
+            _patients_into(found, value)
         # The chart's Patients (the first of each id; a draft order is never one of the chart's).
         draft_ids = {id(draft) for draft in drafts}
         patients: dict[str, dict[str, Any]] = {}
-        for _, resource in read:
-            if resource["resourceType"] == "Patient" and id(resource) not in draft_ids:
+        for resource in found:
+            if id(resource) not in draft_ids:
                 patients.setdefault(ref(resource), resource)
-        read += draft_pairs
         patient = next((p for p in patients.values() if p.get("id") == patient_id), None)
         if patients and patient is None:
             others = ", ".join(sorted(patients))
             raise RequestError(400, f"the prefetch holds {others}, not the context's Patient/{patient_id}", ["prefetch"])
-        return cls(patient_id, patient, drafts, read)
+        return cls(patient_id, patient, drafts, (values, draft_pairs))
+
+    def _read(self) -> list[tuple[str | None, dict[str, Any]]]:
+        """(fullUrl, resource) of the prefetch values, then of the draft orders, as read."""
+        values, draft_pairs = self._sources
+        read: list[tuple[str | None, dict[str, Any]]] = []
+        for value in values:
+            _read_into(read, value)
+        return read + draft_pairs
 
     def _index(self) -> None:
         """Index the resources read, by type and by reference, and say whose they are."""
@@ -109,7 +140,7 @@ class Chart:
         draft_ids = {id(draft) for draft in self.drafts}
         # The chart holds what the prefetch says; the drafts stay apart. A chart order that a draft
         # of the same id modifies stays in the chart: it is the therapy the patient is on now.
-        for full_url, resource in self._read:
+        for full_url, resource in self._read():
             key = ref(resource)
             if full_url:
                 by_reference.setdefault(full_url, resource)

@@ -63,6 +63,7 @@ class Metrics:
         self.directory = Path(directory) if directory else None
         self._collectors: list[Any] = []
         self._writes = itertools.count()
+        self._card_keys: dict[tuple[Any, Any, Any], Labels] = {}
 
     def inc(self, name: str, labels: Mapping[str, Any], amount: float = 1.0) -> None:
         self.inc_series(name, _labels(labels), amount)
@@ -91,8 +92,11 @@ class Metrics:
     def count_cards(self, service_id: str, response: Mapping[str, Any]) -> None:
         for card in response.get("cards") or []:
             topic = ((card.get("source") or {}).get("topic") or {}).get("code", "none")
-            self.inc("fhir_module_cards_total", {"service": service_id, "topic": topic,
-                                                 "indicator": card.get("indicator", "none")})
+            labels = (service_id, topic, card.get("indicator", "none"))
+            key = self._card_keys.get(labels)
+            if key is None:  # made once per service, topic and indicator: the knowledge's, a few dozen
+                key = self._card_keys[labels] = _labels(dict(zip(("service", "topic", "indicator"), labels)))
+            self.inc_series("fhir_module_cards_total", key)
 
     # -- exposition ---------------------------------------------------------------------------
 

@@ -191,3 +191,15 @@ def test_label_values_are_bounded_whatever_clients_send(base_url: str) -> None:
     found = samples(text)
     assert value(found, "fhir_module_requests_total", method="other") == 5
     assert value(found, "fhir_module_requests_total", route="unmatched") >= 5
+
+
+def test_cards_are_counted_by_service_topic_and_indicator() -> None:
+    metrics = Metrics()
+    response = {"cards": [{"source": {"topic": {"code": "a"}}, "indicator": "info"}, {"indicator": "warning"},
+                          {"source": {"topic": {"code": "a"}}, "indicator": "info"}]}
+    metrics.count_cards("s", response)
+    metrics.count_cards("t", response)
+    lines = metrics.render().splitlines()
+    for service in ("s", "t"):
+        assert f'fhir_module_cards_total{{indicator="info",service="{service}",topic="a"}} 2' in lines
+        assert f'fhir_module_cards_total{{indicator="warning",service="{service}",topic="none"}} 1' in lines

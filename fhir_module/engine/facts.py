@@ -7,6 +7,8 @@ id (resolved against the module's canonical base) or by canonical URL. Nothing h
 
 from __future__ import annotations
 
+import copy
+import weakref
 from datetime import date
 from functools import cached_property, wraps
 from typing import Any, Callable
@@ -81,6 +83,11 @@ class ChartFacts:
         self._matches: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._doses: dict[int, dict[str, Any]] = {}
         self._statuses: dict[int, TherapyStatus] = {}
+        self._standings: dict[int, tuple[str, bool, bool, bool, int | None, str] | None] = {}
+        # What a therapy fact holds to work out its dose later: a strong reference would be a
+        # cycle (facts -> therapies -> fact -> facts) keeping the request in memory until a full
+        # garbage collection.
+        self._weak_self = weakref.ref(self)
         self._conditions: dict[tuple[str, bool], list[dict[str, Any]]] = {}
         self._counting: dict[bool, list[dict[str, Any]]] = {}
         self._condition_codes: dict[bool, dict[Any, dict[str, Any]] | None] = {}
@@ -213,26 +220,41 @@ class ChartFacts:
         found = self.match(vs, resource)
         if found is None:
             return None
-        reference = ref(resource)
-        is_draft = self.chart.is_draft(resource)
-        fact: dict[str, Any] = {"id": reference, "name": found["name"], "draft": is_draft, "current": False,
-                                "replaced": self._is_replaced(resource), "sources": [reference]}
+        standing = self._standing(resource)
+        if standing is None:
+            return None
+        reference, is_draft, current, replaced, ended_days_ago, said = standing
+        fact: dict[str, Any] = {"id": reference, "name": found["name"], "draft": is_draft, "current": current,
+                                "replaced": replaced, "sources": [reference]}
+        if ended_days_ago is not None:
+            fact["endedDaysAgo"] = ended_days_ago
         recognised = f" (recognised by name '{found['text']}')" if found["how"] == "name" else ""
-        if is_draft:
-            fact["evidence"] = f"{found['name']}: another order being written now{recognised}"
+        fact["evidence"] = f"{found['name']}: {said}{recognised}"
+        if resource.get("resourceType") in MEDICATION_TYPES:
+            # Most therapies are only asked whether they are current: the dose waits to be read.
+            return _TherapyFact(fact, self._weak_self, resource)
+        return fact
+
+    def _standing(self, resource: dict[str, Any]) -> tuple[str, bool, bool, bool, int | None, str] | None:
+        """What a therapy fact says of its resource whatever the class asked (reference, draft,
+        current, replaced, days since it ended, its status in words), once per resource; None for
+        a chart therapy that does not count."""
+        key = id(resource)
+        try:
+            return self._standings[key]
+        except KeyError:
+            pass
+        reference = ref(resource)
+        standing: tuple[str, bool, bool, bool, int | None, str] | None
+        if self.chart.is_draft(resource):
+            standing = (reference, True, False, self._is_replaced(resource), None, "another order being written now")
         else:
             status = self._status(resource)
-            if not status.counts:
-                return None
-            fact["current"] = status.current
-            if status.ended is not None:
-                fact["endedDaysAgo"] = days_since(status.ended, self.today)
-            fact["evidence"] = f"{found['name']}: {status.evidence}{recognised}"
-        if resource.get("resourceType") in MEDICATION_TYPES:
-            dose = self.dose_of(resource)
-            if "mgPerDay" in dose:
-                fact["mgPerDay"] = dose["mgPerDay"]
-        return fact
+            ended = days_since(status.ended, self.today) if status.ended is not None else None
+            standing = (reference, False, status.current, self._is_replaced(resource), ended, status.evidence) \
+                if status.counts else None
+        self._standings[key] = standing
+        return standing
 
     # --- patient ----------------------------------------------------------------------------
 
@@ -431,6 +453,96 @@ class ChartFacts:
             if target and target.get("resourceType") == "Condition" and (fact := self._condition_fact(target, vs)):
                 facts.append(fact)
         return facts
+
+
+class _TherapyFact(dict):
+    """A therapy fact whose `mgPerDay` (its resource's daily dose, when that can be computed) is
+    worked out on first read: a rule that asks only whether a therapy is current or drafted
+    (`therapies('x').where(current or draft)`) never pays for the dose of every ended therapy of a
+    long chart. Reading the dose, or the fact whole (items, iteration, length, equality, a copy,
+    JSON), works it out first, so every reader sees exactly the fact with its dose. Read-only."""
+
+    __slots__ = ("_dose",)
+
+    def __init__(self, fields: dict[str, Any], facts: "weakref.ref[ChartFacts]", resource: dict[str, Any]) -> None:
+        super().__init__(fields)
+        self._dose: tuple[weakref.ref[ChartFacts], dict[str, Any]] | None = (facts, resource)
+
+    def _full(self) -> "_TherapyFact":
+        pending, self._dose = self._dose, None
+        if pending is not None:
+            facts, resource = pending[0](), pending[1]
+            if facts is None:
+                raise RuntimeError("a therapy fact was read after its request was answered")
+            found = facts.dose_of(resource)
+            if "mgPerDay" in found:
+                dict.__setitem__(self, "mgPerDay", found["mgPerDay"])
+        return self
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key == "mgPerDay" and self._dose is not None:
+            self._full()
+        return dict.get(self, key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == "mgPerDay" and self._dose is not None:
+            self._full()
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key: Any) -> bool:
+        if key == "mgPerDay" and self._dose is not None:
+            self._full()
+        return dict.__contains__(self, key)
+
+    def keys(self):  # type: ignore[override]
+        return dict.keys(self._full())
+
+    def values(self):  # type: ignore[override]
+        return dict.values(self._full())
+
+    def items(self):  # type: ignore[override]
+        return dict.items(self._full())
+
+    def __iter__(self):
+        return dict.__iter__(self._full())
+
+    def __reversed__(self):
+        return dict.__reversed__(self._full())
+
+    def __len__(self) -> int:
+        return dict.__len__(self._full())
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, _TherapyFact):
+            other._full()
+        return dict.__eq__(self._full(), other)
+
+    def __ne__(self, other: Any) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return dict.__repr__(self._full())
+
+    def __or__(self, other: Any) -> Any:
+        return dict(self.items()) | other
+
+    def __ror__(self, other: Any) -> Any:
+        return other | dict(self.items())
+
+    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+        return dict(self.items())
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self.items())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return copy.deepcopy(dict(self.items()), memo)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return dict, (dict(self.items()),)
 
 
 def _with_texts(concept: dict[str, Any], key: Any) -> Any:

@@ -8,7 +8,7 @@ server); `contained_resolver` and `chain_resolvers` help it build the resolver.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ._json import as_dict, as_str, codings, dicts
@@ -27,6 +27,14 @@ class MedicationConcepts:
     codings: tuple[Coding, ...]
     ingredient_codings: tuple[Coding, ...]
     names: tuple[str, ...]
+    # Worked out once: a drug is looked up in every value set a request asks about.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.codings, self.ingredient_codings, self.names)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 def contained_resolver(resource: Any) -> Resolver:
@@ -144,8 +152,17 @@ def medication_concepts(resource: Any, resolve: Resolver) -> MedicationConcepts:
     the Medication it names (None when unknown). A Medication passed in directly is read too.
     Odd input gives empty tuples.
     """
-    collector = _Collector(resolve if callable(resolve) else (lambda _ref: None))
     res = as_dict(resource)
+    concept = res.get("medicationCodeableConcept")
+    if isinstance(concept, dict) and "medicationReference" not in res and "medication" not in res:
+        # The common shape, read without the collector: a drug named by its code alone.
+        found = codings(concept)
+        names = [display for _, _, display in found if display]
+        text = as_str(concept.get("text"))
+        if text:
+            names.append(text)
+        return MedicationConcepts(tuple(dict.fromkeys(found)), (), tuple(dict.fromkeys(names)))
+    collector = _Collector(resolve if callable(resolve) else (lambda _ref: None))
     if res.get("resourceType") == "Medication":
         collector.medication(res, False, 0)
     else:

@@ -6,6 +6,7 @@ from fhir_module.engine.clinical import (
     medication_concepts,
     resources_resolver,
 )
+from fhir_module.engine.clinical.medication import MedicationConcepts
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
@@ -111,3 +112,24 @@ def test_odd_input_gives_empty():
                 {"medicationCodeableConcept": {"coding": "x"}}, {"medicationCodeableConcept": {"coding": [{"code": 5}]}}):
         concepts = medication_concepts(odd, no_resolve)
         assert concepts.codings == () and concepts.ingredient_codings == () and concepts.names == ()
+
+
+def test_a_drug_named_by_its_code_alone_reads_as_through_the_collector():
+    """The fast path for `medicationCodeableConcept` alone gives what the reference collector gives
+    (an empty reference sends a resource through the collector), and equal drugs hash alike."""
+    rx = RX
+    concepts = [
+        {"coding": [{"system": rx, "code": "36437", "display": "Sertraline"}], "text": "Zoloft"},
+        {"coding": [{"system": f" {rx} ", "code": " 36 437 ", "display": "  "}, {"system": rx, "code": "36437"},
+                    "not a coding", {"code": 5}, {"system": rx, "code": "36437", "display": "Sertraline"}],
+         "text": "Sertraline"},
+        {"text": "  sertraline 50 mg  "},
+        {"coding": "not a list", "text": 7},
+        {},
+    ]
+    for concept in concepts:
+        fast = medication_concepts({"resourceType": "MedicationRequest", "medicationCodeableConcept": concept}, lambda r: None)
+        slow = medication_concepts({"resourceType": "MedicationRequest", "medicationCodeableConcept": concept,
+                                    "medicationReference": {}}, lambda r: None)
+        assert fast == slow and hash(fast) == hash(slow)
+        assert hash(fast) == hash(MedicationConcepts(fast.codings, fast.ingredient_codings, fast.names))

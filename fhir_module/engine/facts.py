@@ -37,15 +37,6 @@ from .clinical.valueset import normalise_name
 from .knowledgebase import KnowledgeBase, concept_key, strength_mg
 
 
-def _display(concepts: MedicationConcepts) -> str:
-    for _, _, display in concepts.codings:
-        if display:
-            return display
-    if concepts.names:
-        return concepts.names[0]
-    return next((f"{system}|{code}" for system, code, _ in concepts.codings), "unnamed medication")
-
-
 def _chart_read(method: Callable[..., list[dict[str, Any]]]) -> Callable[..., list[dict[str, Any]]]:
     """A function of the chart and its arguments alone (not of its input): answered once per
     request and arguments, however many rules ask (the FHIRPath layer copies what it returns)."""
@@ -79,8 +70,6 @@ class ChartFacts:
         self.order: dict[str, Any] | None = None
         self._therapies: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
         self._concepts: dict[int, MedicationConcepts] = {}
-        self._drugs: dict[MedicationConcepts, MedicationConcepts] = {}
-        self._matches: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._doses: dict[int, dict[str, Any]] = {}
         self._statuses: dict[int, TherapyStatus] = {}
         self._standings: dict[int, tuple[str, bool, bool, bool, int | None, str] | None] = {}
@@ -99,12 +88,12 @@ class ChartFacts:
 
     def concepts(self, resource: dict[str, Any]) -> MedicationConcepts:
         """The drug a resource names; resources naming the same drug share one object (a chart
-        repeats its drugs), so that what is known of a drug is worked out once per request."""
+        repeats its drugs, and so do requests), so that what is known of a drug is worked out once."""
         key = id(resource)
         found = self._concepts.get(key)
         if found is None:
             found = medication_concepts(resource, self.chart.resolver(resource))
-            found = self._concepts[key] = self._drugs.setdefault(found, found)
+            found = self._concepts[key] = self.kb.drug(found)
         return found
 
     @cached_property
@@ -120,20 +109,7 @@ class ChartFacts:
     def match(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
         """How the resource's drug is in the value set (by code, ingredient or name), or None;
         shared by the resources naming that drug (readers must not change it)."""
-        return self._drug_match(vs, self.concepts(resource))
-
-    def _drug_match(self, vs: str, concepts: MedicationConcepts) -> dict[str, Any] | None:
-        key = (vs, id(concepts))  # the shared object of its drug, held by _drugs for the request
-        try:
-            return self._matches[key]
-        except KeyError:
-            pass
-        found = self.kb.match(vs, concepts)
-        if found is not None:
-            how, what = found
-            found = {"how": how, "text": what, "name": _display(concepts)}
-        self._matches[key] = found
-        return found
+        return self.kb.drug_match(vs, self.concepts(resource))
 
     def medication_match(self, inputs: list[Any], vs: str) -> list[dict[str, Any]]:
         return [m for resource in inputs if isinstance(resource, dict) and (m := self.match(vs, resource))]
@@ -179,7 +155,7 @@ class ChartFacts:
             found = []
             # A class is asked of each drug the chart names, not of each resource: most classes
             # hold none of them, and the chart is read only for those that hold some.
-            if any(self._drug_match(vs, drug) is not None for drug in self._chart_drugs.values()):
+            if any(self.kb.drug_match(vs, drug) is not None for drug in self._chart_drugs.values()):
                 for resource in self._medications:
                     fact = self._therapy(vs, resource)
                     if fact is not None:

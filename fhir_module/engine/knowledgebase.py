@@ -171,6 +171,8 @@ class KnowledgeBase:
         self._codes: dict[str, frozenset[tuple[str, str]]] = {}
         # Charts repeat the same drugs and diagnoses: a concept's membership is worked out once.
         self._matched: dict[tuple[str, Any], tuple[str, str] | None] = {}
+        self._drugs: dict[MedicationConcepts, MedicationConcepts] = {}
+        self._drug_matches: dict[tuple[str, MedicationConcepts], dict[str, Any] | None] = {}
 
     @staticmethod
     def bundle_resources(bundle: Any, source: str = "the knowledge file") -> list[dict[str, Any]]:
@@ -275,6 +277,31 @@ class KnowledgeBase:
         found = self._matched[(vs, key)] = self._match(vs, concepts)
         return found
 
+    def drug(self, concepts: MedicationConcepts) -> MedicationConcepts:
+        """The one object standing for this drug across requests: the memos below then find it by
+        identity instead of comparing its codes each time."""
+        found = self._drugs.get(concepts)
+        if found is None:
+            if len(self._drugs) > _MATCH_MEMO_LIMIT:
+                self._drugs.clear()  # bounded memory whatever the traffic
+            found = self._drugs[concepts] = concepts
+        return found
+
+    def drug_match(self, vs: str, concepts: MedicationConcepts) -> dict[str, Any] | None:
+        """How the drug is in the value set, as a fact reads it ({how, text, name}), or None;
+        shared by every request (readers must not change it)."""
+        key = (vs, concepts)
+        try:
+            return self._drug_matches[key]
+        except KeyError:
+            pass
+        found = self.match(vs, concepts)
+        fact = None if found is None else {"how": found[0], "text": found[1], "name": drug_name(concepts)}
+        if len(self._drug_matches) > _MATCH_MEMO_LIMIT:
+            self._drug_matches.clear()
+        self._drug_matches[key] = fact
+        return fact
+
     def _match(self, vs: str, concepts: Any) -> tuple[str, str] | None:
         found = self.valuesets.match(self.valueset_url(vs), concepts)
         if found is None:
@@ -343,6 +370,16 @@ def _likeness(display: str, like: str) -> float:
     """How much of a product's description (strength aside) another description shares."""
     words = _words(display)
     return len(words & _words(like)) / len(words) if words else 0.0
+
+
+def drug_name(concepts: MedicationConcepts) -> str:
+    """What a card calls a drug: its first coding's display, else its first name, else a code."""
+    for _, _, display in concepts.codings:
+        if display:
+            return display
+    if concepts.names:
+        return concepts.names[0]
+    return next((f"{system}|{code}" for system, code, _ in concepts.codings), "unnamed medication")
 
 
 def concept_key(concepts: Any) -> Any:

@@ -182,3 +182,19 @@ def test_whose_a_resource_is_is_the_same_read_once_per_reference(references: lis
     for index, reference in enumerate(references):
         resource = {"resourceType": "Observation", "id": f"o{index}", "subject": {"reference": reference}}
         assert Chart._owner(resource, known) == Chart._owner(resource) == Chart._owner(dict(resource), known)
+
+
+def test_a_drug_is_one_object_across_requests_and_its_value_set_answers_are_the_fresh_ones() -> None:
+    kb = Engine.default().kb
+    first = ChartFacts(kb, _chart(_med("a", "36437")), TODAY)
+    second = ChartFacts(kb, _chart(_med("b", "36437"), _med("c", "5640")), TODAY)
+    drug = first.concepts(first.chart.of_type("MedicationRequest")[0])
+    assert second.concepts(second.chart.of_type("MedicationRequest")[0]) is drug  # another request, the same drug
+    assert second.concepts(second.chart.of_type("MedicationRequest")[1]) is not drug
+    for vs in ("levomilnacipran-serotonergic", "levomilnacipran-maoi", "levomilnacipran-bleeding-risk"):
+        fresh = kb._match(vs, drug)
+        # A drug coded without a display or text is named by its code.
+        expected = None if fresh is None else {"how": fresh[0], "text": fresh[1], "name": f"{RXNORM}|36437"}
+        assert kb.drug_match(vs, drug) == expected
+        assert second.match(vs, second.chart.of_type("MedicationRequest")[0]) == expected
+    assert kb.drug_match("levomilnacipran-serotonergic", drug) is not None  # sertraline is serotonergic

@@ -102,9 +102,14 @@ class ChartFacts:
         return [*self.chart.for_patient(*MEDICATION_TYPES), *self.chart.drafts]
 
     @cached_property
+    def _medication_drugs(self) -> list[tuple[dict[str, Any], MedicationConcepts]]:
+        """Each medication with its drug, in chart order."""
+        return [(resource, self.concepts(resource)) for resource in self._medications]
+
+    @cached_property
     def _chart_drugs(self) -> dict[int, MedicationConcepts]:
         """The drugs the medications name, each once."""
-        return {id(concepts): concepts for concepts in map(self.concepts, self._medications)}
+        return {id(concepts): concepts for _, concepts in self._medication_drugs}
 
     def match(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
         """How the resource's drug is in the value set (by code, ingredient or name), or None;
@@ -155,9 +160,12 @@ class ChartFacts:
             found = []
             # A class is asked of each drug the chart names, not of each resource: most classes
             # hold none of them, and the chart is read only for those that hold some.
-            if any(self.kb.drug_match(vs, drug) is not None for drug in self._chart_drugs.values()):
-                for resource in self._medications:
-                    fact = self._therapy(vs, resource)
+            matches = {key: match for key, drug in self._chart_drugs.items()
+                       if (match := self.kb.drug_match(vs, drug)) is not None}
+            if matches:
+                for resource, drug in self._medication_drugs:
+                    match = matches.get(id(drug))
+                    fact = self._therapy(match, resource) if match is not None else None
                     if fact is not None:
                         found.append((resource, fact))
             self._therapies[vs] = found
@@ -192,10 +200,8 @@ class ChartFacts:
             self._statuses[key] = therapy_status(resource, self.today)
         return self._statuses[key]
 
-    def _therapy(self, vs: str, resource: dict[str, Any]) -> dict[str, Any] | None:
-        found = self.match(vs, resource)
-        if found is None:
-            return None
+    def _therapy(self, found: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any] | None:
+        """The fact of a medication whose drug is in the class as `found` says."""
         standing = self._standing(resource)
         if standing is None:
             return None

@@ -166,7 +166,8 @@ def test_classes_and_diagnoses_asked_per_drug_and_code_give_what_a_scan_of_every
         facts.order = scan.order = order
         for vs in valuesets:
             scanned = [fact for resource in [*chart.for_patient("MedicationRequest", "MedicationStatement"), *chart.drafts]
-                       if resource is not order and (fact := scan._therapy(vs, resource)) is not None]
+                       if resource is not order and (match := scan.match(vs, resource)) is not None
+                       and (fact := scan._therapy(match, resource)) is not None]
             assert facts.therapies([], vs) == scanned
             for include_inactive in (False, True):
                 counting = [c for c in chart.for_patient("Condition") if condition_counts(c, include_inactive=include_inactive)]

@@ -25,7 +25,7 @@ from .clinical.observations import (
     allergy_counts,
     blood_pressure,
     clinical_status_text,
-    condition_counts,
+    condition_counting,
     condition_dates,
     latest_observation,
     status_codes,
@@ -352,9 +352,14 @@ class ChartFacts:
     def _counting_conditions(self, include_inactive: bool) -> list[dict[str, Any]]:
         """The conditions that count, whatever the value set."""
         if include_inactive not in self._counting:
-            self._counting[include_inactive] = [c for c in self.chart.for_patient("Condition")
-                                                if condition_counts(c, include_inactive=include_inactive)]
+            self._counting[include_inactive] = [condition for condition, active, either in self._condition_counting
+                                                if (either if include_inactive else active)]
         return self._counting[include_inactive]
+
+    @cached_property
+    def _condition_counting(self) -> list[tuple[dict[str, Any], bool, bool]]:
+        """Each Condition with whether it counts without and with the inactive ones, read once."""
+        return [(condition, *condition_counting(condition)) for condition in self.chart.for_patient("Condition")]
 
     @_chart_read
     def allergies(self, inputs: list[Any], *vs_ids: str) -> list[dict[str, Any]]:

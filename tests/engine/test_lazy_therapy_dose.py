@@ -83,3 +83,19 @@ def test_a_dose_that_cannot_be_computed_is_absent_as_before() -> None:
     fact = next(t for t in facts.therapies([], BLEEDING) if t["id"] == "MedicationRequest/old")
     assert "mgPerDay" not in fact and fact.get("mgPerDay") is None and "reason" in facts.dose_of(ended)
     assert _evaluate(facts, f"therapies('{BLEEDING}').where(current.not()).mgPerDay") == []
+
+
+def test_fhirpathpy_reads_a_therapy_fact_as_the_compiled_code_does() -> None:
+    """An expression the compiler leaves to fhirpathpy sees the same facts, dose included."""
+    for text in (f"therapies('{BLEEDING}').where(current.not()).mgPerDay",
+                 f"therapies('{BLEEDING}').where(current or draft)",
+                 f"therapies('{BLEEDING}').select(mgPerDay)",
+                 f"therapies('{BLEEDING}').distinct().count()",
+                 f"therapies('{BLEEDING}') | therapies('{BLEEDING}')"):
+        compiled_facts, fhirpathpy_facts = _facts()[0], _facts()[0]
+        expected = _evaluate(compiled_facts, text)
+        token = current_facts.set(fhirpathpy_facts)
+        try:
+            assert list(compiled(text).reference({}, {})) == expected, text
+        finally:
+            current_facts.reset(token)

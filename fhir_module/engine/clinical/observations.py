@@ -317,6 +317,7 @@ _ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 _INACTIVE_CLINICAL = frozenset({"inactive", "remission", "resolved"})
 _REJECTED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 UNCONFIRMED_VERIFICATION = frozenset({"provisional", "differential", "unconfirmed"})
+_ACTIVE_OR_INACTIVE = _ACTIVE_CLINICAL | _INACTIVE_CLINICAL
 _STATUS_CODES = (_ACTIVE_CLINICAL | _INACTIVE_CLINICAL | _REJECTED_VERIFICATION | UNCONFIRMED_VERIFICATION
                  | {"confirmed", "presumed"})
 
@@ -354,15 +355,19 @@ def condition_counts(condition: Any, *, include_inactive: bool = False) -> bool:
     """True when a Condition counts: clinicalStatus active, recurrence or relapse (or absent),
     plus inactive, remission and resolved with *include_inactive*; verificationStatus not
     refuted or entered-in-error. An unrecognised clinical status does not count."""
+    return condition_counting(condition)[1 if include_inactive else 0]
+
+
+def condition_counting(condition: Any) -> tuple[bool, bool]:
+    """`condition_counts` without and with *include_inactive*, its statuses read once."""
     if not has_type(condition, "Condition"):
-        return False
+        return False, False
     if not _verification_ok(condition):
-        return False
+        return False, False
     if "clinicalStatus" not in condition or condition.get("clinicalStatus") is None:
-        return True
+        return True, True
     status = status_codes(condition.get("clinicalStatus"))
-    allowed = _ACTIVE_CLINICAL | (_INACTIVE_CLINICAL if include_inactive else frozenset())
-    return bool(status & allowed)
+    return bool(status & _ACTIVE_CLINICAL), bool(status & _ACTIVE_OR_INACTIVE)
 
 
 def condition_date(condition: Any) -> date | None:

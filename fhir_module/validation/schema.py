@@ -58,7 +58,7 @@ class FhirSchema:
         self._names = {id(schema): name for name, schema in self._definitions.items()}
         self._validators: dict[str, Draft6Validator] = {}
         self._fast: dict[str, Any] = {}
-        self._rust_definitions: dict[str, Any] | None = None
+        self._rust_definitions: dict[str, Any] = {}  # by name, made as the types checked reach them
 
     def _validator(self, resource_type: str) -> Draft6Validator:
         validator = self._validators.get(resource_type)
@@ -75,13 +75,13 @@ class FhirSchema:
             return None
         validator = self._fast.get(resource_type)
         if validator is None:
-            if self._rust_definitions is None:
-                self._rust_definitions = _rust_safe_patterns(self._definitions)
             # Only the definitions the type reaches: compiling the whole schema's for each type
             # took most of a `validate` command's schema layer (0.45 s for a bundle's 8 types; 0.06 s).
             definitions = self._rust_definitions
-            schema = {"$ref": f"#/definitions/{resource_type}",
-                      "definitions": {name: definitions[name] for name in _reachable(definitions, resource_type)}}
+            reached = _reachable(self._definitions, resource_type)
+            for name in reached - definitions.keys():
+                definitions[name] = _rust_safe_patterns(self._definitions[name])
+            schema = {"$ref": f"#/definitions/{resource_type}", "definitions": {name: definitions[name] for name in reached}}
             validator = self._fast[resource_type] = jsonschema_rs.Draft6Validator(schema)
         return validator
 

@@ -113,7 +113,9 @@ async def _receive_by(deadline: float, loop: asyncio.AbstractEventLoop, receive:
     `asyncio.timeout_at` does (a timer that cancels the task, the cancellation withdrawn once
     handled), without its context manager and state machine on every request (20k instructions
     of an order-select)."""
-    task = asyncio.current_task()
+    # The task of the loop given: without a loop, current_task asks for the running one, and
+    # Python checks it with a getpid() system call each time (one per request saved here).
+    task = asyncio.current_task(loop)
     assert task is not None, "a request is served by a task"
     expired = False
 

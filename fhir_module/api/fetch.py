@@ -21,6 +21,8 @@ line or a 412 body.
 
 from __future__ import annotations
 
+import functools
+
 import asyncio
 import logging
 import re
@@ -68,15 +70,19 @@ def normalise(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
+# The allow-list's entries are the configuration's (a handful): each is normalised once.
+_normalised_base = functools.lru_cache(maxsize=256)(normalise)
+
+
 def allowed_source(
     fhir_server: str | None, access_token: str | None, allowed: tuple[str, ...]
 ) -> FhirSource | None:
     """The request's FHIR server if it is on the allow-list, else None (never fetched)."""
-    if not fhir_server:
+    if not fhir_server or not allowed:  # no allow-list: no server is, whatever it is
         return None
     wanted = normalise(fhir_server)
     for base in allowed:
-        if normalise(base) == wanted:
+        if _normalised_base(base) == wanted:
             return FhirSource(base=base.rstrip("/"), access_token=access_token)
     return None
 

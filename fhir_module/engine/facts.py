@@ -372,10 +372,8 @@ class ChartFacts:
             reactions = allergy.get("reaction") if isinstance(allergy.get("reaction"), list) else []
             concepts = [c for c in [allergy.get("code"), *(r.get("substance") for r in reactions if isinstance(r, dict))]
                         if isinstance(c, dict)]
-            # The concept's texts are derived from it: its key stands for both.
             found = next(((concept, match) for concept in concepts for vs in vs_ids
-                          if (match := self.kb.match(vs, [concept, *_texts(concept)], _with_texts(concept, self._key(concept))))),
-                         None)
+                          if (match := self._substance_match(vs, concept))), None)
             if found is None:
                 continue
             concept, (how, what) = found
@@ -389,6 +387,15 @@ class ChartFacts:
                           "verification": "unconfirmed" if unconfirmed else "confirmed",
                           "evidence": evidence, "sources": [ref(allergy)]})
         return facts
+
+    def _substance_match(self, vs: str, concept: dict[str, Any]) -> tuple[str, str] | None:
+        """How a substance is in the value set, by its codes or one of its texts. The texts are
+        derived from the concept, so its key stands for both, and they are read only when the
+        knowledge base has not answered for that key yet."""
+        key = _with_texts(concept, self._key(concept))
+        if key is None:
+            return self.kb.match(vs, [concept, *_texts(concept)])
+        return self.kb.match_by_key(vs, key, lambda: [concept, *_texts(concept)])
 
     @_chart_read
     def latest_observation(self, inputs: list[Any], vs: str, days: float) -> list[dict[str, Any]]:

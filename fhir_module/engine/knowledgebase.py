@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .actions import OVERRIDE_REASONS_LABEL, CompiledActions
 from .clinical._json import as_number, as_str, codings
@@ -271,7 +271,16 @@ class KnowledgeBase:
         try:
             return self._matched[(vs, key)]
         except KeyError:
-            pass
+            return self._remember(vs, key, concepts)
+
+    def match_by_key(self, vs: str, key: Any, concepts: Callable[[], Any]) -> tuple[str, str] | None:
+        """`match(vs, concepts(), key)`, the concepts made only when the key is not remembered."""
+        try:
+            return self._matched[(vs, key)]
+        except KeyError:
+            return self._remember(vs, key, concepts())
+
+    def _remember(self, vs: str, key: Any, concepts: Any) -> tuple[str, str] | None:
         if len(self._matched) > _MATCH_MEMO_LIMIT:
             self._matched.clear()  # bounded memory whatever the traffic
         found = self._matched[(vs, key)] = self._match(vs, concepts)

@@ -199,3 +199,18 @@ def test_a_drug_is_one_object_across_requests_and_its_value_set_answers_are_the_
         assert kb.drug_match(vs, drug) == expected
         assert second.match(vs, second.chart.of_type("MedicationRequest")[0]) == expected
     assert kb.drug_match("levomilnacipran-serotonergic", drug) is not None  # sertraline is serotonergic
+
+
+def test_a_substance_read_by_key_makes_its_concepts_only_when_the_answer_is_not_remembered() -> None:
+    kb = Engine.default().kb
+    made = []
+
+    def concepts() -> list:
+        made.append(1)
+        return [{"text": "levomilnacipran"}, "levomilnacipran"]
+
+    key = ("test substance", "levomilnacipran")
+    first = kb.match_by_key("levomilnacipran", key, concepts)
+    assert first == kb._match("levomilnacipran", concepts()) and first is not None
+    made.clear()
+    assert kb.match_by_key("levomilnacipran", key, concepts) == first and made == []  # remembered: not made again

@@ -1,6 +1,7 @@
 """FHIRPath invariants (ElementDefinition.constraint) through fhirpathpy.
 
-Expressions are compiled once and cached, with the R4 model so choice elements resolve. An invariant
+Expressions are compiled once and cached, with the R4 model so choice elements resolve; those of
+the shipped definitions from fhirpathpy's parse made ahead of time (`parsed`). An invariant
 fhirpathpy cannot parse or evaluate (it lacks `resolve()`, `memberOf()`, `conformsTo()` ...) is reported
 as an information issue that it was not checked, never as a pass or a crash.
 """
@@ -13,8 +14,10 @@ from xml.etree import ElementTree
 import fhirpathpy
 import orjson
 from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.engine.util import set_paths
 
 from fhir_module.engine.fhirpath.typepaths import R4_MODEL
+from fhir_module.validation.parsed import parsed
 
 # Checked natively instead: ele-1 (an element has a value or children) is the JSON layer's empty-value
 # rule, and evaluating it through FHIRPath on every element would dominate the run time.
@@ -68,8 +71,11 @@ _OPTIONS = {
 def _compile(expression: str) -> Callable[..., Any] | Exception:
     fn = _compiled.get(expression)
     if fn is None:
+        tree = parsed(expression)
         try:
-            fn = fhirpathpy.compile(expression, R4_MODEL, options=_OPTIONS)
+            # What fhirpathpy.compile makes, from the parse tree it would make (see `parsed`).
+            fn = (set_paths(fhirpathpy.apply_parsed_path, parsedPath=tree, model=R4_MODEL, options=_OPTIONS)
+                  if tree is not None else fhirpathpy.compile(expression, R4_MODEL, options=_OPTIONS))
         except Exception as exc:  # noqa: BLE001 - any parser failure means "cannot evaluate"
             fn = exc
         _compiled[expression] = fn

@@ -38,6 +38,9 @@ def validate_command(args: argparse.Namespace, out: TextIO | None = None) -> int
               f"FHIR R4 core definitions and the module's profiles:\n  {known}", file=sys.stderr)
         return 2
     results: list[tuple[str, dict[str, Any] | None, str | None]] = []
+    # One file: its model layer beside the others (model.check_beside). Not for several, where each
+    # child would load the models again; here they are loaded once.
+    beside = len(args.files) == 1
     for name in args.files:
         if Path(name).is_dir():
             results += _package_results(Path(name), options)
@@ -47,7 +50,7 @@ def validate_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         except OSError as exc:
             results.append((name, None, f"cannot read: {exc.strerror or exc}"))
             continue
-        results.append((name, validate(data, **options), None))
+        results.append((name, validate(data, **options, model_beside=beside), None))
 
     if getattr(args, "format", "text") == "json":
         outcomes = [o if o is not None else _unreadable_outcome(err or "") for _, o, err in results]

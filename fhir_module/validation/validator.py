@@ -9,7 +9,7 @@ bundle, a `contained` list or a Parameters on its own, against its own type and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from fhir_module.validation import model, wellformed
 from fhir_module.validation.conformance import Walker
@@ -29,6 +29,7 @@ def validate(
     fhir_version: str | None = None,
     profiles: list[str] | None = None,
     allow_draft: bool = False,
+    model_beside: bool = False,
 ) -> dict[str, Any]:
     """Validate a FHIR resource or bundle (dict, JSON text or bytes); returns an R4 OperationOutcome.
 
@@ -36,6 +37,8 @@ def validate(
     `profiles` are canonical URLs to check each resource of their type against, in addition to the
     profiles its `meta.profile` declares. A bundle of knowledge (eca-rule PlanDefinitions) also
     gets the engine's knowledge check (layer "knowledge"); `allow_draft` as `serve --allow-draft`.
+    `model_beside`: the model layer in a forked process while the later layers run here (the
+    `validate` command, for one file: see model.check_beside); the same issues either way.
     """
     resource, issues = wellformed.parse(data)
     if resource is None:
@@ -50,13 +53,16 @@ def validate(
     schema = fhir_schema(version)
     for location, res in nested:
         issues += schema.check(res, location)
+    model_issues: Callable[[], list[Issue]] = list
     if any(i.severity in ("error", "fatal") for i in issues):
         issues.append(Issue("information", "informational", "Model checks not run: fix the schema errors first", None, MODEL))
+    elif model_beside:
+        model_issues = model.check_beside(resource, version)
     else:
         issues += model.check(resource, version)
-    issues += _profile_layer(nested, version, profiles or [], answers={})
-    issues += _knowledge_layer(resource, allow_draft)
-    return to_outcome(issues)
+    later = _profile_layer(nested, version, profiles or [], answers={})
+    later += _knowledge_layer(resource, allow_draft)
+    return to_outcome(issues + model_issues() + later)
 
 
 def _knowledge_layer(resource: dict[str, Any], allow_draft: bool) -> list[Issue]:

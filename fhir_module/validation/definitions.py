@@ -15,6 +15,8 @@ from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
+import orjson  # the shipped data read as json reads it (tests/validation/test_shipped_data_read.py), faster
+
 HL7_SD = "http://hl7.org/fhir/StructureDefinition/"
 
 # FHIR primitive types: values of these have no child elements to walk (only id and extension).
@@ -143,13 +145,13 @@ class Definitions:
         self._core = base_dir.joinpath("r4", "structure-definitions.json").read_bytes()
         self._unparsed = _laid_out_objects(self._core) or {}
         self._sources: dict[str, dict[str, Any]] = {} if self._unparsed else {
-            sd["url"]: sd for sd in json.loads(self._core)}
+            sd["url"]: sd for sd in orjson.loads(self._core)}
         self.module_value_sets: list[dict[str, Any]] = []
         profiles_dir = base_dir.joinpath("profiles")
         for entry in sorted(profiles_dir.iterdir(), key=lambda p: p.name):
             if not entry.name.endswith(".json"):
                 continue
-            resource = json.loads(entry.read_text(encoding="utf-8"))
+            resource = orjson.loads(entry.read_bytes())
             if resource.get("resourceType") == "StructureDefinition":
                 self._unparsed.pop(resource["url"], None)
                 self._sources[resource["url"]] = resource
@@ -161,7 +163,7 @@ class Definitions:
         sd = self._sources.get(url)
         if sd is None and url in self._unparsed:
             start, end = self._unparsed.pop(url)
-            sd = self._sources[url] = json.loads(self._core[start:end])
+            sd = self._sources[url] = orjson.loads(self._core[start:end])
         return sd
 
     def _all(self) -> dict[str, dict[str, Any]]:

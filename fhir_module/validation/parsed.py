@@ -16,6 +16,8 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from fhir_module.validation.definitions import _definitions_dir, definitions
 
 FILE = "fhirpath-parsed.json"
@@ -45,13 +47,13 @@ def build() -> str:
 
 @lru_cache(maxsize=None)
 def _trees() -> dict[str, str]:
-    return json.loads(_definitions_dir().joinpath(FILE).read_bytes())
+    return orjson.loads(_definitions_dir().joinpath(FILE).read_bytes())
 
 
 def parsed(expression: str) -> Any | None:
     """fhirpathpy's parse tree of `expression` when the file holds it, else None (parse it)."""
     tree = _trees().get(expression)
-    return json.loads(tree) if tree is not None else None
+    return orjson.loads(tree) if tree is not None else None
 
 
 if __name__ == "__main__":

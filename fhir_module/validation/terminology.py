@@ -9,10 +9,11 @@ system; a value set that cannot be expanded at all is reported as not checked, n
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable
+
+import orjson
 
 from fhir_module.validation.definitions import _definitions_dir, definitions
 
@@ -48,7 +49,7 @@ class Expansion:
 @lru_cache(maxsize=None)
 def _core_expansions() -> dict[str, Expansion]:
     path = _definitions_dir().joinpath("r4", "required-valuesets.json")
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw = orjson.loads(path.read_bytes())
     return {
         url: Expansion(v["complete"], {s: frozenset(c) for s, c in v["codes"].items()})
         for url, v in raw.items()

@@ -162,12 +162,9 @@ class Walker:
             self._local_code_systems(value, where, type_code)
         if type_code == "Reference" and isinstance(value, dict):
             self._reference_target(element, type_code, value, where)
-        type_path = type_code if type_code and type_code not in ("BackboneElement", "Element") and element is not index.root else element["path"]
-        constraints = list(element.get("constraint", ()))
-        ref = element.get("contentReference")
-        if ref:  # a recursive element (PlanDefinition.action.action) keeps the rules of the element it repeats
-            constraints += index.by_id.get(ref.partition("#")[2], {}).get("constraint", [])
-        self._constraints(constraints, value, where, type_path)
+        if facets.constraints:  # with a recursive element's (contentReference), those of the element it repeats
+            type_path = type_code if type_code and type_code not in ("BackboneElement", "Element") and element is not index.root else element["path"]
+            self._constraints(facets.constraints, value, where, type_path)
         if descend and isinstance(value, dict) and "resourceType" not in value:
             self._descend(index, element, value, where, type_code)
 
@@ -186,7 +183,7 @@ class Walker:
             return
         saved = self._source
         self._source = type_index.url if type_index.is_profile else saved
-        self._constraints(type_index.root.get("constraint", ()), value, where, type_code)
+        self._constraints(type_index.facets(type_index.root).constraints, value, where, type_code)
         self._children(type_index, type_index.root["id"], value, where)
         self._source = saved
 
@@ -203,11 +200,12 @@ class Walker:
         return self.defs.base(type_code)
 
     # -- invariants ------------------------------------------------------------------------------
-    def _constraints(self, constraints: Any, value: Any, where: str, type_path: str) -> None:
+    def _constraints(self, constraints: tuple[dict[str, Any], ...], value: Any, where: str, type_path: str) -> None:
+        """`constraints`: as Facets.constraints holds them (with an expression, not checked natively)."""
         for constraint in constraints:
             key = constraint.get("key", "")
-            expression = constraint.get("expression")
-            if not expression or key in invariants.NATIVE or (key, id(value)) in self._evaluated:
+            expression = constraint["expression"]
+            if (key, id(value)) in self._evaluated:
                 continue
             self._evaluated.add((key, id(value)))
             ok = invariants.evaluate(expression, value, type_path, self.resource, self._answers)
@@ -350,7 +348,7 @@ class Walker:
                 profile = self.defs.get(t["profile"][0]) if t.get("profile") else None
                 if profile is not None:
                     saved, self._source = self._source, profile.url
-                    self._constraints(profile.root.get("constraint", ()), value, where, type_code)
+                    self._constraints(profile.facets(profile.root).constraints, value, where, type_code)
                     self._children(profile, profile.root["id"], value, where)
                     self._source = saved
 

@@ -45,12 +45,23 @@ class ChildTable:
     always: frozenset[str]
 
 
+# Invariants checked natively instead of through FHIRPath: ele-1 (an element has a value or
+# children) is the JSON layer's empty-value rule, and evaluating it on every element would dominate
+# the run time.
+NATIVE_INVARIANTS = frozenset({"ele-1"})
+
+
 @dataclass(frozen=True)
 class Facets:
-    """What one element definition asks of a value (extracted once from the element's many keys)."""
+    """What one element definition asks of a value (extracted once from the element's many keys).
+
+    `constraints`: the invariants to evaluate, in order: the element's own, then those of the element
+    a `contentReference` repeats (PlanDefinition.action.action keeps the rules of action), each with
+    an expression and not checked natively."""
 
     fixed: tuple[tuple[str, Any], ...]
     patterns: tuple[tuple[str, Any], ...]
+    constraints: tuple[dict[str, Any], ...] = ()
 
 
 def _prefixed(element: dict[str, Any], prefix: str) -> tuple[tuple[str, Any], ...]:
@@ -103,7 +114,13 @@ class StructureIndex:
     def facets(self, element: dict[str, Any]) -> Facets:
         facets = self._facets.get(element["id"])
         if facets is None:
-            facets = self._facets[element["id"]] = Facets(_prefixed(element, "fixed"), _prefixed(element, "pattern"))
+            constraints = list(element.get("constraint", ()))
+            ref = element.get("contentReference")
+            if ref:
+                constraints += self.by_id.get(ref.partition("#")[2], {}).get("constraint", [])
+            facets = self._facets[element["id"]] = Facets(
+                _prefixed(element, "fixed"), _prefixed(element, "pattern"),
+                tuple(c for c in constraints if c.get("expression") and c.get("key", "") not in NATIVE_INVARIANTS))
         return facets
 
 

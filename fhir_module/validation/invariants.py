@@ -19,9 +19,6 @@ from fhirpathpy.engine.util import set_paths
 from fhir_module.engine.fhirpath.typepaths import R4_MODEL
 from fhir_module.validation.parsed import parsed
 
-# Checked natively instead: ele-1 (an element has a value or children) is the JSON layer's empty-value
-# rule, and evaluating it through FHIRPath on every element would dominate the run time.
-NATIVE = frozenset({"ele-1"})
 
 _compiled: dict[str, Callable[..., Any] | Exception] = {}
 

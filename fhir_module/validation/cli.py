@@ -15,6 +15,7 @@ the OperationOutcome (one per file; a JSON array of them for several files).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from pathlib import Path
@@ -26,7 +27,24 @@ from fhir_module.validation.outcome import Issue, has_errors, to_outcome
 from fhir_module.validation.validator import validate
 
 
+# The cyclic collector's thresholds while the command runs. What it validates lives until the end
+# and holds few cycles: at the default (a collection every 700 new objects) the collector ran ~200
+# times over the R4 bundle, 5% of the command's instructions, and freed little (the same peak
+# memory for that bundle and for 8 times it). Not switched off: what cycles hold grows with the
+# input (13,700 objects for the bundle, 65,000 for 8 times it), and rarer collections bound it.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
 def validate_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        return _validate_command(args, out)
+    finally:
+        gc.set_threshold(*previous)  # a caller in the same process gets its own back
+
+
+def _validate_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     options = {"fhir_version": getattr(args, "fhir_version", None), "profiles": getattr(args, "profile", None),
                "allow_draft": bool(getattr(args, "allow_draft", False))}

@@ -88,3 +88,19 @@ def test_an_unknown_profile_cannot_validate() -> None:
     assert "cannot validate: unknown profile http://example.org/fhir/StructureDefinition/nope" in result.stderr
     assert canonical.PROFILE_PLAN_DEFINITION in result.stderr  # it says which profiles it knows
     assert "INVALID" not in result.stdout + result.stderr
+
+
+def test_the_command_in_process_leaves_the_collector_as_it_found_it() -> None:
+    # It collects cycles more rarely while it runs (validation.cli.GC_THRESHOLDS), for itself only.
+    import argparse
+    import gc
+    import io
+
+    from fhir_module.validation.cli import GC_THRESHOLDS, validate_command
+
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    args = argparse.Namespace(files=[VALID_PD], profile=None, fhir_version=None, verbose=False, format="text",
+                              allow_draft=False)
+    assert validate_command(args, io.StringIO()) == 0
+    assert gc.get_threshold() == before

@@ -59,6 +59,7 @@ class Walker:
         self._evaluated: set[tuple[str, int]] = set()
         self._source: str | None = None
         self._answers = answers  # invariant answers shared by the walkers of one validation
+        self._texts: dict[int, bytes] = {}  # the JSON text of values of the resource, by id (it holds them)
 
     def check(self, index: StructureIndex) -> list[Issue]:
         self._source = index.url if index.is_profile else None
@@ -208,7 +209,7 @@ class Walker:
             if (key, id(value)) in self._evaluated:
                 continue
             self._evaluated.add((key, id(value)))
-            ok = invariants.evaluate(expression, value, type_path, self.resource, self._answers)
+            ok = invariants.evaluate(expression, value, type_path, self.resource, self._answers, self._texts)
             if isinstance(ok, Exception):
                 self._add("information", "informational", f"Invariant {key} not checked: fhirpathpy cannot evaluate {expression!r} ({type(ok).__name__})", where, INVARIANT, key)
             elif not ok:

@@ -91,20 +91,27 @@ Answers = dict[tuple[str, str, bytes], "bool | Exception"]
 
 
 def evaluate(expression: str, node: Any, type_path: str, resource: dict[str, Any],
-             answers: Answers | None = None) -> bool | Exception:
+             answers: Answers | None = None, texts: dict[int, bytes] | None = None) -> bool | Exception:
     """Whether `node` (at model path `type_path`) satisfies the invariant; the exception if it cannot be told.
 
     Only an explicit `false` is a violation: an empty result means the invariant does not apply.
     `answers` remembers, by expression, type path and the value's JSON text, what the invariants
     that read nothing but the value said: half of a bundle's evaluations repeat one already made
-    (the same extension, coding or action in several resources).
+    (the same extension, coding or action in several resources). `texts` keeps the JSON text of
+    each value by id, for a caller that holds the values meanwhile (a resource's several
+    invariants on the resource itself would each write all of it again).
     """
     if answers is None or not _depends_on_value_only(expression):
         return _evaluate(expression, node, type_path, resource)
-    try:
-        key = (expression, type_path, orjson.dumps(node))  # keys in their order: the same JSON text
-    except TypeError:  # not JSON (a dict given to validate() with other values): not remembered
-        return _evaluate(expression, node, type_path, resource)
+    text = texts.get(id(node)) if texts is not None else None
+    if text is None:
+        try:
+            text = orjson.dumps(node)  # keys in their order: the same JSON text
+        except TypeError:  # not JSON (a dict given to validate() with other values): not remembered
+            return _evaluate(expression, node, type_path, resource)
+        if texts is not None:
+            texts[id(node)] = text
+    key = (expression, type_path, text)
     answer = answers.get(key)
     if answer is None:
         answer = answers[key] = _evaluate(expression, node, type_path, resource)

@@ -2,8 +2,8 @@
 
 A fresh interpreter imports the command's code and the test looks at `sys.modules`: the service
 does not load the validator's layers ($validate runs them in worker processes), the JSON Schema
-library that only explains a refused knowledge file, PyJWT without trusted clients, the package
-writer, nor fhirpathpy's models of FHIR versions it never evaluates.
+library that only explains a refused knowledge file, PyJWT without trusted clients, httpx without a
+server to fetch from, the package writer, nor fhirpathpy's models of FHIR versions it never evaluates.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def serve_modules(tmp_path_factory) -> set[str]:
     "jsonschema",  # explains a refused knowledge file; the compiled validator says whether it is valid
     "jwt",  # without trusted clients no JWT is verified
     "cryptography",
+    "httpx",  # without trusted clients or allowed FHIR servers nothing is fetched
+    "rich",  # httpx's command line loads it
     "tarfile",  # the package writer's
     "fhirpathpy.models",  # every FHIR version's model; the engine evaluates R4
 ])
@@ -73,6 +75,23 @@ assert settings.auth_enabled
 create_app(settings)
 """
     assert "jwt" in loaded_after(code)
+
+
+@pytest.mark.parametrize("setting", ["trusted clients", "allowed FHIR servers"])
+def test_with_something_to_fetch_from_httpx_is_loaded_at_start(tmp_path, setting: str) -> None:
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps([{"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/jwks"}]))
+    variable, value = (("FHIR_MODULE_TRUSTED_CLIENTS", str(clients)) if setting == "trusted clients"
+                       else ("FHIR_MODULE_ALLOWED_FHIR_SERVERS", "https://ehr.example.org/fhir"))
+    code = f"""
+import os
+os.environ[{variable!r}] = {value!r}
+os.environ["FHIR_MODULE_DATABASE_URL"] = "sqlite:///{tmp_path}/feedback.sqlite3"
+from fhir_module.api.app import create_app
+from fhir_module.config import load_settings
+create_app(load_settings())
+"""
+    assert "httpx" in loaded_after(code)
 
 
 def test_the_r4_model_is_fhirpathpys() -> None:

@@ -28,9 +28,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,6 +37,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fhir_module.config import Settings, TrustedClient, is_loopback_host
 
 from .errors import ApiError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("fhir_module.api.auth")
 
@@ -75,7 +77,7 @@ class _KeySet:
 class JwksCache:
     """Public keys per trusted client: inline sets as given, URLs fetched and cached with a TTL."""
 
-    def __init__(self, client: httpx.AsyncClient, ttl: float, timeout: float, refetch_interval: float) -> None:
+    def __init__(self, client: httpx.AsyncClient | None, ttl: float, timeout: float, refetch_interval: float) -> None:
         self._client = client
         self._ttl = ttl
         self._refetch_interval = refetch_interval
@@ -90,7 +92,9 @@ class JwksCache:
         return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
 
     async def _fetch(self, client: TrustedClient) -> dict[str, dict[str, Any]]:
-        assert client.jwks_url is not None
+        import httpx  # loaded with the client (app.py): only a service with trusted clients has one
+
+        assert client.jwks_url is not None and self._client is not None
         try:
             response = await self._client.get(client.jwks_url, timeout=self._timeout)
             response.raise_for_status()
@@ -143,7 +147,7 @@ class Principal:
 class Authenticator:
     """Checks the bearer JWT of a request against the trusted clients."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient, store: Any) -> None:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient | None, store: Any) -> None:
         self._settings = settings
         self._clients = {c.iss: c for c in settings.trusted_clients}
         self._keys = JwksCache(

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import unquote, urljoin, urlsplit
 
-import httpx
-
 from fhir_module import strictjson
 
 from .redaction import REDACTED, redact
@@ -162,6 +160,10 @@ class ServerLane:
         self.concurrency = concurrency
         self.max_waiting = max_waiting
         self._gate = asyncio.Semaphore(concurrency)
+        # httpx is loaded by the first lane: a service with no FHIR server to fetch from never
+        # needs it (~0.1 s of its start, with what httpx loads).
+        import httpx
+
         # The pool has room for every fetch the gate lets through: httpx never queues one.
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
@@ -188,6 +190,8 @@ class ServerLane:
             self._failed("busy", f"{self.waiting} fetches already wait for this server")
             raise Unavailable(f"the FHIR server is busy: {self.waiting} fetches of this service already "
                               "wait for it")
+        import httpx  # loaded already, by __init__
+
         began = time.monotonic()
         token = object()  # this fetch, in the in-flight table
         got_slot = False

@@ -7,6 +7,7 @@ so `fhir-module --help` shows the whole interface in one place.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import textwrap
@@ -169,6 +170,9 @@ def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     # Imports are deferred so that `fhir-module validate` does not load FastAPI, and so on.
     if args.command == "serve":
+        # The service's start runs without the cyclic collector, its imports included; serve_command
+        # says why, and turns it back on before serving.
+        gc.disable()
         from fhir_module.api.server import serve_command as command
     elif args.command in ("export", "build"):
         from fhir_module.fhir.export import export_command as command

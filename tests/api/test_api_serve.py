@@ -131,3 +131,24 @@ def test_a_port_in_use_is_a_usage_error_and_never_said_to_be_served(tmp_path: Pa
     assert result.returncode == 2
     assert "serving" not in result.stdout
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("outcome", ["served", "refused"])
+def test_the_garbage_collector_is_on_again_once_the_start_is_over(tmp_path: Path, outcome: str) -> None:
+    # The start runs without it (cli.py, server.py): served (uvicorn then stopped by the port in
+    # use) or refused at the configuration, the process goes on with it on.
+    code = f"""
+import gc, socket
+from fhir_module.cli import main
+with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    status = main(["serve", "--host", {"127.0.0.1" if outcome == "served" else "0.0.0.0"!r},
+                   "--port", str(taken.getsockname()[1])])
+print("status", status, "collector on", gc.isenabled())
+"""
+    result = subprocess.run([sys.executable, "-c", code], env=_serve_env(tmp_path), capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.splitlines()[-1] == "status 2 collector on True", result.stderr
+    assert ("cannot listen on" if outcome == "served" else "refusing to listen on") in result.stderr
+    assert ("self-test passed" in result.stdout) == (outcome == "served")

@@ -8,13 +8,15 @@ without the chart whether the kind applies.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings, strategies as st
 
 from fhir_module.engine import Engine, KnowledgeBase, KnowledgeLoadError
-from fhir_module.engine.expressions import CHART_READS, chart_types_read
+from fhir_module.engine.expressions import _CALL, CHART_READS, _strings, chart_types_read
 from fhir_module.engine.functions import MODULE_FUNCTIONS
 from fhir_module.fhir.builtin import built_in_resources
 from tests.api.helpers import scenario_request
@@ -50,6 +52,44 @@ def test_chart_types_read_follows_functions_and_the_patient() -> None:
     assert chart_types_read(["therapies('x')", {"a": "%patient.ageYears() > 3"}]) == {
         "MedicationRequest", "MedicationStatement", "Patient"}
     assert chart_types_read({"text": "{{ conditions('y').first().text }}"}) == {"Condition"}
+
+
+# The pattern chart_types_read used before it skipped the inside of names (and strings with no
+# "(" or "%"): it must find the same calls and variables in any text.
+_PLAIN_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_PLAIN_VARIABLE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _plain_chart_types_read(value: Any) -> set[str]:
+    found: set[str] = set()
+    for text in _strings(value):
+        for name in _PLAIN_CALL.findall(text):
+            found.update(CHART_READS.get(name, ()))
+        for name in _PLAIN_VARIABLE.findall(text):
+            found.update({"patient": ("Patient",)}.get(name, ()))
+    return found
+
+
+_NAMES = sorted(CHART_READS) + ["patient", "x1", "_a", "9b"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_NAMES), st.text(alphabet="(%. \t\n19_aZ{}'", max_size=6),
+                          st.text(max_size=4)), max_size=30))
+@example(["9b", "("])  # a name after digits is called from its first letter
+@example(["x1", "therapies", " \n("])
+def test_chart_types_read_finds_what_the_plain_scan_finds(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert chart_types_read(text) == _plain_chart_types_read(text)
+    assert _CALL.findall(text) == _PLAIN_CALL.findall(text)
+
+
+def test_the_knowledge_is_read_as_by_the_plain_scan() -> None:
+    actions = [action for resource in _resources() if resource.get("resourceType") == "PlanDefinition"
+               for action in resource.get("action") or []]
+    texts = [text for action in actions for text in _strings(action)]
+    assert actions and [_CALL.findall(text) for text in texts] == [_PLAIN_CALL.findall(text) for text in texts]
+    assert [chart_types_read(action) for action in actions] == [_plain_chart_types_read(action) for action in actions]
 
 
 def test_a_kind_reading_more_than_its_input_is_refused() -> None:

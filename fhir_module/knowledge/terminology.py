@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 RXNORM_FILE = "rxnorm.csv"
@@ -68,7 +70,7 @@ class RxNormRow:
     tty: str
     display: str
 
-    @property
+    @cached_property
     def ingredients(self) -> tuple[str, ...]:
         """The ingredient names of the row (`a|b` for a combination product)."""
         return tuple(part for part in self.ingredient.split("|") if part)
@@ -88,9 +90,17 @@ class Terminology:
 
     def rxnorm_ingredient(self, name: str) -> tuple[RxNormRow, ...]:
         """Every row (of any class) of a product that contains the ingredient, each code once."""
-        wanted = name.lower()
-        rows = [row for row in self.rxnorm_rows if wanted in (part.lower() for part in row.ingredients)]
+        rows = self._rows_by_ingredient.get(name.lower(), ())
         return tuple({row.rxcui: row for row in rows}.values())
+
+    @cached_property
+    def _rows_by_ingredient(self) -> dict[str, list[RxNormRow]]:
+        # Each module's value sets ask for several ingredients: the table is read once, not per name.
+        by_ingredient: dict[str, list[RxNormRow]] = {}
+        for row in self.rxnorm_rows:
+            for part in dict.fromkeys(part.lower() for part in row.ingredients):
+                by_ingredient.setdefault(part, []).append(row)
+        return by_ingredient
 
     def rxnorm_row(self, rxcui: str) -> RxNormRow | None:
         return next((row for row in self.rxnorm_rows if row.rxcui == rxcui), None)
@@ -98,12 +108,17 @@ class Terminology:
     def known_rxcuis(self) -> frozenset[str]:
         return frozenset(row.rxcui for row in self.rxnorm_rows)
 
-    def code_groups(self) -> dict[str, tuple[CodeToken, ...]]:
-        """Group name → every code token of codes.csv in that group, in file order."""
+    def code_groups(self) -> Mapping[str, tuple[CodeToken, ...]]:
+        """Group name → every code token of codes.csv in that group, in file order (read-only:
+        worked out once, every value set and artifact built asks for it)."""
+        return self._code_groups
+
+    @cached_property
+    def _code_groups(self) -> Mapping[str, tuple[CodeToken, ...]]:
         groups: dict[str, list[CodeToken]] = {}
         for group, token in self.code_rows:
             groups.setdefault(group, []).append(token)
-        return {name: tuple(tokens) for name, tokens in groups.items()}
+        return MappingProxyType({name: tuple(tokens) for name, tokens in groups.items()})
 
     def documented(self, code: str) -> bool:
         """A code outside the tables counts only where the terminology notes name it."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable
+from functools import lru_cache
+from typing import Any, Callable, NamedTuple
 
 from ..clinical._json import as_list
 
@@ -33,6 +34,32 @@ MERGE_RECORD_FIELDS = ("reason",)  # besides the merge variable itself, what %lo
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Report = Callable[[str, str, str], None]  # (element, message, action)
+
+
+class Analysis(NamedTuple):
+    """What the check learns of an expression from its text alone, wherever it is written."""
+
+    tree: ast.Node
+    problems: tuple[Any, ...]  # the calls' and presence traps' (fhirpath.analysis.Problem)
+    variables: tuple[ast.Variable, ...]  # every %name read, in source order
+    record_reads: tuple[ast.Member, ...]  # %name.field
+    valuesets: tuple[ast.Literal, ...]  # value sets named by the calls
+
+
+@lru_cache(maxsize=8192)
+def analysis(text: str) -> Analysis:
+    """The expression's `Analysis`; FHIRPathSyntaxError when it is not one. Worked out once per
+    text: the same expressions recur across a module's variables, conditions and card texts
+    (702 checked, 219 different, in the built-in modules), and each walk of the tree was made for
+    every one of them."""
+    tree = parse(text)
+    return Analysis(
+        tree,
+        (*call_problems(tree, FUNCTIONS), *presence_traps(tree)),
+        tuple(variables_used(tree)),
+        tuple(node for node in tree.walk() if isinstance(node, ast.Member) and isinstance(node.source, ast.Variable)),
+        tuple(valueset_arguments(tree, FUNCTIONS)),
+    )
 
 
 class Scope:
@@ -430,23 +457,22 @@ class PlanChecker:
             self.report(element, "an empty expression", name)
             return None
         try:
-            tree = parse(text)
+            tree, problems, variables, record_reads, valuesets = analysis(text)
         except FHIRPathSyntaxError as error:
             self.report(element, f"{error.problem} at {error.where} in {text!r}", name)
             return None
-        for problem in [*call_problems(tree, FUNCTIONS), *presence_traps(tree)]:
+        for problem in problems:
             self.report(element, f"{problem.message} at {describe_position(text, problem.offset)} in {text!r}", name)
-        for variable in variables_used(tree):
+        for variable in variables:
             if not scope.defines(variable.name):
                 self.report(element, f"%{variable.name} is not defined here{self._hint(variable.name, scope)} "
                                      f"(at {describe_position(text, variable.start)} in {text!r})", name)
-        for node in tree.walk():
-            if isinstance(node, ast.Member) and isinstance(node.source, ast.Variable):
-                fields = scope.record_fields(node.source.name)
-                if fields is not None and node.name not in fields:
-                    self.report(element, f"%{node.source.name} has no field {node.name!r} (it has "
-                                         f"{', '.join(fields)}) at {describe_position(text, node.start)} in {text!r}", name)
-        for literal in valueset_arguments(tree, FUNCTIONS):
+        for node in record_reads:
+            fields = scope.record_fields(node.source.name)
+            if fields is not None and node.name not in fields:
+                self.report(element, f"%{node.source.name} has no field {node.name!r} (it has "
+                                     f"{', '.join(fields)}) at {describe_position(text, node.start)} in {text!r}", name)
+        for literal in valuesets:
             url = literal.value if "/" in str(literal.value) else f"{self.base}/ValueSet/{literal.value}"
             valueset = self.index.canonical(url, "ValueSet")
             if valueset is None:

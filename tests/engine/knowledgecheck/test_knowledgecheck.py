@@ -84,6 +84,46 @@ def test_a_rules_variables_are_its_own() -> None:
     assert "%limit is not defined here" in finding.message and finding.action.endswith("> D2")
 
 
+def test_one_expression_written_in_two_scopes_is_judged_in_each() -> None:
+    # The check reads each text once (plans.analysis); what it reads depends on where it is written.
+    def edit(resources: list[dict[str, Any]]) -> None:  # %limit is D1's: defined there, not in D2
+        plan = _plans(resources)[0]
+        _condition(_action(plan, "D1"))["expression"] = "%dose.startMgPerDay > %limit"
+        _condition(_action(plan, "D2"))["expression"] = "%dose.startMgPerDay > %limit"
+
+    [finding] = _findings(edit)
+    assert "%limit is not defined here" in finding.message and finding.action.endswith("> D2")
+
+
+def test_the_analysis_of_a_text_is_what_its_tree_says() -> None:
+    from fhir_module.engine.expressions import template_parts
+    from fhir_module.engine.fhirpath import (FHIRPathSyntaxError, ast, call_problems, parse, presence_traps,
+                                             valueset_arguments, variables_used)
+    from fhir_module.engine.functions import FUNCTIONS
+    from fhir_module.engine.knowledgecheck.plans import analysis
+
+    def texts(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            found = [value["expression"]] if isinstance(value.get("expression"), str) else []
+            return found + [t for item in value.values() for t in texts(item)]
+        if isinstance(value, list):
+            return [t for item in value for t in texts(item)]
+        return template_parts(value)[0] if isinstance(value, str) else []
+
+    written = [t for plan in _plans(copy.deepcopy(list(built_in_resources()))) for t in texts(plan)]
+    odd = ["%a.where(flag)", "foo(1)", "%x.y.z + %x.w", "conditions(1)", "aggregate($total + 1) + $total",
+           "%lowest.max"]
+    assert len(set(written)) > 200
+    for text in dict.fromkeys([*written, *odd]):
+        tree = parse(text)
+        assert analysis(text) == (
+            tree, (*call_problems(tree, FUNCTIONS), *presence_traps(tree)), tuple(variables_used(tree)),
+            tuple(n for n in tree.walk() if isinstance(n, ast.Member) and isinstance(n.source, ast.Variable)),
+            tuple(valueset_arguments(tree, FUNCTIONS))), text
+    with pytest.raises(FHIRPathSyntaxError):
+        analysis("%a.(")
+
+
 def test_a_suggestion_is_evaluated_in_its_rules_scope_and_target_only_under_for_each() -> None:
     def rule_variable(resources: list[dict[str, Any]]) -> None:  # I1's remove suggestion reads I1's %recentMaoi
         suggestion = _action(_plans(resources)[0], "I1")["action"][0]

@@ -121,6 +121,14 @@ def _forms(text: Any) -> tuple[str, ...]:
     "levo-milnacipran" are also "st johnswort" and "levomilnacipran")."""
     if not isinstance(text, str):
         return ()
+    return _text_forms(text)
+
+
+@lru_cache(maxsize=8192)
+def _text_forms(text: str) -> tuple[str, ...]:
+    # Cached: a drug text new to the knowledge base is read against every name of a value set
+    # (hundreds), each name's forms worked out again for every text (a third of the self-test's
+    # first matches).
     spaced, joined = _normalised(text), _normalised(_HYPHENS.sub("", text))
     return (spaced,) if joined == spaced else (spaced, joined)
 

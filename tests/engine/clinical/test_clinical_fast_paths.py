@@ -130,3 +130,21 @@ def test_a_unit_text_normalises_the_same_every_time(unit: Any) -> None:
 
     plain = _normalised.__wrapped__(unit) if isinstance(unit, str) else None
     assert normalise_unit(unit) == plain and normalise_unit(unit) == plain
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.sampled_from(["St John's-wort", "levo-milnacipran", "Aspirin-free", "non-aspirin", "Ñame–x", ""]),
+                 st.text(max_size=12), st.integers(), st.none()))
+def test_a_names_forms_are_worked_out_the_same_every_time(text: Any) -> None:
+    # valueset._forms keeps each text's forms; a name is read the same the first time and after.
+    from fhir_module.engine.clinical import valueset
+
+    def plain(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, str):
+            return ()
+        spaced, joined = valueset._normalised(value), valueset._normalised(valueset._HYPHENS.sub("", value))
+        return (spaced,) if joined == spaced else (spaced, joined)
+
+    assert valueset._forms(text) == plain(text)
+    assert valueset._forms(text) == plain(text)
+    assert valueset.name_matches(text, f"x {text} y") == valueset.name_matches(text, f"x {text} y")

@@ -21,9 +21,8 @@ line or a 412 body.
 
 from __future__ import annotations
 
-import functools
-
 import asyncio
+import functools
 import logging
 import re
 import time

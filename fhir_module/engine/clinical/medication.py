@@ -111,12 +111,9 @@ class _Collector:
         self.seen: set[int] = set()
 
     def concept(self, concept: Any, ingredient: bool) -> None:
-        found = codings(concept)
+        found, names = _concept_parts(concept)
         (self.ingredients if ingredient else self.codings).extend(found)
-        self.names.extend(display for _, _, display in found if display)
-        text = as_str(as_dict(concept).get("text"))
-        if text:
-            self.names.append(text)
+        self.names.extend(names)
 
     def reference(self, reference: Any, ingredient: bool, depth: int, resolve: Resolver | None = None) -> None:
         display = as_str(as_dict(reference).get("display"))
@@ -145,6 +142,16 @@ class _Collector:
                 self.reference(item_r5.get("reference"), True, depth + 1, local)
 
 
+def _concept_parts(concept: Any) -> tuple[list[Coding], list[str]]:
+    """A CodeableConcept's codings, and the names it gives: each coding's display, then its text."""
+    found = codings(concept)
+    names = [display for _, _, display in found if display]
+    text = as_str(as_dict(concept).get("text"))
+    if text:
+        names.append(text)
+    return found, names
+
+
 def medication_concepts(resource: Any, resolve: Resolver) -> MedicationConcepts:
     """The codings, ingredient codings and names of the drug a medication resource names.
 
@@ -154,13 +161,11 @@ def medication_concepts(resource: Any, resolve: Resolver) -> MedicationConcepts:
     """
     res = as_dict(resource)
     concept = res.get("medicationCodeableConcept")
-    if isinstance(concept, dict) and "medicationReference" not in res and "medication" not in res:
-        # The common shape, read without the collector: a drug named by its code alone.
-        found = codings(concept)
-        names = [display for _, _, display in found if display]
-        text = as_str(concept.get("text"))
-        if text:
-            names.append(text)
+    if (isinstance(concept, dict) and "medicationReference" not in res and "medication" not in res
+            and res.get("resourceType") != "Medication"):
+        # The common shape, read without the collector: a drug named by its code alone. (A
+        # Medication is read by its code and ingredients, whatever else it carries.)
+        found, names = _concept_parts(concept)
         return MedicationConcepts(tuple(dict.fromkeys(found)), (), tuple(dict.fromkeys(names)))
     collector = _Collector(resolve if callable(resolve) else (lambda _ref: None))
     if res.get("resourceType") == "Medication":

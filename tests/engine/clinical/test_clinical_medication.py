@@ -93,6 +93,18 @@ def test_medication_dispense_and_direct_medication():
     assert medication_concepts(medication, no_resolve).codings == ((RX, "8", None),)
 
 
+def test_a_medication_is_read_by_its_code_whatever_else_it_carries():
+    # A Medication with a stray medicationCodeableConcept (not a Medication element) is still read
+    # by its code and ingredients: the code-only shortcut of the order resources is not for it.
+    medication = {"resourceType": "Medication", "code": {"coding": [{"system": RX, "code": "8"}], "text": "Fetzima"},
+                  "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RX, "code": "1"}]}}],
+                  "medicationCodeableConcept": {"coding": [{"system": RX, "code": "99"}]}}
+    concepts = medication_concepts(medication, no_resolve)
+    assert concepts.codings == ((RX, "8", None),)
+    assert concepts.ingredient_codings == ((RX, "1", None),)
+    assert concepts.names == ("Fetzima",)
+
+
 def test_reference_cycles_stop():
     a = {"resourceType": "Medication", "id": "a", "code": {"text": "A"}, "ingredient": [{"itemReference": {"reference": "Medication/b"}}]}
     b = {"resourceType": "Medication", "id": "b", "code": {"text": "B"}, "ingredient": [{"itemReference": {"reference": "Medication/a"}}]}

@@ -186,10 +186,7 @@ class PlanApplier:
                 cards.append(card)
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
             every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
-            about_data = [note for child, child_reading in children
-                          if not child_reading.type and self.actions.has_notes(child)
-                          for note in self._notes(child, self._scope(child, scope, child_reading), kind, rules=True,
-                                                  rule=child_reading.name)]
+            about_data = self._rule_notes(action, scope, kind)
             for card in cards:
                 notes = every_card + [text for text, needs in about_data if needs <= card.reads]
                 notes = list(dict.fromkeys(notes))
@@ -210,12 +207,18 @@ class PlanApplier:
             if when and self._attempt(check, lambda when=when: truthy(scope.evaluate(when)), False):
                 found.append((scope.render(note_parts.get("text")), scope.reads([when])))
         if rules:
-            for child in action.get("action") or []:
-                child_reading = self.actions.of(child)
-                # Causes of a merged card, not suggestions (and only those with notes to look at).
-                if not child_reading.type and self.actions.has_notes(child):
-                    found += self._notes(child, self._scope(child, scope, child_reading), kind, rules=True,
-                                         rule=child_reading.name)
+            found += self._rule_notes(action, scope, kind)
+        return found
+
+    def _rule_notes(self, action: dict[str, Any], scope: Scope, kind: str) -> list[tuple[str, frozenset]]:
+        """The notes of the action's rules: the causes of a merged card, not suggestions, and only
+        those with notes to look at."""
+        found = []
+        for child in action.get("action") or []:
+            child_reading = self.actions.of(child)
+            if not child_reading.type and self.actions.has_notes(child):
+                found += self._notes(child, self._scope(child, scope, child_reading), kind, rules=True,
+                                     rule=child_reading.name)
         return found
 
     def _judged_values(self, action: dict[str, Any], reading: ActionReading,

@@ -304,7 +304,7 @@ class KnowledgeBase:
             return self._drug_matches[key]
         except KeyError:
             pass
-        found = self.match(vs, concepts)
+        found = self._match(vs, concepts)  # kept here alone, as the fact: not in _matched as well
         fact = None if found is None else {"how": found[0], "text": found[1], "name": drug_name(concepts)}
         if len(self._drug_matches) > _MATCH_MEMO_LIMIT:
             self._drug_matches.clear()

@@ -62,10 +62,6 @@ def applicability(action: dict[str, Any]) -> list[str]:
             and (text := as_dict(condition.get("expression")).get("expression"))]
 
 
-def holds(action: dict[str, Any], scope: Scope) -> bool:
-    return all(truthy(scope.evaluate(expression)) for expression in applicability(action))
-
-
 class ActionReading:
     """What the evaluator reads of one action, read once from its JSON (see CompiledActions).
     Shared by every request: nothing here may be changed by its readers."""
@@ -89,8 +85,7 @@ class ActionReading:
     def holds(self, scope: Scope) -> bool:
         """Whether every applicability condition is true (a single true: see expressions.truthy)."""
         for expression in self.conditions:
-            values = scope.evaluate(expression)
-            if len(values) != 1 or values[0] is not True:
+            if not truthy(scope.evaluate(expression)):
                 return False
         return True
 

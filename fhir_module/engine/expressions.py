@@ -182,7 +182,9 @@ class Expression:
             resource = {}
         try:
             try:
-                # The compiled code gives a new list (runtime.result); fhirpathpy's may not.
+                # `value`'s steps, written out: run is called for every evaluation of a request, and
+                # a call less counts there. The compiled code gives a new list (runtime.result);
+                # fhirpathpy's may not.
                 return self._compiled(resource, lookup)
             except Deferred:
                 return self._deferred(resource, lookup)

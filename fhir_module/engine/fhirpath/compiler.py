@@ -141,10 +141,10 @@ _LOGIC = {"and": "_and", "or": "_or", "xor": "_xor", "implies": "_implies"}
 
 # What the generated source refers to by name.
 _GLOBALS: dict[str, Any] = {
-    "Deferred": Deferred, "ValueError": ValueError, "isinstance": isinstance, "len": len, "list": list,
+    "ValueError": ValueError, "isinstance": isinstance, "len": len, "list": list,
     "dict": dict, "int": int, "bool": bool, "str": str, "type": type, "enumerate": enumerate, "map": map,
-    "arraify": arraify, "data": data, "result": result, "choice": choice, "singleton_boolean": singleton_boolean,
-    "uniq_flagged": uniq_flagged, "DEFAULT_VARIABLES": DEFAULT_VARIABLES, "CHECKS": CHECKS,
+    "result": result, "choice": choice, "singleton_boolean": singleton_boolean,
+    "uniq_flagged": uniq_flagged, "CHECKS": CHECKS,
     "_no_nested_lists": _no_nested_lists, "_variable": _variable, "_equality_deferred": _equality_deferred,
     "_compare_operands": _compare_operands, "_add": _add, "_unary_value": _unary_value,
     "_and": _and, "_or": _or, "_xor": _xor, "_implies": _implies, "_SAME_TYPE": _SAME_TYPE, "_NUMBERS": _NUMBERS,
@@ -164,10 +164,7 @@ class Compiler:
         self._focus: list[frozenset[str] | None] = [UNTYPED_ONLY]
 
     def compile(self, tree: ast.Node) -> Callable[[Any, Callable[[str], Any]], list]:
-        return self.compile_with_source(tree)[0]
-
-    def compile_with_source(self, tree: ast.Node) -> tuple[Callable[[Any, Callable[[str], Any]], list], str]:
-        """The function `evaluate(resource, lookup)` and its Python source. `lookup(name)` gives the
+        """The function `evaluate(resource, lookup)`, from generated Python source. `lookup(name)` gives the
         value of `%name`, or MISSING; each variable is looked up once, before anything is evaluated,
         in the order the expression first names them (as a scope hands them over, failures and all)."""
         compiled = self._node(tree)
@@ -182,7 +179,7 @@ class Compiler:
             code.add(f"return {values}")
         else:
             code.add(f"return result({values}, navigated={compiled.kind == NODE})")
-        return code.function("evaluate", "resource, lookup"), code.source
+        return code.function("evaluate", "resource, lookup")
 
     # Each method returns a Compiled whose emit(code, focus) writes the statements that compute
     # the node's collection (with `focus` the name of the focus) and returns the name holding it.
@@ -469,7 +466,7 @@ class Compiler:
         folded = _folded_argument(node, kind)
 
         def emit(code: Code) -> str:
-            code.add("if this is None:", "    this = root")
+            code.this_or_root()
             if folded is not _NOT_FOLDED:
                 return code.constant(folded)
             focus = code.assign("this")

@@ -82,6 +82,11 @@ class Code:
         self.add(f"{name} = {expression}")
         return name
 
+    def this_or_root(self) -> None:
+        """`this` made the current $this, or the root outside any per-item argument: what
+        fhirpathpy evaluates a function's argument on."""
+        self.add("if this is None:", "    this = root")
+
     def constant(self, value: Any) -> str:
         """How the source names a value: its literal for text, integers and booleans."""
         if type(value) in (str, int, bool):
@@ -176,8 +181,7 @@ _KEPT = frozenset({str, int, bool, Decimal, type(None)})
 
 
 def _visit(value: Any) -> Any:
-    if type(value) in _KEPT:
-        return value
+    """A value of a type outside _KEPT (its callers have looked), as fhirpathpy returns it."""
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, dict):

@@ -135,7 +135,7 @@ def _aggregate(compiler: Compiler, node: ast.Call, source: Compiled) -> Compiled
     def emit(code: Code, focus: str) -> str:
         items = source.emit(code, focus)
         if initial is not None:
-            code.add("if this is None:", "    this = root")
+            code.this_or_root()
             start = code.assign("this")
             code.add(f"total = {initial.emit(code, start)}")
         else:

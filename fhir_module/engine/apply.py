@@ -186,7 +186,7 @@ class PlanApplier:
                 cards.append(card)
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
             every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
-            about_data = self._rule_notes(action, scope, kind)
+            about_data = self._rule_notes(children, scope, kind)
             for card in cards:
                 notes = every_card + [text for text, needs in about_data if needs <= card.reads]
                 notes = list(dict.fromkeys(notes))
@@ -207,15 +207,16 @@ class PlanApplier:
             if when and self._attempt(check, lambda when=when: truthy(scope.evaluate(when)), False):
                 found.append((scope.render(note_parts.get("text")), scope.reads([when])))
         if rules:
-            found += self._rule_notes(action, scope, kind)
+            found += self._rule_notes([(child, self.actions.of(child)) for child in action.get("action") or []],
+                                      scope, kind)
         return found
 
-    def _rule_notes(self, action: dict[str, Any], scope: Scope, kind: str) -> list[tuple[str, frozenset]]:
-        """The notes of the action's rules: the causes of a merged card, not suggestions, and only
-        those with notes to look at."""
+    def _rule_notes(self, children: list[tuple[dict[str, Any], ActionReading]], scope: Scope,
+                    kind: str) -> list[tuple[str, frozenset]]:
+        """The notes of an action's rules (its children, each with its reading): the causes of a
+        merged card, not suggestions, and only those with notes to look at."""
         found = []
-        for child in action.get("action") or []:
-            child_reading = self.actions.of(child)
+        for child, child_reading in children:
             if not child_reading.type and self.actions.has_notes(child):
                 found += self._notes(child, self._scope(child, scope, child_reading), kind, rules=True,
                                      rule=child_reading.name)

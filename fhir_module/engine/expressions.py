@@ -16,13 +16,12 @@ from typing import Any, Callable
 import math
 from decimal import Decimal
 
-from fhirpathpy import apply_parsed_path
-
 from .clinical._json import fmt_rounded
 from .failures import EvaluationFailure
 from .fhirpath import FHIRPathSyntaxError, call_problems, parse, parse_for_fhirpathpy, variables_used
 from .fhirpath.ast import Literal
 from .fhirpath.compiler import Compiler, Unsupported
+from .fhirpath.reference import apply_parsed_path
 from .fhirpath.runtime import MISSING, Deferred, lookup_in
 from .fhirpath.typepaths import R4_MODEL
 from .functions import CHART_READS, FUNCTIONS, MODULE_FUNCTIONS, fhirpathpy_kinds

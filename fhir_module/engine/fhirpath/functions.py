@@ -5,15 +5,22 @@ table, so that the strict check allows exactly what the evaluator can run (`reso
 `memberOf()` and the other functions fhirpathpy lacks are unknown functions, refused when the
 knowledge is checked instead of failing on every request). The engine adds the module's own
 functions (engine/functions.py) to the same kind of table.
+
+Importing fhirpathpy loads ANTLR and its evaluator, which the start needs for nothing else, so the
+table is also kept written out (fhirpathpy_functions.py, with the digest of the fhirpathpy file
+that defines it) and read from there while the installed file has that digest; any other
+fhirpathpy is read itself. Rewrite the file with `python -m fhir_module.engine.fhirpath.functions`
+(tests/engine/fhirpath/test_fhirpath_functions.py fails when it is stale).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
-
-from fhirpathpy.engine.invocations import invocation_registry
+from pathlib import Path
+from typing import Any, Mapping
 
 # Argument kinds, as fhirpathpy names them, plus ValueSet (ours: a string literal naming a value set
 # of the knowledge, by id or canonical URL).
@@ -62,7 +69,10 @@ def _kind(kind: object) -> str:
     return kind[0] if isinstance(kind, list) else str(kind)
 
 
-def _standard() -> dict[str, Function]:
+def from_fhirpathpy() -> dict[str, Function]:
+    """The table, read from the installed fhirpathpy's invocation registry (imports fhirpathpy)."""
+    from fhirpathpy.engine.invocations import invocation_registry
+
     table = {}
     for name, entry in invocation_registry.items():
         if not _NAME.fullmatch(name) or name in _OPERATOR_ENTRIES:
@@ -76,4 +86,53 @@ def _standard() -> dict[str, Function]:
     return table
 
 
+# The fhirpathpy file that defines the registry, under its package folder.
+REGISTRY_FILE = ("engine", "invocations", "__init__.py")
+
+
+def installed_registry_digest() -> str | None:
+    """SHA-256 of the installed fhirpathpy's registry file, found without importing fhirpathpy."""
+    spec = importlib.util.find_spec("fhirpathpy")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        return hashlib.sha256(Path(next(iter(spec.submodule_search_locations)), *REGISTRY_FILE).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def from_written(table: Mapping[str, Any]) -> dict[str, Function]:
+    """The table as fhirpathpy_functions.py writes it: a kind for a variadic function, else its
+    argument kinds by count."""
+    return {name: Function(name, {}, variadic=entry) if isinstance(entry, str) else Function(name, dict(entry))
+            for name, entry in table.items()}
+
+
+def _standard() -> dict[str, Function]:
+    from . import fhirpathpy_functions as written
+
+    if installed_registry_digest() == written.SHA256:
+        return from_written(written.TABLE)
+    return from_fhirpathpy()  # another fhirpathpy (or its file not found): read its own table
+
+
 STANDARD_FUNCTIONS: Mapping[str, Function] = _standard()
+
+
+def written_module() -> str:
+    """The text of fhirpathpy_functions.py for the installed fhirpathpy."""
+    import pprint
+
+    table = {name: function.variadic or dict(function.arities) for name, function in from_fhirpathpy().items()}
+    return (
+        '"""fhirpathpy\'s function table, as functions.py reads it from fhirpathpy, written by\n'
+        '`python -m fhir_module.engine.fhirpath.functions` (do not edit): each function\'s argument kinds\n'
+        'by argument count, or the kind of a variadic function\'s arguments. Read only while the installed\n'
+        'fhirpathpy\'s registry file has this SHA-256.\n"""\n\n'
+        f"SHA256 = {installed_registry_digest()!r}\n\n"
+        f"TABLE = {pprint.pformat(table, width=100, sort_dicts=False)}\n"
+    )
+
+
+if __name__ == "__main__":
+    Path(__file__).with_name("fhirpathpy_functions.py").write_text(written_module(), encoding="utf-8")

@@ -5,23 +5,16 @@ recognised ends, so `this is (not fhirpath` and `%orderMatch.exists(` both "comp
 quietly evaluate to something else. This parser runs the same ANTLR grammar (fhirpathpy's
 FHIRPath.g4, so both agree on what an expression means) from its `entireExpression` rule, which
 requires the end of input, with an error listener that stops at the first error instead of
-recovering. The parse tree becomes our own syntax tree (`ast`), positions included.
+recovering (antlr.py: loaded only for a text the hand-written parser, quickparse.py, leaves to
+it). The parse tree becomes our own syntax tree (`ast`), positions included.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
-
-from antlr4 import CommonTokenStream, InputStream, Token
-from antlr4.error.ErrorListener import ErrorListener
-from antlr4.tree.Tree import ParseTreeWalker
-from fhirpathpy.parser.ASTPathListener import ASTPathListener
-from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
-from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from . import ast
 from .quickparse import NotHandled, quick_parse
@@ -49,87 +42,6 @@ class FHIRPathSyntaxError(ValueError):
     @property
     def where(self) -> str:
         return describe_position(self.text, self.offset)
-
-
-class _Stop(Exception):
-    def __init__(self, offset: int, problem: str) -> None:
-        super().__init__(problem)
-        self.offset = offset
-        self.problem = problem
-
-
-def _offset(text: str, line: int, column: int) -> int:
-    """ANTLR's (1-based line, 0-based column) as an offset into the text."""
-    start = 0
-    for _ in range(line - 1):
-        start = text.index("\n", start) + 1
-    return start + column
-
-
-_EXPECTING = re.compile(r"\s+expecting\s+(.*)$", re.DOTALL)
-
-
-def _describe(token: Any) -> str:
-    if token is None or token.type == Token.EOF:
-        return "end of expression"
-    return repr(token.text)
-
-
-def _problem(message: str, token: Any) -> str:
-    """A short message from ANTLR's: what was found and, when the list is short, what was expected."""
-    if message.startswith("token recognition error at: "):
-        return f"unexpected character {message[len('token recognition error at: '):]}"
-    if message.startswith("missing "):
-        wanted = message[len("missing "):].split(" at ")[0]
-        return f"missing {wanted} before {_describe(token)}"
-    expected = _EXPECTING.search(message)
-    found = f"unexpected {_describe(token)}"
-    if expected:
-        choices = expected.group(1).strip()
-        if choices == "<EOF>":
-            return f"{found}: the expression should end here"
-        if not choices.startswith("{") or choices.count(",") < 4:
-            return f"{found}, expected {choices.replace('<EOF>', 'end of expression')}"
-    return found
-
-
-class _StopAtFirstError(ErrorListener):
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802 - ANTLR's name
-        if offendingSymbol is not None and getattr(offendingSymbol, "start", -1) >= 0:
-            offset = offendingSymbol.start
-        else:
-            offset = _offset(self.text, line, column)
-        raise _Stop(offset, _problem(msg, offendingSymbol))
-
-
-def _raise_lexer_error(error: Exception) -> None:
-    raise error
-
-
-@dataclass(frozen=True)
-class _Tree:
-    expression: Any  # FHIRPathParser.ExpressionContext
-
-
-def _antlr_tree(text: str) -> _Tree:
-    if not text.strip():
-        raise FHIRPathSyntaxError(text, 0, "empty expression")
-    listener = _StopAtFirstError(text)
-    lexer = FHIRPathLexer(InputStream(text))
-    lexer.removeErrorListeners()
-    lexer.addErrorListener(listener)
-    lexer.recover = _raise_lexer_error  # the listener raises first; never skip a character
-    parser = FHIRPathParser(CommonTokenStream(lexer))
-    parser.removeErrorListeners()
-    parser.addErrorListener(listener)
-    try:
-        entire = parser.entireExpression()  # expression EOF: trailing input is an error
-    except _Stop as stop:
-        raise FHIRPathSyntaxError(text, stop.offset, stop.problem) from None
-    return _Tree(entire.expression())
 
 
 # -- parse tree → syntax tree ---------------------------------------------------------------------
@@ -256,7 +168,9 @@ def parse(text: str) -> ast.Node:
 
 def antlr_parse(text: str) -> ast.Node:
     """`parse` by ANTLR alone: the reference the hand-written parser must agree with."""
-    return _Builder(text).expression(_antlr_tree(text).expression)
+    from .antlr import antlr_tree
+
+    return _Builder(text).expression(antlr_tree(text))
 
 
 @lru_cache(maxsize=8192)
@@ -264,7 +178,7 @@ def parse_for_fhirpathpy(text: str) -> tuple[ast.Node, dict[str, Any]]:
     """The syntax tree and, from a strict parse, the tree fhirpathpy evaluates (what
     `fhirpathpy.parser.parse` would give for a valid expression). Only the reference evaluation
     needs fhirpathpy's tree, so `parse` does not build it (a sixth of the knowledge check's time)."""
+    from .antlr import antlr_tree, fhirpathpy_tree
+
     tree = parse(text)  # the strict parse first: its error, with its position, for invalid text
-    listener = ASTPathListener()
-    ParseTreeWalker().walk(listener, _antlr_tree(text).expression)
-    return tree, listener.parentStack[0]
+    return tree, fhirpathpy_tree(antlr_tree(text))

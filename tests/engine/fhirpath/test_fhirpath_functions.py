@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import fhirpathpy
 import pytest
 from fhirpathpy.engine.invocations import invocation_registry
 
 from fhir_module.engine.expressions import USER_FUNCTIONS, Expression, ExpressionError
 from fhir_module.engine.facts import ChartFacts
 from fhir_module.engine.fhirpath import STANDARD_FUNCTIONS, call_problems, parse, presence_traps, valueset_arguments
+from fhir_module.engine.fhirpath import fhirpathpy_functions, functions
 from fhir_module.engine.functions import FUNCTIONS, MODULE_FUNCTIONS
 
 
@@ -20,6 +27,30 @@ def test_the_standard_functions_are_fhirpathpys() -> None:
         assert name in invocation_registry
     assert {"where", "exists", "iif", "aggregate", "join", "first", "coalesce"} <= set(STANDARD_FUNCTIONS)
     assert not {"resolve", "memberOf", "conformsTo", "defineVariable", "and", "containsOp"} & set(STANDARD_FUNCTIONS)
+
+
+def test_the_written_table_is_the_installed_fhirpathpys() -> None:
+    # The start reads the written table (no fhirpathpy import): it must be what fhirpathpy's own
+    # registry gives, for the registry file it names. Stale: `python -m fhir_module.engine.fhirpath.functions`.
+    assert fhirpathpy_functions.SHA256 == functions.installed_registry_digest()
+    assert functions.from_written(fhirpathpy_functions.TABLE) == functions.from_fhirpathpy()
+    assert STANDARD_FUNCTIONS == functions.from_fhirpathpy()
+    assert Path(fhirpathpy_functions.__file__).read_text(encoding="utf-8") == functions.written_module()
+
+
+def test_another_fhirpathpy_is_read_itself(tmp_path: Path) -> None:
+    # An installed fhirpathpy whose registry differs from the written one (here: a function more)
+    # is not judged by the written table: its own registry is read.
+    copy = tmp_path / "fhirpathpy"
+    shutil.copytree(Path(fhirpathpy.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    registry = copy.joinpath(*functions.REGISTRY_FILE)
+    registry.write_text(registry.read_text(encoding="utf-8") + '\ninvocation_registry["madeUp"] = {"fn": None}\n',
+                        encoding="utf-8")
+    code = ("import sys; from fhir_module.engine.fhirpath import STANDARD_FUNCTIONS; "
+            "assert sys.modules['fhirpathpy'].__file__.startswith(sys.argv[1]); "
+            "assert 'madeUp' in STANDARD_FUNCTIONS and 'where' in STANDARD_FUNCTIONS")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120,
+                   env={"PYTHONPATH": str(tmp_path), "PATH": ""})
 
 
 def test_the_evaluator_registers_exactly_the_module_functions_of_the_table() -> None:

@@ -22,7 +22,7 @@ try:  # compiled and fast: knowledge files are checked at every start
 except ImportError:  # pragma: no cover - a declared dependency, but the slow path is exact too
     jsonschema_rs = None
 
-from fhir_module.monograph import Monograph, MonographError, parse_monograph
+from fhir_module.monograph import Monograph, MonographError, parse_monograph_once
 
 from . import terminology
 from .codes import build_products, build_valueset, with_package_codes
@@ -162,8 +162,8 @@ def _monograph(module: dict[str, Any], text: str | None, folder: Path | None, lo
 
 @lru_cache(maxsize=16)
 def _parsed(text: str, source: str) -> Monograph:
-    """The parsed monograph (immutable), once per text: modules and checks read the same one."""
-    return parse_monograph(text, source=source)
+    """The parsed monograph (immutable), once per text and source: modules and checks read the same one."""
+    return parse_monograph_once(text, source)
 
 
 def _unique(located: Located, items: list[dict[str, Any]], key: str, what: str) -> None:

@@ -8,8 +8,10 @@ Anything else is refused with a MonographError naming the line and section.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -290,6 +292,24 @@ def parse_monograph(text: str, source: str = "<monograph>") -> Monograph:
     if not isinstance(text, str):
         raise MonographError(f"monograph text must be a string, not {type(text).__name__}", source=source)
     return _Parser(text, source).parse()
+
+
+@lru_cache(maxsize=16)
+def _parsed(text: str) -> Monograph | MonographError:
+    try:
+        return parse_monograph(text)
+    except MonographError as error:
+        return error
+
+
+def parse_monograph_once(text: str, source: str = "<monograph>") -> Monograph:
+    """`parse_monograph(text, source)`, each text parsed once per process: the knowledge loader
+    reads a module's monograph and the knowledge check reads it again from the DocumentReference
+    the module became (twice at every start). The monograph is immutable; this one names `source`."""
+    parsed = _parsed(text)
+    if isinstance(parsed, MonographError):
+        return parse_monograph(text, source)  # raises it again, naming this source
+    return parsed if parsed.source == source else dataclasses.replace(parsed, source=source)
 
 
 def load_monograph(path: str | Path) -> Monograph:

@@ -10,7 +10,7 @@ from typing import Any
 
 from fhir_module.engine.clinical._json import as_dict, as_list
 
-from fhir_module.monograph import Monograph, MonographError, parse_monograph
+from fhir_module.monograph import Monograph, MonographError, parse_monograph_once
 
 from .index import Index, label
 
@@ -92,8 +92,9 @@ def library_problems(index: Index, library: dict[str, Any]) -> list[tuple[str, s
 
 @lru_cache(maxsize=16)
 def _parsed(text: str) -> Monograph | MonographError:
+    # A module's monograph was parsed by the loader already: the same text is not parsed again.
     try:
-        return parse_monograph(text)
+        return parse_monograph_once(text)
     except MonographError as error:
         return error
 

@@ -124,3 +124,38 @@ def run(path):
     assert "jsonschema" not in loaded_after(code + f"assert run({str(valid)!r})[0] == 0")
     assert "jsonschema" in loaded_after(code + f"status, text = run({str(invalid)!r})\n"
                                                "assert status == 1 and 'is not a valid date' in text, text")
+
+
+def test_validating_does_not_load_the_serving_engine(tmp_path) -> None:
+    # The knowledge layer checks with engine.knowledgecheck and engine.fhirpath; the package's
+    # __init__ no longer loads the engine that serves (knowledge base, service) for them.
+    bundle = tmp_path / "bundle.json"
+    subprocess.run([sys.executable, "-m", "fhir_module.cli", "export", "-o", str(bundle)], check=True, timeout=120)
+    code = f"""
+import argparse, io
+from fhir_module.validation.cli import validate_command
+status = validate_command(argparse.Namespace(files=[{str(bundle)!r}], profile=None, fhir_version=None, verbose=False,
+                                             format="text", allow_draft=False), out=io.StringIO())
+assert status == 0, status
+"""
+    loaded = loaded_after(code)
+    assert "fhir_module.engine.knowledgecheck" in loaded
+    assert not {"fhir_module.engine.service", "fhir_module.engine.knowledgebase", "fhir_module.engine.apply"} & loaded
+
+
+def test_the_engine_package_gives_its_names_on_first_use() -> None:
+    code = """
+import sys
+import fhir_module.engine as engine
+assert "fhir_module.engine.service" not in sys.modules
+from fhir_module.engine import Engine, KnowledgeBase, KnowledgeLoadError, RequestError
+from fhir_module.engine.service import Engine as defined
+assert Engine is defined and engine.Engine is defined
+try:
+    engine.Nothing
+except AttributeError:
+    pass
+else:
+    raise AssertionError("engine.Nothing")
+"""
+    loaded_after(code)

@@ -146,13 +146,22 @@ class Monograph:
         except KeyError:
             raise KeyError(f"no sentence '{id}' in {self.source}") from None
 
+    @cached_property
+    def _found(self) -> dict[str, tuple[Sentence, ...]]:
+        return {}
+
     def find_all(self, quote: str) -> list[Sentence]:
         """Every sentence containing *quote* (see `find`)."""
-        parts = [p.strip() for p in _ELLIPSIS.split(normalise_quote(quote))]
-        parts = [p for p in parts if p]
-        if not parts:
-            raise ValueError("empty quote")
-        return [s for s in self.sentences() if _contains_in_order(s.text, parts)]
+        # Kept per quote: the loader and the knowledge check look the same quotes up again and
+        # again (374 lookups of 101 quotes at every start), each a scan of every sentence.
+        found = self._found.get(quote)
+        if found is None:
+            parts = [p.strip() for p in _ELLIPSIS.split(normalise_quote(quote))]
+            parts = [p for p in parts if p]
+            if not parts:
+                raise ValueError("empty quote")
+            found = self._found[quote] = tuple(s for s in self.sentences() if _contains_in_order(s.text, parts))
+        return list(found)
 
     def find(self, quote: str) -> Sentence | None:
         """The first sentence that contains *quote*, or None.

@@ -38,3 +38,23 @@ def test_a_monograph_that_cannot_be_read_names_each_source() -> None:
         with pytest.raises(MonographError) as direct:
             parse_monograph(text, source)
         assert str(once.value) == str(direct.value) and str(once.value).startswith(f"{source}, line 3")
+
+
+@pytest.mark.parametrize("text", _texts())
+def test_a_quote_found_again_is_found_as_the_first_time(text: str) -> None:
+    # find_all keeps its answer per quote: the same sentences as a scan of a monograph that never
+    # answered it, whatever was asked before; the list handed out is the caller's.
+    monograph = parse_monograph(text)
+    sentences = list(monograph.sentences())
+    quotes = [s.text for s in sentences[::3]] + [s.text[:20] for s in sentences[1::5]]
+    quotes += [f"{s.text[:10]} ... {s.text[-10:]}" for s in sentences[2::7] if len(s.text) > 30]
+    quotes += ["not a sentence of any monograph", "mg", *(s.label for s in sentences if s.label)]
+    for quote in quotes * 2:
+        fresh = parse_monograph(text)
+        answer = monograph.find_all(quote)
+        assert answer == fresh.find_all(quote) and monograph.find(quote) == fresh.find(quote)
+        answer.clear()
+        assert monograph.find_all(quote) == fresh.find_all(quote)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="empty quote"):
+            monograph.find_all(" ... ")

@@ -48,11 +48,14 @@ class Node:
             elif isinstance(value, tuple):
                 yield from (v for v in value if isinstance(v, Node))
 
-    def walk(self) -> Iterator["Node"]:
+    def walk(self) -> tuple["Node", ...]:
         """This node and every node under it, depth first, in source order."""
-        yield self
-        for child in self.children():
-            yield from child.walk()
+        # Kept on the node (a tree never changes, and parse gives each text's tree once): the
+        # knowledge check and the compiler walk each tree again and again (~1,900 walks at start).
+        walked = self.__dict__.get("_walked")
+        if walked is None:
+            walked = self.__dict__["_walked"] = (self, *(node for child in self.children() for node in child.walk()))
+        return walked
 
 
 @cache

@@ -21,6 +21,7 @@ from .cases import Scenario, ScenarioError, shift_date
 USER_ID = "Practitioner/example"
 DEFAULT_BASE = "https://ehr.example.org/fhir"
 _TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]+")
 _TODAY_TOKEN = re.compile(r"^today(?:\(\))?(?:\s*([+-])\s*(\d+)\s*(d|days?|w|weeks?|m|months?|y|years?))?$")
 
 
@@ -153,7 +154,7 @@ def answer_query(query: str, record: Iterable[dict[str, Any]], base_url: str = D
     query = query.strip().lstrip("/")
     path, _, query_string = query.partition("?")
     parts = [p for p in path.split("/") if p]
-    if not parts or not re.fullmatch(r"[A-Z][A-Za-z]+", parts[0]):
+    if not parts or not _RESOURCE_TYPE.fullmatch(parts[0]):
         raise ScenarioError(f"prefetch query {query!r} does not start with a resource type")
     resource_type = parts[0]
     if len(parts) == 2 and not query_string:

@@ -2,7 +2,7 @@
 grammar's `entireExpression` rule with an error listener that stops at the first error.
 
 Loaded only when a text needs it (parser.py): the hand-written parser reads every expression of
-the built-in knowledge, so the service starts without ANTLR and fhirpathpy (about 150M
+the built-in knowledge, so the service starts without ANTLR and fhirpathpy (about 120M
 instructions of its start); ANTLR places the error in invalid text, and parses what the
 hand-written parser leaves to it.
 """

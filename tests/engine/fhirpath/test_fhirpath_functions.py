@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def test_another_fhirpathpy_is_read_itself(tmp_path: Path) -> None:
             "assert sys.modules['fhirpathpy'].__file__.startswith(sys.argv[1]); "
             "assert 'madeUp' in STANDARD_FUNCTIONS and 'where' in STANDARD_FUNCTIONS")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120,
-                   env={"PYTHONPATH": str(tmp_path), "PATH": ""})
+                   env={**os.environ, "PYTHONPATH": str(tmp_path)})
 
 
 def test_the_evaluator_registers_exactly_the_module_functions_of_the_table() -> None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -293,6 +292,8 @@ def _log_format(value: Any) -> str:
 
 
 def _read_toml(path: str) -> dict[str, Any]:
+    import tomllib  # only for a configuration file: most starts have none (22M instructions to load)
+
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

@@ -277,12 +277,9 @@ class PlanApplier:
         A cause that cannot be evaluated is said, and the others still make the card."""
         variable = template["merge"]
         causes = []
-        reads: frozenset[tuple[int, str]] = frozenset()
-        for child in action.get("action") or []:
-            child_reading = self.actions.of(child)
-            if child_reading.type:
-                continue  # a suggestion, not a cause
-            reads |= self._scope(child, scope, child_reading).reads(child_reading.conditions)  # every limit the card stands for
+        children = [(child, child_reading) for child in action.get("action") or []
+                    if not (child_reading := self.actions.of(child)).type]  # causes, not suggestions
+        for child, child_reading in children:
             cause = self._attempt(f"{kind}: {child_reading.name}",
                                   lambda child=child, reading=child_reading: self._cause(child, reading, scope, variable),
                                   None)
@@ -290,6 +287,9 @@ class PlanApplier:
                 causes.append(cause)
         if not causes:
             return None
+        reads: frozenset[tuple[int, str]] = frozenset()
+        for child, child_reading in children:  # every limit the card stands for
+            reads |= self._scope(child, scope, child_reading).reads(child_reading.conditions)
         causes.sort(key=lambda cause: cause[variable])
         lowest = causes[0]
         scope = scope.child(values={"lowest": [{variable: lowest[variable], "reason": lowest["reason"]}],

@@ -24,6 +24,27 @@ class Definitions(dict):
         super().__init__((name, compiled(text) if isinstance(text, str) else text) for name, text in definitions.items())
         self.constants = tuple((name, expression.constant) for name, expression in self.items()
                                if expression.constant is not None)
+        self._closures: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def closure(self, names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Of the variables `names` and those the definitions among them read in turn: the ones
+        defined here, and the others (read from elsewhere). It depends on the definitions alone, so
+        it is worked out once per names asked (Scope.reads asks it of every scope it walks)."""
+        found = self._closures.get(names)
+        if found is None:
+            here: dict[str, None] = {}
+            elsewhere: dict[str, None] = {}
+            pending = list(names)
+            while pending:
+                name = pending.pop()
+                definition = self.get(name)
+                if definition is None:
+                    elsewhere[name] = None
+                elif name not in here:
+                    here[name] = None
+                    pending += definition.variables
+            found = self._closures[names] = (tuple(here), tuple(elsewhere))
+        return found
 
 
 _NO_DEFINITIONS = Definitions({})
@@ -76,20 +97,24 @@ class Scope:
     def reads(self, expressions: "list[Expression | str]") -> frozenset[tuple[int, str]]:
         """Every variable the expressions read, directly or through the definitions they use, each
         named with the scope that defines it (two rules' own `%limit`s are different variables).
-        Not evaluated: this is what the expressions need, whatever the data."""
+        Not evaluated: this is what the expressions need, whatever the data. What a scope's own
+        definitions read of one another is worked out once (Definitions.closure); a name they do
+        not define is this scope's when it was given as a value, else its parent's to find."""
         found: set[tuple[int, str]] = set()
-        pending = [(self, name) for e in expressions for name in (compiled(e) if isinstance(e, str) else e).variables]
-        while pending:
-            owner: Scope | None
-            owner, name = pending.pop()
-            while owner is not None and name not in owner.values and name not in owner.definitions:
-                owner = owner.parent
-            if owner is None or (id(owner), name) in found:
-                continue
-            found.add((id(owner), name))
-            definition = owner.definitions.get(name)
-            if definition is not None:
-                pending += [(owner, used) for used in definition.variables]
+        names = tuple(name for e in expressions for name in (compiled(e) if isinstance(e, str) else e).variables)
+        scope: Scope | None = self
+        while names and scope is not None:
+            here, elsewhere = scope.definitions.closure(names)
+            key = id(scope)
+            found.update([(key, name) for name in here])
+            outside = []
+            for name in elsewhere:
+                if name in scope.values:
+                    found.add((key, name))
+                else:
+                    outside.append(name)
+            names = tuple(outside)
+            scope = scope.parent
         return frozenset(found)
 
     def _define(self, name: str) -> list[Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .clinical._json import as_dict, as_list, dicts
-from .expressions import chart_types_read, compiled, truthy
+from .expressions import chart_types_read, compiled, template, truthy
 from .scope import Definitions, Scope
 
 EXT_VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
@@ -92,6 +92,41 @@ class ActionReading:
         return True
 
 
+def basis(doc: dict[str, Any], bold: bool = True) -> str:
+    """What a rule rests on, for the card: a quoted monograph sentence, or the stated policy."""
+    mark = "**" if bold else ""
+    if doc.get("type") == "justification":
+        return f"{mark}Policy:{mark} {doc.get('citation', '')}"
+    return f"{mark}Monograph{mark} ({doc.get('display', '')}): \"{doc.get('citation', '')}\""
+
+
+class CardParts:
+    """What a rule's card takes from its action's JSON as it stands: its topic, severity, the
+    documents it rests on and their quotes, the operational definitions it used, and the variables
+    its card texts name (whose chart records are the card's evidence). Read once per action, when
+    its card is first made (see CompiledActions.card); shared by every request, read-only."""
+
+    __slots__ = ("topic_coding", "indicator", "documentation", "quotes", "definitions_used", "card_variables",
+                 "cause_variables")
+
+    def __init__(self, action: dict[str, Any], reading: ActionReading) -> None:
+        self.topic_coding = topic_coding(action)
+        self.indicator = SEVERITY.get(action.get("priority", "routine"), "info")
+        self.documentation = tuple(action.get("documentation") or [])
+        self.quotes = tuple(basis(doc) for doc in self.documentation if doc.get("citation"))
+        used = policies(action)
+        self.definitions_used = " Definitions used: " + "; ".join(used) + "." if used else ""
+        card = reading.template
+        # Each name once, in the order the texts name them (a card's evidence lists the records of
+        # each variable its summary, then its detail, names; a merged card's causes, detail then reason).
+        self.card_variables = _named(card.get("summary"), card.get("detail"))
+        self.cause_variables = _named(card.get("detail"), card.get("reason"))
+
+
+def _named(*texts: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for text in texts if text for name in template(text).variables))
+
+
 class CompiledActions:
     """What the evaluator reads of each action (its variables and its applicability conditions,
     compiled; its card template, notes and type), worked out on first use and kept as long as the
@@ -102,6 +137,9 @@ class CompiledActions:
     def __init__(self) -> None:
         self._readings: dict[int, ActionReading] = {}
         self._has_notes: dict[int, bool] = {}
+        self._children: dict[int, tuple[tuple[dict[str, Any], ActionReading], ...]] = {}
+        self._noted: dict[int, tuple[tuple[dict[str, Any], ActionReading], ...]] = {}
+        self._cards: dict[int, CardParts] = {}
 
     def of(self, action: dict[str, Any]) -> ActionReading:
         found = self._readings.get(id(action))
@@ -116,6 +154,28 @@ class CompiledActions:
         if found is None:
             found = self._has_notes[id(action)] = bool(self.of(action).notes) or any(
                 self.has_notes(child) for child in action.get("action") or [] if not self.of(child).type)
+        return found
+
+    def children(self, action: dict[str, Any]) -> tuple[tuple[dict[str, Any], ActionReading], ...]:
+        """The action's sub-actions, each with its reading, in order."""
+        found = self._children.get(id(action))
+        if found is None:
+            found = self._children[id(action)] = tuple((child, self.of(child)) for child in action.get("action") or [])
+        return found
+
+    def noted_children(self, action: dict[str, Any]) -> tuple[tuple[dict[str, Any], ActionReading], ...]:
+        """The sub-actions that are causes (not suggestions) with notes of their own or below them:
+        the only ones whose notes the applier looks at."""
+        found = self._noted.get(id(action))
+        if found is None:
+            found = self._noted[id(action)] = tuple((child, reading) for child, reading in self.children(action)
+                                                    if not reading.type and self.has_notes(child))
+        return found
+
+    def card(self, action: dict[str, Any]) -> CardParts:
+        found = self._cards.get(id(action))
+        if found is None:
+            found = self._cards[id(action)] = CardParts(action, self.of(action))
         return found
 
     def definitions(self, action: dict[str, Any]) -> Definitions:

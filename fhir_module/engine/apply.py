@@ -11,11 +11,11 @@ import logging
 from datetime import date
 from typing import Any, Callable, TypeVar
 
-from .actions import SEVERITY, ActionReading, policies, topic, topic_coding
+from .actions import ActionReading, CardParts, basis
 from .cards import SEVERITY_RANK, Card, CardWriter, not_evaluated_card, truncate
 from .chart import Chart, ref
 from .clinical._json import fmt_rounded
-from .expressions import template, current_facts, number, truthy
+from .expressions import current_facts, number, truthy
 from .facts import ChartFacts
 from .failures import EvaluationFailure, EvaluationFailures
 from .knowledgebase import KnowledgeBase, ModuleInfo
@@ -24,14 +24,6 @@ from .suggestions import SuggestionMaker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _basis(doc: dict[str, Any], bold: bool = True) -> str:
-    """What a rule rests on, for the card: a quoted monograph sentence, or the stated policy."""
-    mark = "**" if bold else ""
-    if doc.get("type") == "justification":
-        return f"{mark}Policy:{mark} {doc.get('citation', '')}"
-    return f"{mark}Monograph{mark} ({doc.get('display', '')}): \"{doc.get('citation', '')}\""
 
 
 class NotEvaluated:
@@ -176,8 +168,7 @@ class PlanApplier:
         if not self._attempt(f"{kind}: whether the order is one", lambda: reading.holds(scope), False):
             return []
         cards = []
-        children = [(child, self.actions.of(child)) for child in action.get("action") or []]
-        for child, child_reading in children:
+        for child, child_reading in self.actions.children(action):
             card = self._attempt(f"{kind}: {child_reading.name}",
                                  lambda child=child, reading=child_reading: self._rule(child, reading, scope, order, kind),
                                  None)
@@ -186,7 +177,7 @@ class PlanApplier:
                 cards.append(card)
         if cards:  # notes only matter on cards that fire; no need to evaluate them otherwise
             every_card = self.chart.notes + [text for text, _ in self._notes(action, scope, kind, rules=False)]
-            about_data = self._rule_notes(children, scope, kind)
+            about_data = self._rule_notes(action, scope, kind)
             for card in cards:
                 notes = every_card + [text for text, needs in about_data if needs <= card.reads]
                 notes = list(dict.fromkeys(notes))
@@ -207,19 +198,16 @@ class PlanApplier:
             if when and self._attempt(check, lambda when=when: truthy(scope.evaluate(when)), False):
                 found.append((scope.render(note_parts.get("text")), scope.reads([when])))
         if rules:
-            found += self._rule_notes([(child, self.actions.of(child)) for child in action.get("action") or []],
-                                      scope, kind)
+            found += self._rule_notes(action, scope, kind)
         return found
 
-    def _rule_notes(self, children: list[tuple[dict[str, Any], ActionReading]], scope: Scope,
-                    kind: str) -> list[tuple[str, frozenset]]:
-        """The notes of an action's rules (its children, each with its reading): the causes of a
-        merged card, not suggestions, and only those with notes to look at."""
+    def _rule_notes(self, action: dict[str, Any], scope: Scope, kind: str) -> list[tuple[str, frozenset]]:
+        """The notes of an action's rules (its children in `scope`): the causes of a merged card,
+        not suggestions, and only those with notes to look at."""
         found = []
-        for child, child_reading in children:
-            if not child_reading.type and self.actions.has_notes(child):
-                found += self._notes(child, self._scope(child, scope, child_reading), kind, rules=True,
-                                     rule=child_reading.name)
+        for child, child_reading in self.actions.noted_children(action):
+            found += self._notes(child, self._scope(child, scope, child_reading), kind, rules=True,
+                                 rule=child_reading.name)
         return found
 
     def _judged_values(self, action: dict[str, Any], reading: ActionReading,
@@ -240,19 +228,20 @@ class PlanApplier:
         template = reading.template
         if template.get("merge"):
             return self._merged(action, scope, order, template, kind)
-        coding = topic_coding(action)
+        card = self.actions.card(action)
+        coding = card.topic_coding
         if coding is None:
             return None
         detail = [scope.render(template.get("detail"))]
-        detail.append(self._rule_text(action, scope))
-        detail.extend(self._quotes(action))
+        detail.append(self._rule_text(action, card, scope))
+        detail.extend(card.quotes)
         return Card(
-            sources=_sources(scope, [template.get("summary"), template.get("detail")]),
+            sources=_sources(scope, card.card_variables),
             topic=coding["code"],
-            indicator=SEVERITY.get(action.get("priority", "routine"), "info"),
+            indicator=card.indicator,
             summary=truncate(scope.render(template.get("summary"))),
             detail="\n\n".join(part for part in detail if part),
-            documentation=list(action.get("documentation") or []),
+            documentation=list(card.documentation),
             suggestions=self.suggester.suggestions(action, scope, order),
             orders={ref(order)},
             involves=self._involves(scope, template.get("involves")),
@@ -277,8 +266,8 @@ class PlanApplier:
         A cause that cannot be evaluated is said, and the others still make the card."""
         variable = template["merge"]
         causes = []
-        children = [(child, child_reading) for child in action.get("action") or []
-                    if not (child_reading := self.actions.of(child)).type]  # causes, not suggestions
+        children = [(child, child_reading) for child, child_reading in self.actions.children(action)
+                    if not child_reading.type]  # causes, not suggestions
         for child, child_reading in children:
             cause = self._attempt(f"{kind}: {child_reading.name}",
                                   lambda child=child, reading=child_reading: self._cause(child, reading, scope, variable),
@@ -299,12 +288,13 @@ class PlanApplier:
         rules = ["**Rules:**"] + [f"- {cause['rule'].removeprefix('**Rule:** ')}" for cause in causes]
         documentation = [doc for cause in causes for doc in cause["documentation"]]
         quotes = ["**What the limits rest on:**"] + list(dict.fromkeys(
-            f"- {_basis(doc, bold=False)}" for doc in documentation if doc.get("citation")))
-        sources = _sources(scope, [template.get("summary"), template.get("detail")])
+            f"- {basis(doc, bold=False)}" for doc in documentation if doc.get("citation")))
+        card = self.actions.card(action)
+        sources = _sources(scope, card.card_variables)
         return Card(
             sources=list(dict.fromkeys([*sources, *(source for cause in causes for source in cause["sources"])])),
-            topic=topic(action) or "",
-            topic_coding=topic_coding(action) or {},
+            topic=card.topic_coding["code"] if card.topic_coding else "",
+            topic_coding=card.topic_coding or {},
             module=self.module,
             indicator=min((c["indicator"] for c in causes), key=SEVERITY_RANK.__getitem__),
             summary=truncate(scope.render(template.get("summary"))),
@@ -325,26 +315,20 @@ class PlanApplier:
         if not limit:
             return None
         cause_template = reading.template
+        card = self.actions.card(action)
         return {
             variable: limit[0],
             "reason": cause_scope.render(cause_template.get("reason")),
             "detail": cause_scope.render(cause_template.get("detail")),
-            "sources": _sources(cause_scope, [cause_template.get("detail"), cause_template.get("reason")]),
-            "rule": self._rule_text(action, cause_scope),
-            "documentation": list(action.get("documentation") or []),
-            "indicator": SEVERITY.get(action.get("priority", "routine"), "info"),
+            "sources": _sources(cause_scope, card.cause_variables),
+            "rule": self._rule_text(action, card, cause_scope),
+            "documentation": list(card.documentation),
+            "indicator": card.indicator,
         }
 
-    def _rule_text(self, action: dict[str, Any], scope: Scope) -> str:
-        text = f"**Rule:** {scope.render(action.get('description'))}"
-        definitions = policies(action)
-        if definitions:
-            text += " Definitions used: " + "; ".join(definitions) + "."
-        return text
-
     @staticmethod
-    def _quotes(action: dict[str, Any]) -> list[str]:
-        return [_basis(doc) for doc in action.get("documentation") or [] if doc.get("citation")]
+    def _rule_text(action: dict[str, Any], card: CardParts, scope: Scope) -> str:
+        return f"**Rule:** {scope.render(action.get('description'))}{card.definitions_used}"
 
     # --- suggestions --------------------------------------------------------------------------
 
@@ -352,19 +336,17 @@ class PlanApplier:
         return self.writer.finish(cards)
 
 
-def _sources(scope: Scope, texts: list[str | None]) -> list[str]:
-    """The chart records behind the facts a card's texts name: the `sources` of each variable they read."""
+def _sources(scope: Scope, names: tuple[str, ...]) -> list[str]:
+    """The chart records behind the facts a card's texts name: the `sources` of each variable they
+    read (`names`, see CardParts)."""
     found: list[str] = []
-    for text in texts:
-        if not text:
-            continue
-        for name in template(text).variables:
-            try:
-                values = scope.value(name)
-            except EvaluationFailure:
-                continue  # said on the card already, where the text could not be filled in
-            found += [source for value in values if isinstance(value, dict)
-                      for source in value.get("sources") or [] if isinstance(source, str)]
+    for name in names:
+        try:
+            values = scope.value(name)
+        except EvaluationFailure:
+            continue  # said on the card already, where the text could not be filled in
+        found += [source for value in values if isinstance(value, dict)
+                  for source in value.get("sources") or [] if isinstance(source, str)]
     return list(dict.fromkeys(found))
 
 

@@ -1,5 +1,6 @@
 """What depends only on the knowledge's shape is worked out once, and gives what working it out on
-every request gave: which variables a rule's expressions read (Scope.reads)."""
+every request gave: which variables a rule's expressions read (Scope.reads), what a card takes
+from its action's JSON (CardParts), an action's sub-actions and those with notes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 
 from fhir_module.engine import Engine
+from fhir_module.engine.actions import SEVERITY, action_type, basis, ext, parts, policies, topic_coding
 from fhir_module.engine.errors import RequestError
-from fhir_module.engine.expressions import compiled
+from fhir_module.engine.expressions import compiled, template
 from fhir_module.engine.scope import Scope
 from fhir_module.knowledge import builtin_module_dirs, case_files
 from tests.support.scenarios import build_request, load_scenario
@@ -83,3 +85,42 @@ def test_every_reads_of_the_module_cases_is_what_walking_the_scopes_gives(engine
                     except RequestError:
                         continue
     assert len(compared) > 300 and any(len(found) > 3 for found in compared)
+
+
+def _actions(engine: Engine) -> list[dict[str, Any]]:
+    found, stack = [], [action for plan in engine.kb.plan_definitions for action in plan.get("action") or []]
+    while stack:
+        action = stack.pop()
+        found.append(action)
+        stack.extend(action.get("action") or [])
+    return found
+
+
+def _has_notes(action: dict[str, Any]) -> bool:
+    return bool(ext(action, "/card-note")) or any(_has_notes(child) for child in action.get("action") or []
+                                                  if not action_type(child))
+
+
+def test_what_a_card_takes_from_its_action_is_what_its_json_says(engine: Engine) -> None:
+    actions = _actions(engine)
+    assert len(actions) > 50
+    for action in actions:
+        card = engine.kb.actions.card(action)
+        assert card is engine.kb.actions.card(action)
+        assert card.topic_coding == topic_coding(action)
+        assert card.indicator == SEVERITY.get(action.get("priority", "routine"), "info")
+        assert list(card.documentation) == list(action.get("documentation") or [])
+        assert list(card.quotes) == [basis(doc) for doc in action.get("documentation") or [] if doc.get("citation")]
+        used = policies(action)
+        assert card.definitions_used == (" Definitions used: " + "; ".join(used) + "." if used else "")
+        texts = next((parts(t) for t in ext(action, "/card-template")), {})
+        for names, keys in ((card.card_variables, ("summary", "detail")), (card.cause_variables, ("detail", "reason"))):
+            named = [name for key in keys if texts.get(key) for name in template(texts[key]).variables]
+            assert list(names) == list(dict.fromkeys(named))
+        children = engine.kb.actions.children(action)
+        assert [child for child, _ in children] == list(action.get("action") or [])
+        assert all(reading is engine.kb.actions.of(child) for child, reading in children)
+        assert [child for child, _ in engine.kb.actions.noted_children(action)] == [
+            child for child in action.get("action") or [] if not action_type(child) and _has_notes(child)]
+    assert any(engine.kb.actions.card(action).definitions_used for action in actions)
+    assert any(engine.kb.actions.noted_children(action) for action in actions)

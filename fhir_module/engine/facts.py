@@ -456,11 +456,13 @@ class _TherapyFact(dict):
     long chart. Reading the dose, or the fact whole (items, iteration, length, equality, a copy,
     JSON), works it out first, so every reader sees exactly the fact with its dose. Read-only."""
 
-    __slots__ = ("_dose",)
+    __slots__ = ("_dose", "_convert")
 
-    def __init__(self, fields: dict[str, Any], facts: "weakref.ref[ChartFacts]", resource: dict[str, Any]) -> None:
+    def __init__(self, fields: dict[str, Any], facts: "weakref.ref[ChartFacts]", resource: dict[str, Any],
+                 convert: Callable[[Any], Any] | None = None) -> None:
         super().__init__(fields)
         self._dose: tuple[weakref.ref[ChartFacts], dict[str, Any]] | None = (facts, resource)
+        self._convert = convert  # how a copy made by FHIRPath holds the dose (see fhirpath_copy)
 
     def _full(self) -> "_TherapyFact":
         pending, self._dose = self._dose, None
@@ -470,8 +472,19 @@ class _TherapyFact(dict):
                 raise RuntimeError("a therapy fact was read after its request was answered")
             found = facts.dose_of(resource)
             if "mgPerDay" in found:
-                dict.__setitem__(self, "mgPerDay", found["mgPerDay"])
+                dose = found["mgPerDay"]
+                dict.__setitem__(self, "mgPerDay", dose if self._convert is None else self._convert(dose))
         return self
+
+    def fhirpath_copy(self, convert: Callable[[Any], Any]) -> dict[str, Any]:
+        """The copy an expression's value holds (fhirpath.runtime.result: each item converted by
+        `convert`, a float made a Decimal), the dose still worked out on first read, and converted
+        the same way: an expression that hands on a therapy (`therapies('x').where(current)`) does
+        not read its dose for the rules that do not."""
+        fields = {key: convert(item) for key, item in dict.items(self)}
+        if self._dose is None:
+            return fields  # whole already: the plain copy
+        return _TherapyFact(fields, self._dose[0], self._dose[1], convert)
 
     def get(self, key: Any, default: Any = None) -> Any:
         if key == "mgPerDay" and self._dose is not None:

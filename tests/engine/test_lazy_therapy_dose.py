@@ -48,11 +48,42 @@ def _evaluate(facts: ChartFacts, text: str) -> list:
 
 def test_a_dose_no_rule_reads_is_not_computed_and_one_read_is() -> None:
     facts, current, ended = _facts()
-    assert [t["id"] for t in _evaluate(facts, f"therapies('{BLEEDING}').where(current or draft)")] == ["MedicationRequest/now"]
+    handed_on = _evaluate(facts, f"therapies('{BLEEDING}').where(current or draft)")
+    assert [t["id"] for t in handed_on] == ["MedicationRequest/now"]
     assert id(ended) not in facts._doses  # filtered out on `current`: its dose never read
-    assert id(current) in facts._doses  # the expression's value is the whole fact, dose included
+    assert id(current) not in facts._doses  # handed on as the expression's value: still not read
+    assert handed_on[0]["mgPerDay"] == Decimal("400") and id(current) in facts._doses  # read there: worked out
     assert _evaluate(facts, f"therapies('{BLEEDING}').where(current.not()).mgPerDay") == [Decimal("5")]
     assert id(ended) in facts._doses
+
+
+def test_an_expressions_copy_of_a_therapy_reads_as_the_copy_of_the_whole_fact() -> None:
+    """The value an expression gives (its facts copied, floats as Decimals) reads in every way as
+    the copy of the fact with its dose, whether the dose was worked out before the copy or after."""
+    readings = [
+        lambda f: dict(f), lambda f: json.dumps(f, sort_keys=True, default=str), lambda f: list(f.items()),
+        lambda f: repr(f), lambda f: f.get("mgPerDay"), lambda f: "mgPerDay" in f, lambda f: f["mgPerDay"],
+        lambda f: len(f), lambda f: copy.deepcopy(f), lambda f: {**f},
+    ]
+    for read in readings:
+        for dose_first in (False, True):
+            facts, _, _ = _facts()
+            if dose_first:
+                for fact in facts.therapies([], BLEEDING):
+                    dict(fact)
+            lazy = _evaluate(facts, f"therapies('{BLEEDING}')")
+            read_whole, _, _ = _facts()
+            for fact in read_whole.therapies([], BLEEDING):
+                dict(fact)
+            whole = _evaluate(read_whole, f"therapies('{BLEEDING}')")  # copies of the whole facts
+            assert all(type(fact) is dict for fact in whole)
+            assert all((type(fact) is dict) == dose_first for fact in lazy)  # a dose not read yet is not read
+            assert [dict(fact) for fact in whole] == [dict(fact) for fact in lazy]
+            assert [read(fact) for fact in _evaluate(facts, f"therapies('{BLEEDING}')")] == [read(fact) for fact in whole]
+            assert all(type(dict(fact)["mgPerDay"]) is Decimal for fact in lazy)
+    facts, _, _ = _facts()
+    copied_twice = _evaluate(facts, f"therapies('{BLEEDING}').where(current = true).where(draft = false)")
+    assert [fact["mgPerDay"] for fact in copied_twice] == [Decimal("400")]
 
 
 def test_a_therapy_fact_reads_as_the_plain_fact_with_its_dose() -> None:

@@ -170,7 +170,8 @@ def result(values: list, *, navigated: bool = False) -> list:
             out.append(value)
             continue
         value = copy.deepcopy(value) if navigated and isinstance(value, list) else _visit(value)
-        if isinstance(value, dict) and len(value) == 1 and "extension" in value:
+        # `in` first: a lazily copied fact (see _visit) answers it without working anything out.
+        if isinstance(value, dict) and "extension" in value and len(value) == 1:
             continue
         out.append(value)
     return out
@@ -181,14 +182,25 @@ _KEPT = frozenset({str, int, bool, Decimal, type(None)})
 
 
 def _visit(value: Any) -> Any:
-    """A value of a type outside _KEPT (its callers have looked), as fhirpathpy returns it."""
+    """A value of a type outside _KEPT (its callers have looked), as fhirpathpy returns it. An
+    object that works out some of its items on first read (facts._TherapyFact) copies itself with
+    `fhirpath_copy(_item)`, those items converted by `_item` when they are worked out."""
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, dict):
+        if type(value) is not dict:
+            copy_lazily = getattr(value, "fhirpath_copy", None)
+            if copy_lazily is not None:
+                return copy_lazily(_item)
         return {key: item if type(item) in _KEPT else _visit(item) for key, item in value.items()}
     if isinstance(value, list):
         return result(value)
     return value
+
+
+def _item(value: Any) -> Any:
+    """A value inside a result's object, as fhirpathpy returns it."""
+    return value if type(value) in _KEPT else _visit(value)
 
 
 def drop_extension(values: list, kind: str) -> list:

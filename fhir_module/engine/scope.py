@@ -67,17 +67,20 @@ class Scope:
         if type(definitions) is not Definitions:
             definitions = Definitions(definitions) if definitions else _NO_DEFINITIONS
         self.definitions: Definitions = definitions
-        self.values: dict[str, list[Any]] = dict(values) if values else {}
+        own = self.values = dict(values) if values else {}
         for name, constant in definitions.constants:
-            if name not in self.values:
-                self.values[name] = list(constant)
+            if name not in own:
+                own[name] = list(constant)
         self.report = report or (parent.report if parent is not None else None)
         # Made when first needed: most scopes define nothing that reads itself or fails.
         self._evaluating: set[str] | None = None
         self._failed: dict[str, EvaluationFailure] | None = None
-        # %order, once looked up; a scope that does not name it has its parent's.
+        # %order, once a value: given here, or the parent's when this scope does not name it
+        # (else looked up on first use, see _order).
         self._root: list[Any] | None = None
-        if parent is not None and "order" not in self.values and "order" not in definitions:
+        if "order" in own:
+            self._root = own["order"]
+        elif parent is not None and "order" not in definitions:
             self._root = parent._root
 
     def child(self, definitions: "dict[str, str] | dict[str, Expression] | None" = None,

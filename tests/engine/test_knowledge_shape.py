@@ -124,3 +124,13 @@ def test_what_a_card_takes_from_its_action_is_what_its_json_says(engine: Engine)
             child for child in action.get("action") or [] if not action_type(child) and _has_notes(child)]
     assert any(engine.kb.actions.card(action).definitions_used for action in actions)
     assert any(engine.kb.actions.noted_children(action) for action in actions)
+
+
+def test_the_root_of_an_expression_is_the_order_given_defined_or_inherited() -> None:
+    """A scope given %order evaluates on it from the start; its children on it too, unless they
+    define their own %order (worked out on first use, as it was)."""
+    given = Scope(values={"order": [{"id": "given"}]})
+    assert given.evaluate("id") == ["given"] and given.child({"x": "1"}).evaluate("id") == ["given"]
+    defining = given.child({"order": "%other", "other": "{}"}, values={"other": [{"id": "defined"}]})
+    assert defining.evaluate("id") == ["defined"] and defining.child().evaluate("id") == ["defined"]
+    assert Scope().evaluate("id") == [] and Scope(values={"order": []}).evaluate("id") == []

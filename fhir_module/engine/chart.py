@@ -138,21 +138,28 @@ class Chart:
         by_type: dict[str, list[dict[str, Any]]] = {}
         seen: set[str] = set()
         draft_ids = {id(draft) for draft in self.drafts}
+        # Whose each resource of a patient's type is, read once: for_patient filters on it for
+        # every type asked.
+        owners: dict[int, str | None] = {}
+        known: dict[str, str | None] = {}
         # The chart holds what the prefetch says; the drafts stay apart. A chart order that a draft
         # of the same id modifies stays in the chart: it is the therapy the patient is on now.
         for full_url, resource in self._read():
-            key = ref(resource)
+            kind = resource["resourceType"]
+            key = f"{kind}/{resource.get('id')}"  # ref(resource), written out: every resource of the chart
             if full_url:
                 by_reference.setdefault(full_url, resource)
             by_reference.setdefault(key, resource)
             if key in seen or id(resource) in draft_ids:
                 continue
             seen.add(key)
-            by_type.setdefault(resource["resourceType"], []).append(resource)
-        self._by_type, self._by_reference = by_type, by_reference
-        # Whose each resource is, read once: for_patient filters on it for every type asked.
-        known: dict[str, str | None] = {}
-        owners = self._owners = {id(r): self._owner(r, known) for r in self.of_type(*_PATIENT_DATA)}
+            if kind in by_type:
+                by_type[kind].append(resource)
+            else:
+                by_type[kind] = [resource]
+            if kind in _PATIENT_DATA:
+                owners[id(resource)] = self._owner(resource, known)
+        self._by_type, self._by_reference, self._owners = by_type, by_reference, owners
         elsewhere = sorted({owner for owner in owners.values() if owner not in (None, self.patient_id)})
         if elsewhere:
             ignored = sum(1 for owner in owners.values() if owner in elsewhere)

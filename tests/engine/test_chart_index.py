@@ -214,3 +214,47 @@ def test_a_substance_read_by_key_makes_its_concepts_only_when_the_answer_is_not_
     assert first == kb._match("levomilnacipran", concepts()) and first is not None
     made.clear()
     assert kb.match_by_key("levomilnacipran", key, concepts) == first and made == []  # remembered: not made again
+
+
+def _indexed_in_two_passes(chart: Chart) -> tuple[dict, dict, dict]:
+    """by_type, by_reference and owners as the index was made in two passes (refs, then owners)."""
+    from fhir_module.engine.chart import _PATIENT_DATA, ref
+    by_reference: dict = {}
+    by_type: dict = {}
+    seen: set = set()
+    draft_ids = {id(draft) for draft in chart.drafts}
+    for full_url, resource in chart._read():
+        key = ref(resource)
+        if full_url:
+            by_reference.setdefault(full_url, resource)
+        by_reference.setdefault(key, resource)
+        if key in seen or id(resource) in draft_ids:
+            continue
+        seen.add(key)
+        by_type.setdefault(resource["resourceType"], []).append(resource)
+    known: dict = {}
+    owners = {id(r): Chart._owner(r, known) for t in _PATIENT_DATA for r in by_type.get(t, [])}
+    return by_type, by_reference, owners
+
+
+_ODD_RESOURCES = st.fixed_dictionaries({
+    "resourceType": st.sampled_from(["Observation", "Condition", "MedicationRequest", "Patient", "Medication", "Basic"]),
+    "id": st.sampled_from(["a", "b", "p1"]),
+}, optional={"subject": st.sampled_from([{"reference": "Patient/p1"}, {"reference": "Patient/p2"}, {"reference": "Group/g"}, "x"]),
+             "patient": st.sampled_from([{"reference": "https://x/Patient/p1/_history/2"}, {}])})
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from([None, "Observation/a", "urn:uuid:1", "https://x/Condition/b"]), _ODD_RESOURCES),
+                max_size=12), st.lists(_ODD_RESOURCES, max_size=3))
+def test_the_index_made_in_one_pass_is_the_index_of_two(entries: list, drafts: list) -> None:
+    prefetch = {"all": {"resourceType": "Bundle", "entry": [{"fullUrl": url, "resource": dict(r)} if url else {"resource": dict(r)}
+                                                          for url, r in entries]}}
+    context = {"patientId": "p1", "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": dict(r)} for r in drafts]}}
+    try:
+        chart = Chart.from_request(context, prefetch)
+    except Exception:  # noqa: BLE001 - a prefetch naming another patient is refused before any index
+        return
+    by_type, by_reference, owners = _indexed_in_two_passes(chart)
+    assert chart.by_type == by_type and chart.by_reference == by_reference and chart._owners == owners
+    assert all(chart.by_type[t][i] is r for t in by_type for i, r in enumerate(by_type[t]))

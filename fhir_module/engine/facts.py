@@ -347,7 +347,13 @@ class ChartFacts:
                 keys.setdefault(key, concept)
             self._condition_codes[include_inactive] = keys
         keys = self._condition_codes[include_inactive]
-        return keys is None or any(self.kb.match(vs, concept, key) is not None for key, concept in keys.items())
+        if keys is None:
+            return True
+        match = self.kb.match
+        for key, concept in keys.items():  # a loop, not any() over a generator: asked for every value set
+            if match(vs, concept, key) is not None:
+                return True
+        return False
 
     def _counting_conditions(self, include_inactive: bool) -> list[dict[str, Any]]:
         """The conditions that count, whatever the value set."""

@@ -238,7 +238,7 @@ class Template:
         self.variables = tuple(dict.fromkeys(name for part in self.parts for name in part.variables))
         self._lines = self._read_lines()
 
-    def _read_lines(self) -> list[tuple[bool, bool, bool, list[str | Expression]]] | None:
+    def _read_lines(self) -> list[tuple[bool, bool, bool, list[str | Expression] | str]] | None:
         """Each line, worked out once: whether it is a list item, whether its part is the whole item,
         whether it has parts, and its pieces (text and parts in turn). None where the lines match
         more parts than the text holds (a `{{ }}` across lines), which `render` then meets as it goes."""
@@ -256,7 +256,9 @@ class Template:
                     pieces.append(piece)
             listed = line.lstrip().startswith("- ")
             alone = _LISTED_PART_ALONE.fullmatch(line) is not None  # "- {{...}}": its values are the list
-            lines.append((listed, alone, any(type(piece) is not str for piece in pieces), pieces))
+            has_parts = any(type(piece) is not str for piece in pieces)
+            # A line of text alone renders as it is, its end trimmed: worked out now.
+            lines.append((listed, alone, has_parts, pieces if has_parts else "".join(pieces).rstrip()))
         return lines
 
     def render(self, values_of: Callable[[Expression], list[Any]]) -> str:
@@ -264,6 +266,9 @@ class Template:
             return self._render_matching(values_of)
         lines = []
         for listed, alone, has_parts, pieces in self._lines:
+            if not has_parts:
+                lines.append(pieces)  # the line's text, trimmed (see _read_lines)
+                continue
             rendered, filled = [], False
             for piece in pieces:
                 if type(piece) is str:
@@ -275,9 +280,11 @@ class Template:
                     rendered.append("\n- ".join(texts) if alone else "".join(f"\n  - {text}" for text in texts))
                 else:
                     rendered.append("; ".join(texts))
-            if listed and has_parts and not filled:
+            if listed and not filled:
                 continue  # a listed fact the patient does not have
-            lines.append("\n".join(part.rstrip() for part in "".join(rendered).split("\n")))  # "- Stroke:" before its list
+            line = "".join(rendered)
+            # "- Stroke:" before its list: each line's end trimmed.
+            lines.append("\n".join(part.rstrip() for part in line.split("\n")) if "\n" in line else line.rstrip())
         return "\n".join(lines)
 
     def _render_matching(self, values_of: Callable[[Expression], list[Any]]) -> str:

@@ -14,7 +14,8 @@ from fhir_module.engine import Engine
 from fhir_module.engine.expressions import Expression, Template, _strings
 
 # What a part may give: nothing, one value, several, values of other kinds, blanks.
-VALUES: list[list[Any]] = [[], ["Fetzima"], ["a", "b", "c"], [1.5, True], [""], [{"evidence": "e"}, 2], ["x", ""]]
+VALUES: list[list[Any]] = [[], ["Fetzima"], ["a", "b", "c"], [1.5, True], [""], [{"evidence": "e"}, 2], ["x", ""],
+                           ["two  \nlines  ", "b "], ["end  "]]
 SHAPES = [
     "",
     "plain text  \nand more",
@@ -24,6 +25,7 @@ SHAPES = [
     "{{%a}} then {{%b}}\n- {{%c}}\n- Facts: {{%a}}; {{%b}}\n\nEnd {{%c}}",
     "{{%a\n}} {{%b}}",  # a part across lines: matched line by line, as ever
     "- {{%a}}\n- {{%b}}\n- {{%c}}\n- {{%d}}",
+    "  text alone, ends trimmed  \n- A: {{%a}}   \n{{%b}}  end  \n\n- text listed  ",
 ]
 
 

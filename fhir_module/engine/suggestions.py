@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from .cards import truncate
-from .clinical._json import fmt_rounded, json_copy
+from .clinical._json import fmt_rounded
 from .clinical.units import mass_mg
 from .expressions import number
 from .facts import ChartFacts
@@ -103,7 +103,7 @@ class SuggestionMaker:
         if definition is None or not definition.get("dosage"):
             return None
         # The MedicationRequest the definition creates: its dosages, which the dynamic values address.
-        template = {"dosageInstruction": json_copy(definition["dosage"])}
+        template = {"dosageInstruction": self.kb.fresh_copy(definition["dosage"])}
         for path, value in values.items():
             numbers = [n for v in value if (n := number(v)) is not None]
             if not numbers or numbers[0] <= 0:
@@ -123,7 +123,7 @@ class SuggestionMaker:
         if len(set(doses)) > 1 and isinstance(product, dict) and doses == defaults:
             # Phases of different strengths: the definition's product (a titration pack) gives
             # each phase as one capsule, where one strength would need several of one.
-            _name_product(resource, json_copy(product))
+            _name_product(resource, self.kb.fresh_copy(product))
         elif doses[0] is not None:
             self._swap_product(resource, doses[0])
         return resource

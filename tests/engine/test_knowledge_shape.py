@@ -134,3 +134,27 @@ def test_the_root_of_an_expression_is_the_order_given_defined_or_inherited() -> 
     defining = given.child({"order": "%other", "other": "{}"}, values={"other": [{"id": "defined"}]})
     assert defining.evaluate("id") == ["defined"] and defining.child().evaluate("id") == ["defined"]
     assert Scope().evaluate("id") == [] and Scope(values={"order": []}).evaluate("id") == []
+
+
+def _containers(value: Any) -> list[int]:
+    if isinstance(value, dict):
+        return [id(value), *(i for item in value.values() for i in _containers(item))]
+    if isinstance(value, list):
+        return [id(value), *(i for item in value for i in _containers(item))]
+    return []
+
+
+def test_a_fresh_copy_of_the_knowledge_is_its_json_copy_and_shares_nothing(engine: Engine) -> None:
+    from fhir_module.engine.clinical._json import json_copy
+
+    shared = {"value": 1.5}
+    parts = [shared, [shared, shared, {"a": [shared]}], {"x": None, "y": True, "z": 2, "w": "t"}]
+    parts += [definition[key] for definition in engine.kb.activity_definitions.values()
+              for key in ("dosage", "productCodeableConcept") if key in definition]
+    assert len(parts) > 5
+    for part in parts:
+        first, second = engine.kb.fresh_copy(part), engine.kb.fresh_copy(part)
+        assert first == json_copy(part) == second == part
+        ids = _containers(first)
+        assert len(ids) == len(set(ids))  # nothing inside shared, as json_copy gives it
+        assert not set(ids) & set(_containers(part)) and not set(ids) & set(_containers(second))

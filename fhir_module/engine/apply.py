@@ -109,12 +109,12 @@ class PlanApplier:
 
     # --- checks that could not be evaluated -------------------------------------------------
 
-    def _attempt(self, check: str, evaluate: Callable[[], T], otherwise: T) -> T:
-        """`evaluate()` as part of `check`; if it cannot be evaluated, the check is reported and
-        `otherwise` returned."""
+    def _attempt(self, check: str, evaluate: Callable[..., T], otherwise: T, *arguments: Any) -> T:
+        """`evaluate(*arguments)` as part of `check`; if it cannot be evaluated, the check is
+        reported and `otherwise` returned. (The arguments passed, not a closure made for each rule.)"""
         previous, self.not_evaluated.checking = self.not_evaluated.checking, check
         try:
-            return evaluate()
+            return evaluate(*arguments)
         except EvaluationFailure as failure:
             self.not_evaluated.report(failure)
             return otherwise
@@ -156,7 +156,7 @@ class PlanApplier:
             return found[1]
         if reading is None:
             reading = self.actions.of(action)
-        scope = parent.child(reading.definitions, values)
+        scope = Scope(parent, reading.definitions, values)
         if not reading.reads_fired_topics:
             self._scopes[key] = (parent, scope)
         return scope
@@ -165,13 +165,12 @@ class PlanApplier:
         reading = self.actions.of(action)
         scope = self._scope(action, parent, reading, self._judged_values(action, reading, order))
         kind = reading.name
-        if not self._attempt(f"{kind}: whether the order is one", lambda: reading.holds(scope), False):
+        if not self._attempt(f"{kind}: whether the order is one", reading.holds, False, scope):
             return []
         cards = []
         for child, child_reading in self.actions.children(action):
-            card = self._attempt(f"{kind}: {child_reading.name}",
-                                 lambda child=child, reading=child_reading: self._rule(child, reading, scope, order, kind),
-                                 None)
+            card = self._attempt(f"{kind}: {child_reading.name}", self._rule, None,
+                                 child, child_reading, scope, order, kind)
             if card is not None:
                 fired.append(card.topic)
                 cards.append(card)
@@ -269,9 +268,8 @@ class PlanApplier:
         children = [(child, child_reading) for child, child_reading in self.actions.children(action)
                     if not child_reading.type]  # causes, not suggestions
         for child, child_reading in children:
-            cause = self._attempt(f"{kind}: {child_reading.name}",
-                                  lambda child=child, reading=child_reading: self._cause(child, reading, scope, variable),
-                                  None)
+            cause = self._attempt(f"{kind}: {child_reading.name}", self._cause, None,
+                                  child, child_reading, scope, variable)
             if cause is not None:
                 causes.append(cause)
         if not causes:

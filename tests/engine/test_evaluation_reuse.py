@@ -17,9 +17,8 @@ from fhir_module.engine.chart import Chart
 from fhir_module.engine.errors import RequestError
 from fhir_module.engine.expressions import Expression, compiled
 from fhir_module.engine.scope import Scope
-from fhir_module.knowledge import builtin_module_dirs, case_files
 from tests.engine.fhirpath.test_compiler_differential import knowledge_expressions
-from tests.support.scenarios import build_request, load_scenario
+from tests.support.scenarios import module_requests
 
 TODAY = date(2026, 11, 26)
 
@@ -112,15 +111,7 @@ def test_a_rule_whose_variables_read_the_fired_topics_gets_a_new_scope_each_time
 
 def _module_cases(engine: Engine) -> list[tuple[str, str, dict[str, Any]]]:
     """(case, service id, request) for every built-in module case and every service of its hook."""
-    found = []
-    for module in builtin_module_dirs():
-        for path in case_files(module):
-            scenario = load_scenario(path, TODAY)
-            for service in engine.services():
-                if service["hook"] == scenario.hook:
-                    request = build_request(scenario, service, fhir_server=None, prefetch=True, today=TODAY)
-                    found.append((scenario.id, service["id"], request))
-    return found
+    return [(scenario.id, service["id"], request) for scenario, service, request in module_requests(engine, TODAY)]
 
 
 def _judged_then_evaluated(engine: Engine, service_id: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,7 @@ from fhir_module.engine.actions import SEVERITY, action_type, basis, ext, parts,
 from fhir_module.engine.errors import RequestError
 from fhir_module.engine.expressions import compiled, template
 from fhir_module.engine.scope import Scope
-from fhir_module.knowledge import builtin_module_dirs, case_files
-from tests.support.scenarios import build_request, load_scenario
+from tests.support.scenarios import module_requests
 
 TODAY = date(2026, 11, 26)
 
@@ -74,16 +73,11 @@ def test_every_reads_of_the_module_cases_is_what_walking_the_scopes_gives(engine
         return found
 
     monkeypatch.setattr(Scope, "reads", checked)
-    for module in builtin_module_dirs():
-        for path in case_files(module):
-            scenario = load_scenario(path, TODAY)
-            for service in engine.services():
-                if service["hook"] == scenario.hook:
-                    request = build_request(scenario, service, fhir_server=None, prefetch=True, today=TODAY)
-                    try:
-                        engine.evaluate(service["id"], request, today=TODAY)
-                    except RequestError:
-                        continue
+    for _, service, request in module_requests(engine, TODAY):
+        try:
+            engine.evaluate(service["id"], request, today=TODAY)
+        except RequestError:
+            continue
     assert len(compared) > 300 and any(len(found) > 3 for found in compared)
 
 

@@ -35,6 +35,22 @@ from fhir_module.selftest.ehr import (  # noqa: F401
 )
 
 
+def module_requests(engine: Any, today: Any) -> list[tuple[Scenario, dict[str, Any], dict[str, Any]]]:
+    """(scenario, service, request) for every built-in module's case and every service of its hook,
+    the request built as `serve`'s self-test builds it (prefetch filled)."""
+    from fhir_module.knowledge import builtin_module_dirs, case_files
+
+    found = []
+    for module in builtin_module_dirs():
+        for path in case_files(module):
+            scenario = load_scenario(path, today)
+            for service in engine.services():
+                if service["hook"] == scenario.hook:
+                    found.append((scenario, service,
+                                  build_request(scenario, service, fhir_server=None, prefetch=True, today=today)))
+    return found
+
+
 def validation_errors(scenario: Scenario) -> list[str]:
     """The R4 errors of a scenario's chart and drafts: a fixture is only evidence if an EHR could send it."""
     from fhir_module.validation.validator import validate

@@ -130,7 +130,7 @@ class Expression:
             raise ExpressionError(f"FHIRPath {text!r}: {first}")
         self.variables = tuple(dict.fromkeys(node.name for node in variables_used(self.tree)))
         try:
-            self._compiled = _COMPILER.compile(self.tree)
+            self._compiled = _COMPILER.compile(self.tree, text)
             self.native, self.not_compiled = True, None
         except Unsupported as outside:
             log.info("FHIRPath %r is evaluated by fhirpathpy: %s", text, outside)

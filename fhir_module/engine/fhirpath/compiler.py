@@ -163,10 +163,12 @@ class Compiler:
         # inside it, None where fhirpathpy's leaking $this makes the focus unknown (arguments).
         self._focus: list[frozenset[str] | None] = [UNTYPED_ONLY]
 
-    def compile(self, tree: ast.Node) -> Callable[[Any, Callable[[str], Any]], list]:
+    def compile(self, tree: ast.Node, text: str = "") -> Callable[[Any, Callable[[str], Any]], list]:
         """The function `evaluate(resource, lookup)`, from generated Python source. `lookup(name)` gives the
         value of `%name`, or MISSING; each variable is looked up once, before anything is evaluated,
-        in the order the expression first names them (as a scope hands them over, failures and all)."""
+        in the order the expression first names them (as a scope hands them over, failures and all).
+        `text`, the expression's FHIRPath, names the function's code: a profile or a traceback then
+        says which expression it is, where every one would otherwise be `<fhirpath evaluate>`."""
         compiled = self._node(tree)
         code = Code(_GLOBALS)
         code.add("root = resource if isinstance(resource, list) else ([] if resource is None else [resource])",
@@ -179,7 +181,7 @@ class Compiler:
             code.add(f"return {values}")
         else:
             code.add(f"return result({values}, navigated={compiled.kind == NODE})")
-        return code.function("evaluate", "resource, lookup")
+        return code.function("evaluate", "resource, lookup", f"<fhirpath {text}>" if text else "<fhirpath evaluate>")
 
     # Each method returns a Compiled whose emit(code, focus) writes the statements that compute
     # the node's collection (with `focus` the name of the focus) and returns the name holding it.

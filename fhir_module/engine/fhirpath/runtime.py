@@ -108,10 +108,10 @@ class Code:
     def source(self) -> str:
         return "\n".join(self.lines)
 
-    def function(self, name: str, parameters: str) -> Callable[..., Any]:
+    def function(self, name: str, parameters: str, filename: str = "") -> Callable[..., Any]:
         text = f"def {name}({parameters}):\n{self.source}\n"
         namespace = dict(self.names)
-        exec(compile(text, f"<fhirpath {name}>", "exec"), namespace)  # noqa: S102 - source generated here
+        exec(compile(text, filename or f"<fhirpath {name}>", "exec"), namespace)  # noqa: S102 - source generated here
         return namespace[name]
 
 

@@ -24,6 +24,7 @@ from fhir_module.engine.chart import Chart
 from fhir_module.engine.errors import RequestError
 from fhir_module.engine.expressions import Expression, compiled, current_facts
 from fhir_module.engine.facts import ChartFacts
+from fhir_module.engine.failures import EvaluationFailure
 from fhir_module.engine.fhirpath.compiler import Unsupported
 from tests.support.scenarios import build_request, load_scenarios
 
@@ -238,3 +239,31 @@ def test_compiler_names_what_it_cannot_compile():
 
     with pytest.raises(Unsupported, match=r"the function ofType\(\)"):
         Compiler({}, {}).compile(parse("%x.ofType(Quantity)"))
+
+
+def test_each_compiled_expression_is_named_by_its_text_in_profiles_and_tracebacks():
+    """Every compiled expression was `<fhirpath evaluate>:1 evaluate`, one entry in a profile for all
+    of them; each is now named by its FHIRPath, and an error inside one says which."""
+    import cProfile
+    import pstats
+    import traceback
+
+    texts = ["%order.status = 'active'", "%order.dosageInstruction.count() > 1"]
+    expressions = [Expression(text) for text in texts]
+    assert all(expression.native for expression in expressions)
+    order = {"resourceType": "MedicationRequest", "status": "active", "dosageInstruction": [{}, {}]}
+    profile = cProfile.Profile()
+    profile.enable()
+    for expression in expressions:
+        assert expression.evaluate(order, {"order": [order]}) == [True]
+    profile.disable()
+    named = {filename for filename, _, _ in pstats.Stats(profile).stats if filename.startswith("<fhirpath ")}
+    assert named == {f"<fhirpath {text}>" for text in texts}
+
+    def lookup(name: str) -> Any:
+        raise LookupError(name)
+
+    with pytest.raises(EvaluationFailure) as raised:
+        Expression("%order.status").run(order, lookup)
+    assert isinstance(raised.value.__cause__, LookupError)
+    assert "<fhirpath %order.status>" in "".join(traceback.format_tb(raised.value.__cause__.__traceback__))

@@ -7,7 +7,10 @@ written once, by fhirpathpy's own parser, to `fhir_module/data/definitions/fhirp
     python -m fhir_module.validation.parsed    # rewrites the file from the shipped definitions
 
 tests/validation/test_parsed_invariants.py fails when the file is not what this writes (new
-definitions, another fhirpathpy). An expression the file lacks is parsed at run time, as before.
+definitions, another fhirpathpy). An expression the file lacks is parsed at run time, as before,
+and so is every expression while the installed fhirpathpy's parser is not the one that wrote the
+file (its digest is kept with the trees; see engine/fhirpath/installed.py): another parser's trees
+could mean something else to its evaluator.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any
 
 import orjson
 
+from fhir_module.engine.fhirpath import installed
 from fhir_module.validation.definitions import _definitions_dir, definitions
 
 FILE = "fhirpath-parsed.json"
+# fhirpathpy's parser: the folder whose files make the trees.
+PARSER = "parser"
 
 
 def expressions() -> list[str]:
@@ -32,8 +38,9 @@ def expressions() -> list[str]:
 
 
 def build() -> str:
-    """The file's text: each expression fhirpathpy parses, with its parse tree as JSON text (a
-    string: a bundle reaches a few dozen of ~200, and only those are decoded)."""
+    """The file's text: the digest of fhirpathpy's parser, and each expression it parses with its
+    parse tree as JSON text (a string: a bundle reaches a few dozen of ~200, and only those are
+    decoded)."""
     from fhirpathpy.parser import parse
 
     trees = {}
@@ -42,12 +49,16 @@ def build() -> str:
             trees[expression] = json.dumps(parse(expression), separators=(",", ":"))
         except Exception:  # noqa: BLE001 - left to the run time, which reports it as not checkable
             continue
-    return json.dumps(trees, indent=0) + "\n"
+    return json.dumps({"parser": installed.digest(PARSER), "trees": trees}, indent=0) + "\n"
 
 
 @lru_cache(maxsize=None)
 def _trees() -> dict[str, str]:
-    return orjson.loads(_definitions_dir().joinpath(FILE).read_bytes())
+    """The file's trees, while the installed fhirpathpy's parser is the one that made them."""
+    written = orjson.loads(_definitions_dir().joinpath(FILE).read_bytes())
+    if written["parser"] is None or written["parser"] != installed.digest(PARSER):
+        return {}
+    return written["trees"]
 
 
 def parsed(expression: str) -> Any | None:

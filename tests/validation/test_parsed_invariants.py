@@ -5,6 +5,10 @@ fhirpathpy.compile makes, so it evaluates every value the same way."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import fhirpathpy
@@ -53,3 +57,19 @@ def test_validating_the_examples_reads_only_parse_trees_it_holds(monkeypatch) ->
     monkeypatch.setattr(fhirpathpy, "compile", refuse)
     for name in ("levomilnacipran-r4-collection.json", "levomilnacipran-r4-transaction.json"):
         validate((EXAMPLES / name).read_bytes())
+
+
+def test_the_trees_are_read_only_under_the_parser_that_made_them(tmp_path: Path) -> None:
+    # The file keeps the digest of fhirpathpy's parser; with another parser installed (here: a
+    # comment more in its listener) no tree is read from the file: each invariant is parsed by it.
+    copy = tmp_path / "fhirpathpy"
+    shutil.copytree(Path(fhirpathpy.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    listener = copy / parsed.PARSER / "ASTPathListener.py"
+    listener.write_text(listener.read_text(encoding="utf-8") + "\n# another parser\n", encoding="utf-8")
+    code = ("import sys; from fhir_module.validation import parsed; "
+            "assert sys.modules['fhir_module.engine.fhirpath.installed'].package_folder().is_relative_to(sys.argv[1]); "
+            "assert parsed.expressions() and all(parsed.parsed(e) is None for e in parsed.expressions())")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    # and under the installed parser, every one is read from the file
+    assert all(parsed.parsed(e) is not None for e in parsed.expressions())

@@ -36,5 +36,5 @@ def test_orjson_reads_the_file_as_json_does(path) -> None:
 
 
 def test_orjson_reads_each_parse_tree_as_json_does() -> None:
-    for tree in json.loads(DEFINITIONS.joinpath(parsed.FILE).read_bytes()).values():
+    for tree in json.loads(DEFINITIONS.joinpath(parsed.FILE).read_bytes())["trees"].values():
         assert _text(orjson.loads(tree)) == _text(json.loads(tree))

@@ -15,12 +15,12 @@ fhirpathpy is read itself. Rewrite the file with `python -m fhir_module.engine.f
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from . import installed
 
 # Argument kinds, as fhirpathpy names them, plus ValueSet (ours: a string literal naming a value set
 # of the knowledge, by id or canonical URL).
@@ -87,18 +87,12 @@ def from_fhirpathpy() -> dict[str, Function]:
 
 
 # The fhirpathpy file that defines the registry, under its package folder.
-REGISTRY_FILE = ("engine", "invocations", "__init__.py")
+REGISTRY_FILE = "engine/invocations/__init__.py"
 
 
 def installed_registry_digest() -> str | None:
     """SHA-256 of the installed fhirpathpy's registry file, found without importing fhirpathpy."""
-    spec = importlib.util.find_spec("fhirpathpy")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    try:
-        return hashlib.sha256(Path(next(iter(spec.submodule_search_locations)), *REGISTRY_FILE).read_bytes()).hexdigest()
-    except OSError:
-        return None
+    return installed.digest(REGISTRY_FILE)
 
 
 def from_written(table: Mapping[str, Any]) -> dict[str, Function]:

@@ -5,12 +5,12 @@ a value by its type. The compiler works out at compile time which paths a value 
 
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Mapping
 
 import orjson
+
+from .installed import package_folder
 
 
 def _r4_model() -> dict[str, Any]:
@@ -18,10 +18,10 @@ def _r4_model() -> dict[str, Any]:
     reads the model of every FHIR version (1.5 MB of JSON, at every start); only R4 is used. The
     package folder is found without importing fhirpathpy (its parser and evaluator), which the
     service's start does not otherwise need."""
-    spec = importlib.util.find_spec("fhirpathpy")
-    if spec is None or not spec.submodule_search_locations:
+    package = package_folder()
+    if package is None:
         raise ImportError("fhirpathpy is not installed")
-    folder = Path(next(iter(spec.submodule_search_locations)), "models", "r4")
+    folder = package / "models" / "r4"
     return {entry.name[:-len(".json")]: orjson.loads(entry.read_bytes())
             for entry in folder.iterdir() if entry.name.endswith(".json")}
 

@@ -44,7 +44,7 @@ def test_another_fhirpathpy_is_read_itself(tmp_path: Path) -> None:
     # is not judged by the written table: its own registry is read.
     copy = tmp_path / "fhirpathpy"
     shutil.copytree(Path(fhirpathpy.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    registry = copy.joinpath(*functions.REGISTRY_FILE)
+    registry = copy.joinpath(*functions.REGISTRY_FILE.split("/"))
     registry.write_text(registry.read_text(encoding="utf-8") + '\ninvocation_registry["madeUp"] = {"fn": None}\n',
                         encoding="utf-8")
     code = ("import sys; from fhir_module.engine.fhirpath import STANDARD_FUNCTIONS; "

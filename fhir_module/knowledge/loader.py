@@ -9,7 +9,7 @@ cannot express is a KnowledgeError naming the file and line, never a Python exce
 from __future__ import annotations
 
 import json
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,15 +155,9 @@ def _monograph(module: dict[str, Any], text: str | None, folder: Path | None, lo
         except (OSError, UnicodeDecodeError) as error:
             raise KnowledgeUnreadable(f"monograph {path}: cannot read: {error}") from error
     try:
-        return _parsed(text, str(path))
+        return parse_monograph_once(text, str(path))  # the same one for modules and checks
     except MonographError as error:
         raise KnowledgeError(f"monograph {error}") from error
-
-
-@lru_cache(maxsize=16)
-def _parsed(text: str, source: str) -> Monograph:
-    """The parsed monograph (immutable), once per text and source: modules and checks read the same one."""
-    return parse_monograph_once(text, source)
 
 
 def _unique(located: Located, items: list[dict[str, Any]], key: str, what: str) -> None:

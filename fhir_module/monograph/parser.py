@@ -302,10 +302,12 @@ def _parsed(text: str) -> Monograph | MonographError:
         return error
 
 
+@lru_cache(maxsize=32)
 def parse_monograph_once(text: str, source: str = "<monograph>") -> Monograph:
     """`parse_monograph(text, source)`, each text parsed once per process: the knowledge loader
     reads a module's monograph and the knowledge check reads it again from the DocumentReference
-    the module became (twice at every start). The monograph is immutable; this one names `source`."""
+    the module became (twice at every start). The monograph is immutable; this one names `source`,
+    and is the same object each time it is asked for (with the quotes it has looked up)."""
     parsed = _parsed(text)
     if isinstance(parsed, MonographError):
         return parse_monograph(text, source)  # raises it again, naming this source

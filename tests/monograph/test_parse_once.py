@@ -58,3 +58,11 @@ def test_a_quote_found_again_is_found_as_the_first_time(text: str) -> None:
     for _ in range(2):
         with pytest.raises(ValueError, match="empty quote"):
             monograph.find_all(" ... ")
+
+
+def test_the_same_text_and_source_give_the_same_monograph_with_its_quotes() -> None:
+    # The loader and the knowledge check share one object per text and source: its quote lookups
+    # (Monograph.find_all, kept per object) are made once for both.
+    text = _texts()[0]
+    assert parse_monograph_once(text, "x.md") is parse_monograph_once(text, "x.md")
+    assert parse_monograph_once(text, "y.md").source == "y.md"

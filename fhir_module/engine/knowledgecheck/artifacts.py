@@ -92,7 +92,8 @@ def library_problems(index: Index, library: dict[str, Any]) -> list[tuple[str, s
 
 @lru_cache(maxsize=16)
 def _parsed(text: str) -> Monograph | MonographError:
-    # A module's monograph was parsed by the loader already: the same text is not parsed again.
+    # A module's monograph was parsed by the loader already: the same text is not parsed again
+    # (parse_monograph_once); kept here too for a text that is not a monograph, checked per citation.
     try:
         return parse_monograph_once(text)
     except MonographError as error:

@@ -127,3 +127,107 @@ def test_fast_path_keeps_the_depth_limit(depth, shape):
 ])
 def test_fast_path_sees_what_duplicate_keys_hide(text):
     assert _reading(strictjson.loads, text) == _reading(strictjson.exact_loads, text)
+
+
+# -- the depth of a large text is checked by orjson's own limit: the same verdict as the walk --------
+
+import contextlib  # noqa: E402
+
+import orjson  # noqa: E402
+
+
+@contextlib.contextmanager
+def _wrapped_from(size: int):
+    """`loads` with the wrapper (`_read_within`) used from `size` bytes on."""
+    kept = strictjson.WRAPPED_FROM_BYTES
+    strictjson.WRAPPED_FROM_BYTES = size
+    try:
+        yield
+    finally:
+        strictjson.WRAPPED_FROM_BYTES = kept
+
+
+def _walked(text, max_depth=strictjson.MAX_DEPTH):
+    """The old check: orjson's value if it is a container the jsonschema walk finds shallow enough."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, (dict, list)) or not strictjson._nesting(max_depth).is_valid(value):
+        return None
+    return value
+
+
+def test_the_installed_orjson_has_the_limit_the_wrapper_relies_on() -> None:
+    """If this fails, the depth is still checked (on the value read), only slower: see
+    `_orjson_limits_depth`."""
+    assert strictjson._orjson_limits_depth()
+
+
+_SHAPES = st.lists(st.tuples(st.sampled_from(["array", "object"]), st.integers(0, 2), st.integers(0, 2),
+                             st.sampled_from(["", " ", "\n\t"])), min_size=1, max_size=80)
+
+
+def _nested(levels, leaf) -> str:
+    """Levels from the outside in: each an array or object with siblings before and after it."""
+    text = leaf
+    for kind, before, after, space in reversed(levels):
+        items = ["1"] * before + [text] + ['"]"'] * after
+        if kind == "array":
+            text = "[" + space + ", ".join(items) + space + "]"
+        else:
+            text = "{" + space + ", ".join(f'"k{i}": {item}' for i, item in enumerate(items)) + space + "}"
+    return text
+
+
+@settings(max_examples=400, deadline=None)
+@given(levels=_SHAPES, leaf=st.one_of(_texts, st.sampled_from(["[]", "{}", '"[[["', '"]]]"', "[[]]"])),
+       max_depth=st.sampled_from([1, 2, 16, 63, 64, 65]), as_bytes=st.booleans())
+def test_orjson_limit_gives_the_walks_verdict(levels, leaf, max_depth, as_bytes):
+    """The new depth check against the old, on nesting around the limit: the same value, or None
+    for both (both then read the exact way)."""
+    text = _nested(levels, leaf)
+    given_text = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    new, old = strictjson._read_within(given_text, max_depth), _walked(given_text, max_depth)
+    assert (new is None) == (old is None)
+    if new is not None:
+        assert orjson.dumps(new) == orjson.dumps(old)
+
+
+@pytest.mark.parametrize("text", [
+    "", " ", "1], [2", "1]", "]", "[", "[1], [2]", "{}, {}", "[] ,[]", '{"a": 1}]', '[{"a": 1}', "1, 2",
+    "[1]]" + "[" * 3, "]" * 960 + "[" * 960, "]" * 961 + "[" * 961, "[] ]" + ",[" * 959 + "[", "\ufeff{}",
+    '{"a": 1} x', "x {}", '"only a string"', "3", "null",
+])
+def test_a_text_cannot_escape_the_wrapper(text):
+    """Texts that are not one JSON value (some would close the wrapper's arrays and open others):
+    never read by the wrapper, and `loads` says of them what the exact reading says."""
+    assert strictjson._read_within(text, strictjson.MAX_DEPTH) is None
+    assert strictjson._read_within(text.encode("utf-8"), strictjson.MAX_DEPTH) is None
+    if text == "1], [2":  # orjson reads the wrapped text: only the unpacking refuses it
+        orjson.loads("[" * 960 + text + "]" * 960)
+    with _wrapped_from(0):
+        assert _reading(strictjson.loads, text) == _reading(strictjson.exact_loads, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_texts, as_bytes=st.booleans())
+def test_fast_path_through_the_wrapper_reads_what_the_exact_path_reads(text, as_bytes):
+    given_text = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    with _wrapped_from(0):
+        assert _reading(strictjson.loads, given_text) == _reading(strictjson.exact_loads, given_text)
+
+
+@pytest.mark.parametrize("depth", [63, 64, 65, 1024, 1025, 5000])
+def test_a_large_text_keeps_the_depth_limit(depth):
+    """Over WRAPPED_FROM_BYTES, as a large request body is: depth 64 read, 65 refused as too costly."""
+    text = '{"pad": "' + "x" * strictjson.WRAPPED_FROM_BYTES + '", "deep": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+    assert len(text) > strictjson.WRAPPED_FROM_BYTES
+    assert _reading(strictjson.loads, text) == _reading(strictjson.exact_loads, text)
+    assert _reading(strictjson.loads, text.encode()) == _reading(strictjson.exact_loads, text)
+    if depth <= strictjson.MAX_DEPTH:
+        assert strictjson.loads(text)["pad"] == "x" * strictjson.WRAPPED_FROM_BYTES
+    else:
+        with pytest.raises(JsonError) as deep:
+            strictjson.loads(text)
+        assert deep.value.code == "too-costly"

@@ -34,6 +34,8 @@ BAD_VALUES = [
     ("a lone low surrogate", '"x\\udc00"'),
     ("nesting 10,000 deep", "[" * 10000 + "]" * 10000),
     ("nesting 100 deep", "[" * 100 + "]" * 100),
+    # A large body's depth is checked by orjson's limit (strictjson._read_within), a small one's by a walk.
+    ("nesting 66 deep in a body over 32 KiB", '["' + "x" * 40000 + '", ' + "[" * 64 + "]" * 64 + "]"),
 ]
 
 

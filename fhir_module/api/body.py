@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_module import strictjson
 
 from .errors import ApiError, operation_outcome, outcome_response
+from .memory import LARGE_BODY_BYTES, keep_parse_memory
 
 log = logging.getLogger("fhir_module.api.body")
 
@@ -163,6 +164,8 @@ async def read_json_body(request: Request) -> Any:
     raw = await read_body(request)
     if not raw or raw.isspace():  # not `raw.strip()`: a copy of the whole body to test it
         raise ApiError(400, "the request body is empty; a JSON object is expected", code="required")
+    if len(raw) >= LARGE_BODY_BYTES:  # its parse buffer is past what glibc keeps by itself (memory.py)
+        keep_parse_memory(request.app.state.settings.max_body_bytes)
     try:
         return strictjson.loads(raw)
     except strictjson.JsonError as exc:

@@ -8,7 +8,7 @@ Medication resolve against contained resources, the draft orders, the prefetch a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .clinical._json import codings
 from .errors import RequestError
@@ -52,6 +52,31 @@ def _read_into(read: list[tuple[str | None, dict[str, Any]]], value: Any, depth:
         else:
             full_url = entry.get("fullUrl")
             read.append((full_url if isinstance(full_url, str) else None, resource))
+
+
+def _take_each(take: Callable[[str | None, dict[str, Any]], None], value: Any, depth: int = 0) -> None:
+    """`take(fullUrl, resource)` for each pair `_read_into` would append, in the same order."""
+    if not _is_resource(value) or depth > 3:
+        return
+    if value["resourceType"] != "Bundle":
+        take(None, value)
+        return
+    entries = value.get("entry")
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        resource = entry.get("resource")
+        # _is_resource, written out.
+        if not (isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)
+                and isinstance(resource.get("id", ""), str)):
+            continue
+        if resource["resourceType"] == "Bundle":
+            _take_each(take, resource, depth + 1)
+        else:
+            full_url = entry.get("fullUrl")
+            take(full_url if isinstance(full_url, str) else None, resource)
 
 
 def _patients_into(found: list[dict[str, Any]], value: Any, depth: int = 0) -> None:
@@ -125,7 +150,8 @@ class Chart:
         return cls(patient_id, patient, drafts, (values, draft_pairs))
 
     def _read(self) -> list[tuple[str | None, dict[str, Any]]]:
-        """(fullUrl, resource) of the prefetch values, then of the draft orders, as read."""
+        """(fullUrl, resource) of the prefetch values, then of the draft orders, as read: what
+        `_index` takes, in this order (tests compare the index with this reading)."""
         values, draft_pairs = self._sources
         read: list[tuple[str | None, dict[str, Any]]] = []
         for value in values:
@@ -133,7 +159,11 @@ class Chart:
         return read + draft_pairs
 
     def _index(self) -> None:
-        """Index the resources read, by type and by reference, and say whose they are."""
+        """Index the resources read, by type and by reference, and say whose they are.
+
+        One pass over the prefetch: each resource is taken as it is read, not read into a list of
+        pairs first and taken from it (for 5,000 resources, the second pass re-read ~13 MB of
+        dicts from memory)."""
         by_reference: dict[str, dict[str, Any]] = {}
         by_type: dict[str, list[dict[str, Any]]] = {}
         seen: set[str] = set()
@@ -142,23 +172,31 @@ class Chart:
         # every type asked.
         owners: dict[int, str | None] = {}
         known: dict[str, str | None] = {}
+        owner = self._owner
+
         # The chart holds what the prefetch says; the drafts stay apart. A chart order that a draft
         # of the same id modifies stays in the chart: it is the therapy the patient is on now.
-        for full_url, resource in self._read():
+        def take(full_url: str | None, resource: dict[str, Any]) -> None:
             kind = resource["resourceType"]
             key = f"{kind}/{resource.get('id')}"  # ref(resource), written out: every resource of the chart
             if full_url:
                 by_reference.setdefault(full_url, resource)
             by_reference.setdefault(key, resource)
             if key in seen or id(resource) in draft_ids:
-                continue
+                return
             seen.add(key)
             if kind in by_type:
                 by_type[kind].append(resource)
             else:
                 by_type[kind] = [resource]
             if kind in _PATIENT_DATA:
-                owners[id(resource)] = self._owner(resource, known)
+                owners[id(resource)] = owner(resource, known)
+
+        values, draft_pairs = self._sources
+        for value in values:
+            _take_each(take, value)
+        for full_url, resource in draft_pairs:
+            take(full_url, resource)
         self._by_type, self._by_reference, self._owners = by_type, by_reference, owners
         elsewhere = sorted({owner for owner in owners.values() if owner not in (None, self.patient_id)})
         if elsewhere:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fhir_module.engine.chart import Chart, _patients_into, _read_into
+from fhir_module.engine.chart import Chart, _patients_into, _read_into, _take_each
 from fhir_module.engine.errors import RequestError
 
 
@@ -54,6 +54,18 @@ def test_the_patients_found_are_those_reading_finds(value: Any) -> None:
     _patients_into(found, value)
     read = [resource for _, resource in pairs if resource["resourceType"] == "Patient"]
     assert [id(r) for r in found] == [id(r) for r in read]
+
+
+@pytest.mark.parametrize("value", [*SHAPES, bundle({"fullUrl": 5, "resource": patient("p7")},
+                                                   {"fullUrl": "urn:y", "resource": {"resourceType": "Observation"}})])
+def test_the_index_takes_the_pairs_reading_reads(value: Any) -> None:
+    """The index takes each resource as it reads it (`_take_each`), not from a list of pairs:
+    the same pairs, in the same order."""
+    pairs: list = []
+    _read_into(pairs, value)
+    taken: list = []
+    _take_each(lambda full_url, resource: taken.append((full_url, resource)), value)
+    assert [(url, id(r)) for url, r in taken] == [(url, id(r)) for url, r in pairs]
 
 
 def test_a_prefetch_naming_another_patient_is_refused_before_any_index() -> None:

@@ -175,7 +175,7 @@ class Compiler:
                  "this = index = total = None")
         for position, name in enumerate(dict.fromkeys(node.name for node in variables_used(tree))):
             code.variables[name] = f"v{position}"
-            code.add(f"v{position} = lookup({name!r})")
+            code.add(f"v{position} = lookup({code.text(name)})")
         values = compiled.emit(code, "root")
         if compiled.scalar:  # made here, of strings, numbers and booleans: nothing to convert or copy
             code.add(f"return {values}")
@@ -205,7 +205,7 @@ class Compiler:
 
         def emit(code: Code, focus: str) -> str:
             value = code.variables[name]
-            return code.assign(f"{value} if isinstance({value}, list) else _variable({value}, {name!r}, root)")
+            return code.assign(f"{value} if isinstance({value}, list) else _variable({value}, {code.text(name)}, root)")
 
         return Compiled(emit, RAW)
 
@@ -240,16 +240,17 @@ class Compiler:
         def emit(code: Code, focus: str) -> str:
             items = source.emit(code, focus)
             found, item, value, extension = code.temp(), code.temp(), code.temp(), code.temp()
+            name, extension_name = code.text(key), code.text("_" + key)
             code.add(f"{found} = []")
             with code.block(f"for {item} in {items}:"):
                 with code.block(f"if isinstance({item}, dict):"):
                     if is_choice:
                         code.add(f"if 'resourceType' in {item}:",
-                                 f"    {value}, {extension} = choice({item}, {key!r})",
+                                 f"    {value}, {extension} = choice({item}, {name})",
                                  "else:",
-                                 f"    {value}, {extension} = {item}.get({key!r}), {item}.get({'_' + key!r})")
+                                 f"    {value}, {extension} = {item}.get({name}), {item}.get({extension_name})")
                     else:
-                        code.add(f"{value}, {extension} = {item}.get({key!r}), {item}.get({'_' + key!r})")
+                        code.add(f"{value}, {extension} = {item}.get({name}), {item}.get({extension_name})")
                 if key == "length":
                     code.add("else:", f"    {value}, {extension} = len({item}), None")
                 else:

@@ -8,9 +8,13 @@ from __future__ import annotations
 import copy
 import json
 import numbers
+import re
+import sys
 from collections import OrderedDict
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import lru_cache
+from types import CodeType
 from typing import Any, Callable, Iterator, Mapping
 
 from . import ast
@@ -60,12 +64,18 @@ class Compiled:
 
 class Code:
     """The Python source of one compiled expression, written statement by statement, and the
-    objects it refers to by name."""
+    objects it refers to by name.
+
+    The expression's own strings (its literals, member and variable names) are written as stand-ins,
+    so that expressions of one shape (`%order.status = 'active'`, `%order.intent = 'order'`) share
+    the source, and Python compiles it once: each expression's code is the shared code with its own
+    strings put in place of the stand-ins (`function`). Compiling was most of a start's compile cost."""
 
     def __init__(self, names: Mapping[str, Any]) -> None:
         self.lines: list[str] = []
         self.names = dict(names)
         self.variables: dict[str, str] = {}  # the local name holding each %variable's value
+        self.texts: list[str] = []  # the expression's strings, in the order written: stand-in n is texts[n]
         self._depth = 1
         self._count = 0
 
@@ -87,9 +97,17 @@ class Code:
         fhirpathpy evaluates a function's argument on."""
         self.add("if this is None:", "    this = root")
 
+    def text(self, value: str) -> str:
+        """How the source writes a string of the expression: the literal of a new stand-in (one for
+        each use, so that the shape does not depend on which strings are equal)."""
+        self.texts.append(value)
+        return repr(_stand_in(len(self.texts) - 1))
+
     def constant(self, value: Any) -> str:
-        """How the source names a value: its literal for text, integers and booleans."""
-        if type(value) in (str, int, bool):
+        """How the source names a value: a literal for text (see `text`), integers and booleans."""
+        if type(value) is str:
+            return self.text(value)
+        if type(value) in (int, bool):
             return repr(value)
         name = f"_k{len(self.names)}"
         self.names[name] = value
@@ -105,14 +123,73 @@ class Code:
             self._depth -= 1
 
     @property
-    def source(self) -> str:
+    def shape(self) -> str:
+        """The source with the expression's strings as stand-ins."""
         return "\n".join(self.lines)
 
+    @property
+    def source(self) -> str:
+        """The source with the expression's own strings: what `function` compiles, in effect."""
+        return _STAND_IN_LITERAL.sub(lambda found: repr(self.texts[int(found.group(1))]), self.shape)
+
     def function(self, name: str, parameters: str, filename: str = "") -> Callable[..., Any]:
-        text = f"def {name}({parameters}):\n{self.source}\n"
+        filename = filename or f"<fhirpath {name}>"
+        values = {_stand_in(position): _as_compiled(value) for position, value in enumerate(self.texts)}
+        code = _bound(_compiled_shape(f"def {name}({parameters}):\n{self.shape}\n"), values, filename)
+        if any(type(constant) is str and _STAND_IN in constant for constant in _constants(code.co_consts)):
+            # A stand-in that Python's compiler folded into another constant, or one of the
+            # expression's strings that holds the stand-in character: compiled as written.
+            code = compile(f"def {name}({parameters}):\n{self.source}\n", filename, "exec")
         namespace = dict(self.names)
-        exec(compile(text, filename or f"<fhirpath {name}>", "exec"), namespace)  # noqa: S102 - source generated here
+        exec(code, namespace)  # noqa: S102 - source generated here
         return namespace[name]
+
+
+# A stand-in is this character, a number and this character again: the compiler writes no such string.
+_STAND_IN = "\x00"
+_STAND_IN_LITERAL = re.compile(r"'\\x00(\d+)\\x00'")
+
+
+def _stand_in(position: int) -> str:
+    return f"{_STAND_IN}{position}{_STAND_IN}"
+
+
+@lru_cache(maxsize=1024)
+def _compiled_shape(source: str) -> CodeType:
+    """The compiled code of a shape of source (88 shapes for the 219 expressions of the built-in modules)."""
+    return compile(source, "<fhirpath>", "exec")
+
+
+def _as_compiled(value: str) -> str:
+    """A string as Python's compiler keeps a constant: interned when made of ASCII letters, digits and `_`."""
+    return sys.intern(value) if value.isascii() and (not value or value.replace("_", "a").isalnum()) else value
+
+
+def _bound(code: CodeType, values: Mapping[str, str], filename: str) -> CodeType:
+    """`code`, and the code inside it, with each stand-in constant replaced by its value, named `filename`."""
+    return code.replace(co_consts=tuple(_bound_constant(constant, values, filename) for constant in code.co_consts),
+                        co_filename=filename)
+
+
+def _bound_constant(constant: Any, values: Mapping[str, str], filename: str) -> Any:
+    if type(constant) is str:
+        return values.get(constant, constant)
+    if type(constant) in (tuple, frozenset):
+        return type(constant)(_bound_constant(item, values, filename) for item in constant)
+    if type(constant) is CodeType:
+        return _bound(constant, values, filename)
+    return constant
+
+
+def _constants(constants: tuple | frozenset) -> Iterator[Any]:
+    """Every constant among `constants`, in the code, tuples and frozensets inside them too."""
+    for constant in constants:
+        if type(constant) is CodeType:
+            yield from _constants(constant.co_consts)
+        elif type(constant) in (tuple, frozenset):
+            yield from _constants(constant)
+        else:
+            yield constant
 
 
 # -- values -----------------------------------------------------------------------------------

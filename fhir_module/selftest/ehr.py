@@ -187,6 +187,11 @@ def answer_query(query: str, record: Iterable[dict[str, Any]], base_url: str = D
 @lru_cache(maxsize=1024)
 def _search_parameters(query_string: str) -> tuple[tuple[str, str], ...]:
     # The same few queries for every case of a module: read once.
+    if "%" not in query_string and "+" not in query_string:
+        # Nothing to decode (every query the built-in cases make: each names its patient, so few
+        # repeat): parse_qsl's own split, without its decoding of each name and value.
+        fields = [field.partition("=") for field in query_string.split("&") if field]
+        return tuple((name, value) for name, _, value in fields)
     return tuple(parse_qsl(query_string, keep_blank_values=True))
 
 

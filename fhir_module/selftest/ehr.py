@@ -58,8 +58,7 @@ def render_template(template: str, context: dict[str, Any], today: date) -> str:
     """Replaces the CDS Hooks prefetch tokens (``{{context.patientId}}``, ``{{userPractitionerId}}``, ...)."""
     user_type, _, user_ref_id = str(context.get("userId", "")).partition("/")
 
-    def replace(match: re.Match[str]) -> str:
-        token = match.group(1)
+    def replace(token: str) -> str:
         if token.startswith("context."):
             value = context.get(token[len("context.") :])
             if not isinstance(value, str):
@@ -75,7 +74,18 @@ def render_template(template: str, context: dict[str, Any], today: date) -> str:
             return (shift_date(today, sign, int(amount), unit) if sign else today).isoformat()
         raise ScenarioError(f"unknown prefetch token {{{{{token}}}}}")
 
-    return _TOKEN.sub(replace, template)
+    parts = _template_parts(template)
+    if len(parts) == 1:
+        return template
+    # Text, token, text, ...: each token replaced in order, as `_TOKEN.sub` would.
+    return "".join(replace(part) if position % 2 else part for position, part in enumerate(parts))
+
+
+@lru_cache(maxsize=256)
+def _template_parts(template: str) -> tuple[str, ...]:
+    """The template split at its tokens: text, then each token (stripped) and the text after it.
+    The same few templates for every case: each split once."""
+    return tuple(_TOKEN.split(template))
 
 
 def _patient_reference(resource: dict[str, Any]) -> str | None:

@@ -85,8 +85,10 @@ class ActionReading:
     def holds(self, scope: Scope) -> bool:
         """Whether every applicability condition is true (a single true: see expressions.truthy)."""
         for expression in self.conditions:
-            # expressions.truthy written out: a call less for every condition of every request.
-            values = scope.evaluate(expression)
+            # expressions.truthy and, once the root is known, Scope.evaluate written out: calls
+            # less for every condition of every request.
+            root = scope.root
+            values = scope.evaluate(expression) if root is None else expression.run(root[0] if root else {}, scope.value)
             if len(values) != 1 or values[0] is not True:
                 return False
         return True

@@ -54,7 +54,7 @@ class Scope:
     """`report` (given to the root scope, shared by its children) hears of each part of a card
     text that could not be evaluated; other failures propagate as EvaluationFailure."""
 
-    __slots__ = ("parent", "definitions", "values", "report", "_evaluating", "_failed", "_root")
+    __slots__ = ("parent", "definitions", "values", "report", "_evaluating", "_failed", "root")
 
     def __init__(
         self,
@@ -67,21 +67,27 @@ class Scope:
         if type(definitions) is not Definitions:
             definitions = Definitions(definitions) if definitions else _NO_DEFINITIONS
         self.definitions: Definitions = definitions
-        own = self.values = dict(values) if values else {}
-        for name, constant in definitions.constants:
-            if name not in own:
+        if values:
+            own = self.values = dict(values)
+            for name, constant in definitions.constants:
+                if name not in own:
+                    own[name] = list(constant)
+        else:  # most scopes (a rule's): the constants alone, each named once
+            own = self.values = {}
+            for name, constant in definitions.constants:
                 own[name] = list(constant)
         self.report = report or (parent.report if parent is not None else None)
         # Made when first needed: most scopes define nothing that reads itself or fails.
         self._evaluating: set[str] | None = None
         self._failed: dict[str, EvaluationFailure] | None = None
         # %order, once a value: given here, or the parent's when this scope does not name it
-        # (else looked up on first use, see _order).
-        self._root: list[Any] | None = None
+        # (else looked up on first use, see _order). The root of every expression evaluated here;
+        # read only (see `evaluate`).
+        self.root: list[Any] | None = None
         if "order" in own:
-            self._root = own["order"]
+            self.root = own["order"]
         elif parent is not None and "order" not in definitions:
-            self._root = parent._root
+            self.root = parent.root
 
     def child(self, definitions: "dict[str, str] | dict[str, Expression] | None" = None,
               values: dict[str, list[Any]] | None = None) -> "Scope":
@@ -130,7 +136,11 @@ class Scope:
             return []
         self._evaluating.add(name)
         try:
-            self.values[name] = self.evaluate(self.definitions[name])
+            root = self.root
+            if root is None:
+                self.values[name] = self.evaluate(self.definitions[name])
+            else:  # `evaluate` written out: every variable a request reads is defined here
+                self.values[name] = self.definitions[name].run(root[0] if root else {}, self.value)
         except EvaluationFailure as failure:
             # Kept, and raised again, as copies: a failure once raised carries a traceback whose
             # frames hold this scope, a reference cycle that would keep the whole request in
@@ -144,9 +154,11 @@ class Scope:
         return self.values[name]
 
     def evaluate(self, expression: Expression | str) -> list[Any]:
+        """The expression's value here. (Written out in `_define` and ActionReading.holds, which
+        call `run` themselves once the root is known: a call less for most evaluations.)"""
         if isinstance(expression, str):
             expression = compiled(expression)
-        root = self._root
+        root = self.root
         if root is None:
             # The variables first, then %order (which a scope might define), as they always were;
             # the expression then looks its variables up again, each already a value (or failed).
@@ -161,8 +173,8 @@ class Scope:
         scope: Scope | None = self
         while scope is not None:
             if "order" in scope.values:
-                self._root = scope.values["order"]
-                return self._root
+                self.root = scope.values["order"]
+                return self.root
             if "order" in scope.definitions:
                 return scope._define("order")
             scope = scope.parent

@@ -53,6 +53,38 @@ def test_a_scope_holds_its_literal_variables_and_values_given_win() -> None:
     given = Scope(definitions={"limit": "120"}, values={"limit": [7]})
     assert given.value("limit") == [7]
     assert Scope(definitions={"limit": "120"}).reads([compiled("%limit")]) != frozenset()
+    # A scope given no values holds the constants alone, each scope its own list of each.
+    definitions = Scope(definitions={"limit": "120", "low": "30", "twice": "%limit + %limit"}).definitions
+    first, second = Scope(definitions=definitions), Scope(definitions=definitions)
+    assert first.values == second.values == {"limit": [120], "low": [30]}
+    assert first.values["limit"] is not second.values["limit"]
+
+
+_ROOT_CASES = [
+    ({"order": [{"id": "o1", "status": "active"}]}, {}),  # the root given
+    ({"order": []}, {}),  # an empty root: expressions see {}
+    ({}, {"order": "%draftOrders.first()"}),  # the root is a definition, not yet worked out
+]
+
+
+@pytest.mark.parametrize("values, defined", _ROOT_CASES)
+def test_a_definition_and_a_condition_evaluated_once_the_root_is_known_are_what_evaluate_gives(
+        values: dict[str, Any], defined: dict[str, str]) -> None:
+    """Scope._define and ActionReading.holds call `run` themselves once a scope's root is known;
+    a fresh scope evaluating the same text gives the same values."""
+    request = Scope(values={"draftOrders": [{"id": "d1", "status": "draft"}], **values})
+    texts = {"status": "%order.status", "isActive": "%order.status = 'active'", "none": "%order.missing.exists()",
+             "id": "id", **defined}
+    action = {"extension": [{"url": EXT_VARIABLE, "valueExpression": {"name": name, "expression": text}}
+                            for name, text in texts.items()],
+              "condition": [{"kind": "applicability", "expression": {"expression": "%status.exists() or %id.empty()"}}]}
+    reading = ActionReading(action)
+    scope = Scope(request, reading.definitions)
+    for name in texts:
+        assert scope.value(name) == Scope(request, reading.definitions).evaluate(compiled(f"%{name}")), name
+    expected = Scope(request, reading.definitions).evaluate(reading.conditions[0]) == [True]
+    assert reading.holds(Scope(request, reading.definitions)) is expected
+    assert reading.holds(scope) is expected
 
 
 def _actions(plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ the knowledge check)."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 # An update's dynamicValue paths address the MedicationRequest the ActivityDefinition creates (FHIR:
@@ -64,9 +65,15 @@ def path_problem(definition: dict[str, Any], path: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
+def _steps(path: str) -> tuple[tuple[str, str], ...]:
+    """The (name, index) steps of a path: the knowledge's few paths, read once each."""
+    return tuple(_STEP.findall(path))
+
+
 def set_path(resource: dict[str, Any], path: str, value: Any) -> None:
     """Set a simple FHIRPath-like path (`a[0].b.c`) in a resource, creating what is missing."""
-    steps = _STEP.findall(path)
+    steps = _steps(path)
     node: Any = resource
     for position, (name, index) in enumerate(steps):
         last = position == len(steps) - 1

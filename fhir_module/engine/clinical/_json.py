@@ -88,13 +88,18 @@ def codings(concept: Any) -> list[tuple[str, str, str | None]]:
         if not isinstance(coding, dict):
             continue
         code = coding.get("code")
-        if not isinstance(code, str) or not (code := code.strip()):
+        if not isinstance(code, str):
+            continue
+        # The code without its whitespace: split drops it (and a blank code has no part); most
+        # codes have none, and come back whole as the one part.
+        parts = code.split()
+        if not parts:
             continue
         system = coding.get("system")
-        system = system.strip() if isinstance(system, str) else ""
         display = coding.get("display")
-        display = (display.strip() or None) if isinstance(display, str) else None
-        out.append((system, "".join(code.split()), display))
+        out.append((system.strip() if isinstance(system, str) else "",
+                    parts[0] if len(parts) == 1 else "".join(parts),
+                    (display.strip() or None) if isinstance(display, str) else None))
     return out
 
 

@@ -21,7 +21,8 @@ from fhir_module.engine.facts import ChartFacts
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
-texts = st.one_of(st.none(), st.integers(), st.sampled_from(["", " ", " 8867-4 ", "8867 - 4", "http://loinc.org", "Heart rate"]),
+texts = st.one_of(st.none(), st.integers(), st.sampled_from(["", " ", " 8867-4 ", "8867 - 4", "http://loinc.org", "Heart rate",
+                                                                 "\t\n", "8867-4\u2003", "\u00a0 K72 .00\x1c"]),
                   st.text(max_size=6))
 coding = st.one_of(st.dictionaries(st.sampled_from(["system", "code", "display", "other"]), texts, max_size=4), texts)
 concepts = st.one_of(texts, st.lists(coding, max_size=3),
